@@ -1,0 +1,212 @@
+"""The event-driven backtester: the live dispatcher, driven bar by bar with a simulated clock.
+
+Per session t: the simulated venue matches working orders against bar t (fills are dispatched first, as the
+exchange trades before the bar completes), then one ``MarketEvent`` carrying every symbol is dispatched to the
+portfolio (mark, settle, risk) and the strategy (signals -> orders, which can only fill on later bars).
+``build_backtest`` is the one wiring function; the CLI and the tests both call it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from core.clock import SimClock
+from core.config_models import AppConfig
+from core.event_queue import EventQueue
+from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent
+from data.calendar import TradingCalendar
+from data.panel import BarPanel
+from execution.commissions import build_commission_model
+from execution.sim_executor import SessionTimes, SimulatedExecutor
+from execution.slippage import SlippageModel
+from portfolio.ledger import Ledger
+from portfolio.monthly_counter import MonthlyTradeCounter
+from portfolio.optimizer import VolatilityTargeter
+from portfolio.order_ids import OrderIdFactory
+from portfolio.portfolio_manager import PortfolioManager
+from portfolio.pre_trade import PreTradeGate
+from portfolio.risk_manager import RiskManager
+from portfolio.shared_sizing_logic import PositionSizer
+from strategy.base import BarArrays, Strategy
+
+log = logging.getLogger(__name__)
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+
+
+@dataclass(slots=True)
+class BacktestResult:
+    equity: pd.Series
+    gross_exposure: pd.Series
+    fills: pd.DataFrame
+    bars_processed: int
+    timestamps: int
+    wall_seconds: float
+    rejections: dict[str, int] = field(default_factory=dict)
+    ignored_signals: dict[str, int] = field(default_factory=dict)
+    state_history: list[str] = field(default_factory=list)
+    final_state: str = "ACTIVE"
+
+
+@dataclass(slots=True)
+class Backtest:
+    panel: BarPanel
+    sessions: SessionTimes
+    clock: SimClock
+    queue: EventQueue
+    executor: SimulatedExecutor
+    portfolio: PortfolioManager
+    strategies: list[Strategy]
+
+    def run(self) -> BacktestResult:
+        started = time.perf_counter()
+        panel, queue, clock, executor = self.panel, self.queue, self.clock, self.executor
+        for strategy in self.strategies:
+            strategy.prepare(_bar_arrays(panel))
+        opens, highs, lows, closes, volumes = panel.open, panel.high, panel.low, panel.close, panel.volume
+        open_ns, close_ns = self.sessions.open_ns, self.sessions.close_ns
+        symbols = panel.symbols
+        for t in range(len(close_ns)):
+            ts_close = int(close_ns[t])
+            if executor.has_working_orders():
+                clock.advance_to(int(open_ns[t]))
+                executor.process_bar(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
+                queue.run_until_empty()
+            clock.advance_to(ts_close)
+            queue.put(
+                MarketEvent(
+                    ts_event_ns=ts_close,
+                    ts_init_ns=ts_close,
+                    bar_index=t,
+                    symbols=symbols,
+                    open=opens[t],
+                    high=highs[t],
+                    low=lows[t],
+                    close=closes[t],
+                    volume=volumes[t],
+                )
+            )
+            queue.run_until_empty()
+        wall = time.perf_counter() - started
+        return self._result(wall)
+
+    def _result(self, wall_seconds: float) -> BacktestResult:
+        pm = self.portfolio
+        dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(pm.equity_ts, dtype="int64"), utc=True))
+        session_dates = dates.tz_convert("America/New_York").tz_localize(None).normalize()
+        equity = pd.Series(pm.equity_values, index=session_dates, name="equity")
+        gross = pd.Series(pm.gross_exposure_values, index=session_dates, name="gross_exposure")
+        return BacktestResult(
+            equity=equity,
+            gross_exposure=gross,
+            fills=fills_frame(pm.fills),
+            bars_processed=self.panel.n_bars,
+            timestamps=len(self.panel.dates),
+            wall_seconds=wall_seconds,
+            rejections=dict(pm.rejections),
+            ignored_signals=dict(pm.ignored_signals),
+            state_history=list(pm.state_history),
+            final_state=str(pm.risk.state),
+        )
+
+
+def build_backtest(config: AppConfig, panel: BarPanel, strategies: list[Strategy], calendar: TradingCalendar) -> Backtest:
+    """Wire one backtest from the validated config: the same components the live engine wires."""
+    sessions = session_times(panel, calendar, config.backtest.moc_cutoff_minutes_before_close)
+    start_ns = int(sessions.open_ns[0]) - NS_PER_DAY if len(sessions.open_ns) else 0
+    clock = SimClock(start_ns)
+    queue = EventQueue()
+    pcfg = config.portfolio
+    ledger = Ledger(pcfg.initial_capital, panel.symbols, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
+    portfolio = PortfolioManager(
+        config=pcfg,
+        strategies=config.strategies,
+        symbols=panel.symbols,
+        ledger=ledger,
+        risk=RiskManager(pcfg.risk),
+        sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct),
+        targeter=VolatilityTargeter(pcfg.optimizer),
+        monthly=MonthlyTradeCounter(pcfg.max_trades_per_month),
+        gate=PreTradeGate(config.pre_trade, panel.symbols),
+        order_ids=OrderIdFactory(),
+        put=queue.put,
+        now_ns=clock.now_ns,
+        settles_at_ns=_settlement(sessions, pcfg.settlement_days),
+        adv_lookback_days=config.pre_trade.adv_lookback_days,
+    )
+    executor = SimulatedExecutor(
+        panel.symbols,
+        sessions,
+        build_commission_model(config.costs),
+        SlippageModel(config.costs.slippage),
+        queue.put,
+        clock.now_ns,
+        cash_available=ledger.available_for_buying,
+    )
+    portfolio.router = executor
+    for strategy in strategies:
+        strategy.bind(queue.put, clock.now_ns)
+    routes = {
+        MarketEvent: [portfolio.on_market, *(s.on_market for s in strategies)],
+        SignalEvent: [portfolio.on_signal],
+        OrderEvent: [executor.on_order],
+        FillEvent: [portfolio.on_fill],
+        OrderFailedEvent: [portfolio.on_order_failed],
+    }
+    for event_type, handlers in routes.items():
+        queue.route(event_type, handlers)
+    return Backtest(panel, sessions, clock, queue, executor, portfolio, strategies)
+
+
+def session_times(panel: BarPanel, calendar: TradingCalendar, moc_minutes: int) -> SessionTimes:
+    close_ns = np.asarray(panel.ts_event_ns, dtype=np.int64)
+    open_ns = np.asarray(calendar.session_open_ns(panel.dates), dtype=np.int64)
+    return SessionTimes(open_ns=open_ns, close_ns=close_ns, moc_cutoff_ns=close_ns - moc_minutes * 60 * 1_000_000_000)
+
+
+def _settlement(sessions: SessionTimes, settlement_days: int):  # noqa: ANN202 - returns a closure
+    """Trade at session t settles at the open of session t + settlement_days (T+1 by default)."""
+    close_ns, open_ns = sessions.close_ns, sessions.open_ns
+
+    def settles_at_ns(ts_event_ns: int) -> int:
+        t = int(np.searchsorted(close_ns, ts_event_ns, side="left"))
+        target = t + settlement_days
+        if target < len(open_ns):
+            return int(open_ns[target])
+        return int(close_ns[-1]) + (target - len(open_ns) + 1) * NS_PER_DAY
+
+    return settles_at_ns
+
+
+def _bar_arrays(panel: BarPanel) -> BarArrays:
+    return BarArrays(panel.symbols, panel.open, panel.high, panel.low, panel.close, panel.volume)
+
+
+def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
+    columns = ["date", "ts_event_ns", "client_order_id", "exec_id", "strategy_id", "symbol", "side", "quantity",
+               "price", "commission", "slippage_cost", "order_type"]
+    if not fills:
+        return pd.DataFrame(columns=columns)
+    ts = np.array([f.ts_event_ns for f in fills], dtype="int64")
+    dates = pd.to_datetime(ts, utc=True).tz_convert("America/New_York").tz_localize(None).normalize()
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "ts_event_ns": ts,
+            "client_order_id": [f.client_order_id for f in fills],
+            "exec_id": [f.exec_id for f in fills],
+            "strategy_id": [f.strategy_id for f in fills],
+            "symbol": [f.symbol for f in fills],
+            "side": [f.side.value for f in fills],
+            "quantity": [f.quantity for f in fills],
+            "price": [f.price for f in fills],
+            "commission": [f.commission for f in fills],
+            "slippage_cost": [f.slippage_cost for f in fills],
+            "order_type": [f.order_type.value for f in fills],
+        }
+    )

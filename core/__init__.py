@@ -1,0 +1,1 @@
+"""Core: events, dispatcher, clock, errors and configuration shared by every process."""

@@ -1,0 +1,155 @@
+"""Immutable, timestamped events: the only things that travel through the dispatcher.
+
+Every event has ``ts_event_ns`` (when it happened in the market, UTC epoch ns) and ``ts_init_ns`` (clock time
+when our process created it). On the hot path there is **one MarketEvent per timestamp carrying every symbol as
+arrays**: one object per symbol per bar costs too much to reach millions of bars per second. Orders and fills
+are rare by comparison and are one object each.
+
+This module imports nothing of the project (dependency rule), only the standard library and numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+
+import numpy as np
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def sign(self) -> int:
+        return 1 if self is Side.BUY else -1
+
+
+class OrderType(StrEnum):
+    MKT = "MKT"  # next bar's open in the backtest
+    LMT = "LMT"  # during the next bar if its range reaches the limit
+    MOC = "MOC"  # closing auction of the first session whose MOC cut-off is after submission
+    LOC = "LOC"  # as MOC, only if the closing price satisfies the limit
+
+
+class TimeInForce(StrEnum):
+    DAY = "DAY"
+    GTC = "GTC"
+
+
+class OrderStatus(StrEnum):
+    PENDING_SUBMIT = "PENDING_SUBMIT"  # journaled, not yet acknowledged by the venue
+    SUBMITTED = "SUBMITTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+
+class TradingState(StrEnum):
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"  # only orders that shrink exposure
+    HALTED = "HALTED"  # no new orders; one-way for the life of the process
+
+
+class SignalDirection(IntEnum):
+    SHORT = -1
+    EXIT = 0  # close whatever is held in the symbol
+    LONG = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketEvent:
+    """Completed bars of every symbol at one timestamp.
+
+    ``bar_index`` is the row of this timestamp in the run's bar panel, so strategies can read indicators that
+    were computed causally over the panel once. A NaN in a row means "no valid bar for that symbol now"
+    (not listed yet, halted, or quarantined by the bad-bar guard): nothing may trade on it.
+    """
+
+    ts_event_ns: int
+    ts_init_ns: int
+    bar_index: int
+    symbols: tuple[str, ...]
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalEvent:
+    """A strategy's view on one symbol. Sizing belongs to the portfolio, not to the strategy.
+
+    ``stop_distance`` is the price distance to the strategy's protective stop (e.g. 2 x ATR); the
+    volatility-adjusted sizer risks ``risk_per_trade_pct`` of equity over it. ``reference_price`` is the last
+    close the strategy decided on.
+    """
+
+    ts_event_ns: int
+    ts_init_ns: int
+    strategy_id: str
+    symbol: str
+    direction: SignalDirection
+    strength: float = 1.0
+    reference_price: float
+    stop_distance: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderEvent:
+    """An order we intend to send. ``client_order_id`` is ours, deterministic and idempotent."""
+
+    ts_event_ns: int
+    ts_init_ns: int
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    order_type: OrderType
+    limit_price: float | None = None
+    time_in_force: TimeInForce = TimeInForce.DAY
+    reference_price: float
+    reduce_only: bool = False
+    broker_order_id: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillEvent:
+    """One execution. ``exec_id`` is unique per execution so replays and duplicates can be dropped."""
+
+    ts_event_ns: int
+    ts_init_ns: int
+    client_order_id: str
+    broker_order_id: int | None
+    exec_id: str
+    strategy_id: str
+    symbol: str
+    side: Side
+    quantity: int
+    price: float
+    commission: float
+    slippage_cost: float = 0.0
+    order_type: OrderType = OrderType.MKT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderFailedEvent:
+    """An order that will not (or will no longer) fill: rejected, cancelled or expired, with the reason."""
+
+    ts_event_ns: int
+    ts_init_ns: int
+    client_order_id: str
+    strategy_id: str
+    symbol: str
+    status: OrderStatus
+    reason: str
+    code: int | None = None
+    filled_quantity: int = 0
+
+
+Event = MarketEvent | SignalEvent | OrderEvent | FillEvent | OrderFailedEvent

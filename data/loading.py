@@ -1,0 +1,78 @@
+"""Resolve a data spec ('synthetic', a folder of CSVs, or one CSV file) into a guarded, aligned BarPanel."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from core.config_models import SyntheticDataConfig
+from core.errors import DataError
+from data.calendar import TradingCalendar
+from data.csv_loader import load_csv, load_csv_folder
+from data.panel import BarPanel
+from data.synthetic import generate_market
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedData:
+    panel: BarPanel
+    description: str
+    quarantined: int
+
+
+def load_panel(
+    spec: str,
+    *,
+    calendar: TradingCalendar,
+    symbols: Sequence[str] | None,
+    start: str | None,
+    end: str | None,
+    seed: int,
+    synthetic: SyntheticDataConfig,
+    adjust: bool = False,
+) -> LoadedData:
+    if spec == "synthetic":
+        universe: Sequence[str] | int = list(symbols) if symbols else synthetic.n_symbols
+        frames = generate_market(universe, start or synthetic.start, end or synthetic.end, seed, calendar)
+        description = f"synthetic(seed={seed})"
+        quarantined = 0
+    else:
+        path = Path(spec)
+        if path.is_dir():
+            results = load_csv_folder(path, symbols=symbols, adjust=adjust, calendar=calendar)
+        elif path.is_file():
+            result = load_csv(path, adjust=adjust, calendar=calendar)
+            stem_symbol = symbols[0] if symbols and len(symbols) == 1 else None
+            results = {stem_symbol or _symbol_of(result, path): result}
+        else:
+            raise DataError(f"--data {spec!r}: not 'synthetic', an existing folder or an existing CSV file")
+        if symbols:
+            missing = sorted(set(symbols) - set(results))
+            if missing:
+                raise DataError(f"--data {spec!r}: no file for symbols {missing}; found {sorted(results)}")
+        frames = {s: r.clean for s, r in results.items()}
+        quarantined = sum(len(r.quarantined) for r in results.values())
+        description = f"csv({path}{', adjusted' if adjust else ''})"
+    frames = {s: _between(f, start, end) for s, f in frames.items()}
+    frames = {s: f for s, f in frames.items() if len(f)}
+    if not frames:
+        raise DataError(f"no bars for data {spec!r} between {start or 'the start'} and {end or 'the end'}")
+    return LoadedData(BarPanel.from_frames(frames, calendar), description, quarantined)
+
+
+def _between(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:
+    if start:
+        frame = frame[frame.index >= pd.Timestamp(start)]
+    if end:
+        frame = frame[frame.index <= pd.Timestamp(end)]
+    return frame
+
+
+def _symbol_of(result: object, path: Path) -> str:
+    return path.name.split("-")[0].split(".")[0].upper()

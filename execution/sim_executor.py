@@ -1,0 +1,217 @@
+"""The simulated venue of the backtester: an ``OrderRouter`` that fills orders against later bars.
+
+Fill rules (no fill uses a price from before the order was submitted):
+
+- MKT: the open of the first session that opens after submission.
+- LMT: during the first session after submission, if its range reaches the limit: a buy fills at
+  min(open, limit) when low <= limit, a sell at max(open, limit) when high >= limit. DAY orders expire after
+  that session; GTC orders keep working.
+- MOC: the close of the first session whose MOC cut-off is after submission (a decision taken on a daily close
+  therefore trades at the next session's close).
+- LOC: as MOC, only if that close satisfies the limit; otherwise the order expires.
+
+Slippage (half-spread plus participation impact) is applied to the reference price, fills are capped at the
+configured share of the bar's volume (MKT remainders keep working on later bars, DAY remainders of other types
+expire), and buys are capped to the cash the account can spend, as a broker would refuse the excess.
+The backtest engine calls ``process_bar`` *before* the bar is published, as the exchange trades before the
+bar completes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus, OrderType, Side, TimeInForce
+from execution.commissions import CommissionModel
+from execution.order_state import ManagedOrder, OrderBook
+from execution.slippage import SlippageModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """Per bar index: session open, close and MOC cut-off (UTC epoch ns) from the exchange calendar."""
+
+    open_ns: np.ndarray
+    close_ns: np.ndarray
+    moc_cutoff_ns: np.ndarray
+
+
+class SimulatedExecutor:
+    def __init__(
+        self,
+        symbols: tuple[str, ...],
+        sessions: SessionTimes,
+        commission: CommissionModel,
+        slippage: SlippageModel,
+        put: Callable[[object], None],
+        now_ns: Callable[[], int],
+        cash_available: Callable[[], float] | None = None,
+    ) -> None:
+        self._index = {s: j for j, s in enumerate(symbols)}
+        self._sessions = sessions
+        self._commission = commission
+        self._slippage = slippage
+        self._put = put
+        self._now_ns = now_ns
+        self._cash_available = cash_available
+        self.book = OrderBook()
+        self._broker_ids = itertools.count(1)
+        self._exec_ids = itertools.count(1)
+        self._broker_id_of: dict[str, int] = {}
+
+    # -- OrderRouter ------------------------------------------------------------------------------------------
+    def submit(self, order: OrderEvent) -> None:
+        if order.client_order_id in self.book:
+            log.warning("event=duplicate_submit_ignored client_order_id=%s", order.client_order_id)
+            return
+        managed = self.book.add(order)
+        if order.quantity <= 0 or order.symbol not in self._index:
+            managed.transition(OrderStatus.REJECTED)
+            self.book.settle_terminal(managed)
+            self._fail(managed, OrderStatus.REJECTED, f"venue rejected: quantity {order.quantity} symbol {order.symbol}")
+            return
+        self._broker_id_of[order.client_order_id] = next(self._broker_ids)
+        managed.transition(OrderStatus.SUBMITTED)
+
+    def on_order(self, order: OrderEvent) -> None:
+        self.submit(order)
+
+    def cancel(self, client_order_id: str, reason: str) -> None:
+        managed = self.book.get(client_order_id)
+        if managed is None or managed.is_terminal:
+            return
+        managed.transition(OrderStatus.CANCELLED)
+        self.book.settle_terminal(managed)
+        self._fail(managed, OrderStatus.CANCELLED, reason)
+
+    def cancel_all(self, reason: str) -> None:
+        for managed in self.book.working():
+            self.cancel(managed.order.client_order_id, reason)
+
+    # -- the venue ---------------------------------------------------------------------------------------------
+    def has_working_orders(self) -> bool:
+        return self.book.has_working()
+
+    def process_bar(
+        self, t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+    ) -> None:
+        """Match every working order against bar ``t`` of every symbol."""
+        if not self.book.has_working():
+            return
+        open_ns = int(self._sessions.open_ns[t])
+        close_ns = int(self._sessions.close_ns[t])
+        cutoff_ns = int(self._sessions.moc_cutoff_ns[t])
+        for managed in self.book.working():
+            order = managed.order
+            j = self._index[order.symbol]
+            o, h, lo, c, v = float(open_[j]), float(high[j]), float(low[j]), float(close[j]), float(volume[j])
+            if order.order_type in (OrderType.MKT, OrderType.LMT):
+                if order.ts_init_ns >= open_ns:
+                    continue  # submitted after this session opened: not eligible yet
+            elif order.ts_init_ns >= cutoff_ns:
+                continue  # missed this session's closing-auction cut-off
+            if math.isnan(c):
+                continue  # no valid bar for the symbol (halted, missing or quarantined): nothing trades
+            self._match(managed, o, h, lo, c, v, open_ns, close_ns)
+            if not managed.is_terminal and self._expires_after_session(managed):
+                managed.transition(OrderStatus.EXPIRED)
+                self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order not (fully) filled in session")
+            self.book.settle_terminal(managed)
+
+    def _expires_after_session(self, managed: ManagedOrder) -> bool:
+        order = managed.order
+        if order.order_type in (OrderType.MOC, OrderType.LOC):
+            return True
+        return order.order_type is OrderType.LMT and order.time_in_force is TimeInForce.DAY
+
+    def _match(
+        self, managed: ManagedOrder, o: float, h: float, lo: float, c: float, v: float, open_ns: int, close_ns: int
+    ) -> None:
+        order = managed.order
+        buy = order.side is Side.BUY
+        limit = order.limit_price
+        if order.order_type is OrderType.MKT:
+            raw, ts = o, open_ns
+        elif order.order_type is OrderType.LMT:
+            assert limit is not None
+            if buy and lo <= limit:
+                raw = min(o, limit)
+            elif not buy and h >= limit:
+                raw = max(o, limit)
+            else:
+                return
+            ts = open_ns
+        elif order.order_type is OrderType.MOC:
+            raw, ts = c, close_ns
+        else:  # LOC
+            assert limit is not None
+            if (buy and c > limit) or (not buy and c < limit):
+                return
+            raw, ts = c, close_ns
+        quantity = min(managed.remaining, self._slippage.max_fill_quantity(v))
+        price = self._slippage.fill_price(order.side, raw, quantity, v)
+        if order.order_type in (OrderType.LMT, OrderType.LOC):
+            price = min(price, limit) if buy else max(price, limit)  # a limit is a limit, slippage included
+        cash_capped = False
+        if buy and self._cash_available is not None:
+            affordable = self._affordable(quantity, price, ts)
+            cash_capped, quantity = affordable < quantity, affordable
+        if quantity > 0:
+            self._fill(managed, quantity, price, raw, ts)
+        if cash_capped and not managed.is_terminal:
+            managed.transition(OrderStatus.CANCELLED)
+            self._fail(managed, OrderStatus.CANCELLED, "buy exceeds the cash the account can spend; remainder cancelled")
+
+    def _affordable(self, quantity: int, price: float, ts: int) -> int:
+        cash = self._cash_available()  # type: ignore[misc]
+        q = min(quantity, int(cash // price)) if price > 0 else 0
+        while q > 0 and q * price + self._commission.commission(Side.BUY, q, price, ts) > cash:
+            q -= 1
+        return q
+
+    def _fill(self, managed: ManagedOrder, quantity: int, price: float, raw_price: float, ts: int) -> None:
+        order = managed.order
+        commission = self._commission.commission(order.side, quantity, price, ts)
+        self._commission.record_fill(quantity, ts)
+        exec_id = f"SIM-{next(self._exec_ids)}"
+        managed.apply_fill(exec_id, quantity, price)
+        self._put(
+            FillEvent(
+                ts_event_ns=ts,
+                ts_init_ns=self._now_ns(),
+                client_order_id=order.client_order_id,
+                broker_order_id=self._broker_id_of.get(order.client_order_id),
+                exec_id=exec_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=quantity,
+                price=price,
+                commission=commission,
+                slippage_cost=abs(price - raw_price) * quantity,
+                order_type=order.order_type,
+            )
+        )
+
+    def _fail(self, managed: ManagedOrder, status: OrderStatus, reason: str) -> None:
+        order = managed.order
+        self._put(
+            OrderFailedEvent(
+                ts_event_ns=self._now_ns(),
+                ts_init_ns=self._now_ns(),
+                client_order_id=order.client_order_id,
+                strategy_id=order.strategy_id,
+                symbol=order.symbol,
+                status=status,
+                reason=reason,
+                filled_quantity=managed.filled_quantity,
+            )
+        )

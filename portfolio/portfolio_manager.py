@@ -1,0 +1,310 @@
+"""Signals in, orders out; fills in, books updated. The decision core shared by backtest and live.
+
+The same object runs inside the backtester and (wrapped by ``live_manager``) inside the engine, so sizing, risk
+limits, pre-trade checks, the monthly cap and the accounting are literally the same calls in both. It owns no
+clock, socket or file: time arrives through events and ``now_ns``, orders leave through ``put``.
+
+Decision rules:
+- One working order per symbol: a signal for a symbol with an order still working is ignored (logged).
+- LONG opens a long when flat (covers first when short); EXIT closes whatever is held; SHORT opens a short only
+  when the portfolio allows shorting. Exits are reduce-only orders.
+- Size = sizer(equity, price, stop) x drawdown throttle x volatility-target leverage, capped by the cash the
+  account may spend (settled cash for a cash account) minus what working buys have reserved.
+- Order: risk manager (trading state, exposure) -> monthly cap -> pre-trade gate; the first rejection wins and is
+  counted by check name. Counters move only after every check passed.
+- On HALTED (drawdown or external) working orders are cancelled and, if the policy says so, every position is
+  closed with market orders that bypass the risk gate (they only reduce exposure).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.config_models import PortfolioConfig, StrategiesConfig
+from core.events import (
+    FillEvent,
+    MarketEvent,
+    OrderEvent,
+    OrderFailedEvent,
+    OrderType,
+    Side,
+    SignalDirection,
+    SignalEvent,
+    TradingState,
+)
+from execution.router import OrderRouter
+from portfolio.ledger import Ledger
+from portfolio.monthly_counter import MonthlyTradeCounter
+from portfolio.optimizer import VolatilityTargeter
+from portfolio.order_ids import OrderIdFactory
+from portfolio.pre_trade import PreTradeGate, Rejection
+from portfolio.risk_manager import RiskManager
+from portfolio.shared_sizing_logic import PositionSizer
+
+log = logging.getLogger(__name__)
+
+CASH_BUFFER = 0.02  # headroom kept on buys for an adverse open; the venue still caps to real cash at fill time
+
+
+@dataclass(slots=True)
+class WorkingOrder:
+    side: Side
+    quantity: int
+    reserved_cash: float
+
+
+class PortfolioManager:
+    def __init__(
+        self,
+        *,
+        config: PortfolioConfig,
+        strategies: StrategiesConfig,
+        symbols: tuple[str, ...],
+        ledger: Ledger,
+        risk: RiskManager,
+        sizer: PositionSizer,
+        targeter: VolatilityTargeter,
+        monthly: MonthlyTradeCounter,
+        gate: PreTradeGate,
+        order_ids: OrderIdFactory,
+        put: Callable[[object], None],
+        now_ns: Callable[[], int],
+        settles_at_ns: Callable[[int], int],
+        adv_lookback_days: int,
+    ) -> None:
+        self.config = config
+        self._strategies = strategies
+        self.symbols = symbols
+        self._index = {s: j for j, s in enumerate(symbols)}
+        self.ledger = ledger
+        self.risk = risk
+        self._sizer = sizer
+        self._targeter = targeter
+        self._monthly = monthly
+        self._gate = gate
+        self._ids = order_ids
+        self._put = put
+        self._now_ns = now_ns
+        self._settles_at_ns = settles_at_ns
+        self.router: OrderRouter | None = None
+        self._working: dict[str, dict[str, WorkingOrder]] = {}
+        self._reserved_cash = 0.0
+        self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
+        self._bars_seen = 0
+        self.rejections: Counter[str] = Counter()
+        self.ignored_signals: Counter[str] = Counter()
+        self.fills: list[FillEvent] = []
+        self.equity_ts: list[int] = []
+        self.equity_values: list[float] = []
+        self.gross_exposure_values: list[float] = []
+        self.state_history: list[str] = []
+        self._flattened = False
+
+    # -- BookView for the pre-trade gate -----------------------------------------------------------------------
+    def position(self, symbol: str) -> int:
+        return self.ledger.position(symbol)
+
+    def last_price(self, symbol: str) -> float:
+        return self.ledger.last_price(symbol)
+
+    def average_daily_volume(self, symbol: str) -> float:
+        j = self._index.get(symbol)
+        if j is None or self._bars_seen == 0:
+            return math.nan
+        column = self._volume_hist[:, j]
+        valid = column[~np.isnan(column)]
+        return float(valid.mean()) if valid.size else math.nan
+
+    # -- event handlers ----------------------------------------------------------------------------------------
+    def on_market(self, event: MarketEvent) -> None:
+        ledger = self.ledger
+        ledger.mark(event.close)
+        ledger.settle(event.ts_event_ns)
+        self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = event.volume
+        self._bars_seen += 1
+        equity = ledger.equity()
+        previous_state = self.risk.state
+        state = self.risk.update(equity, event.ts_event_ns)
+        self._targeter.update(equity)
+        self.equity_ts.append(event.ts_event_ns)
+        self.equity_values.append(equity)
+        self.gross_exposure_values.append(ledger.gross_exposure())
+        if state is not previous_state:
+            self.state_history.append(f"{event.ts_event_ns}:{previous_state}->{state}")
+            if state is TradingState.HALTED:
+                self.on_halt(self.risk.halt_reason or "risk manager halted")
+
+    def on_signal(self, signal: SignalEvent) -> None:
+        if self.risk.state is TradingState.HALTED:
+            self.ignored_signals["halted"] += 1
+            return
+        symbol = signal.symbol
+        if self._working.get(symbol):
+            self.ignored_signals["order_working"] += 1
+            return
+        position = self.ledger.position(symbol)
+        order = self._order_for(signal, position)
+        if order is None:
+            return
+        rejection = self._first_rejection(order)
+        if rejection is not None:
+            self.rejections[rejection.check] += 1
+            log.info(
+                "event=order_rejected check=%s symbol=%s side=%s qty=%d reason=%s",
+                rejection.check, symbol, order.side, order.quantity, rejection.reason,
+            )
+            return
+        self._send(order)
+
+    def on_fill(self, fill: FillEvent) -> None:
+        self.ledger.apply_fill(fill, self._settles_at_ns(fill.ts_event_ns))
+        self.fills.append(fill)
+        working = self._working.get(fill.symbol, {}).get(fill.client_order_id)
+        if working is not None:
+            working.quantity -= fill.quantity
+            if working.side is Side.BUY:
+                release = min(working.reserved_cash, fill.quantity * fill.price + fill.commission)
+                working.reserved_cash -= release
+                self._reserved_cash -= release
+            if working.quantity <= 0:
+                self._release(fill.symbol, fill.client_order_id)
+
+    def on_order_failed(self, event: OrderFailedEvent) -> None:
+        log.info(
+            "event=order_failed client_order_id=%s symbol=%s status=%s reason=%s",
+            event.client_order_id, event.symbol, event.status, event.reason,
+        )
+        self._release(event.symbol, event.client_order_id)
+
+    def on_halt(self, reason: str) -> None:
+        """Cancel everything working and, by policy, flatten. Safe to call more than once."""
+        if self.risk.state is not TradingState.HALTED:
+            self.risk.halt(reason, self._now_ns())
+        if self.router is not None:
+            self.router.cancel_all(f"halted: {reason}")
+        if self.config.risk.flatten_on_halt and not self._flattened:
+            self._flattened = True
+            self.flatten(reason)
+
+    def flatten(self, reason: str) -> None:
+        """Close every position with reduce-only market orders (bypasses the risk gate: exposure only shrinks)."""
+        now = self._now_ns()
+        for symbol, quantity in self.ledger.open_positions().items():
+            if quantity == 0:
+                continue
+            side = Side.SELL if quantity > 0 else Side.BUY
+            order = self._make_order(
+                "flatten", symbol, side, abs(quantity), OrderType.MKT, None, self.ledger.last_price(symbol), now,
+                reduce_only=True, reason=f"flatten: {reason}",
+            )
+            self._send(order)
+
+    # -- internals ---------------------------------------------------------------------------------------------
+    def _order_for(self, signal: SignalEvent, position: int) -> OrderEvent | None:
+        direction = signal.direction
+        if direction is SignalDirection.EXIT or (direction is SignalDirection.LONG and position < 0) or (
+            direction is SignalDirection.SHORT and position > 0
+        ):
+            if position == 0:
+                self.ignored_signals["exit_while_flat"] += 1
+                return None
+            side = Side.SELL if position > 0 else Side.BUY
+            return self._strategy_order(signal, side, abs(position), reduce_only=True)
+        if position != 0:
+            self.ignored_signals["already_positioned"] += 1
+            return None
+        if direction is SignalDirection.SHORT and not self.config.allow_short:
+            self.ignored_signals["short_not_allowed"] += 1
+            return None
+        quantity = self._entry_quantity(signal)
+        if quantity <= 0:
+            self.ignored_signals["zero_size"] += 1
+            return None
+        side = Side.BUY if direction is SignalDirection.LONG else Side.SELL
+        return self._strategy_order(signal, side, quantity, reduce_only=False)
+
+    def _entry_quantity(self, signal: SignalEvent) -> int:
+        equity = self.ledger.equity()
+        scale = self.risk.size_scale() * self._targeter.leverage()
+        quantity = self._sizer.quantity(equity, signal.reference_price, signal.stop_distance, scale)
+        if signal.direction is SignalDirection.LONG:
+            spendable = self.ledger.available_for_buying() - self._reserved_cash
+            price_with_buffer = signal.reference_price * (1.0 + CASH_BUFFER)
+            quantity = min(quantity, max(0, int(spendable // price_with_buffer)))
+        return quantity
+
+    def _strategy_order(self, signal: SignalEvent, side: Side, quantity: int, *, reduce_only: bool) -> OrderEvent:
+        strategy_cfg = getattr(self._strategies, signal.strategy_id, None)
+        order_type = OrderType(strategy_cfg.order_type) if strategy_cfg is not None else OrderType.MKT
+        limit = None
+        if order_type in (OrderType.LMT, OrderType.LOC):
+            offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
+            limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
+        return self._make_order(
+            signal.strategy_id, signal.symbol, side, quantity, order_type, limit, signal.reference_price,
+            signal.ts_event_ns, reduce_only=reduce_only, reason=signal.direction.name,
+        )
+
+    def _make_order(
+        self, strategy_id: str, symbol: str, side: Side, quantity: int, order_type: OrderType,
+        limit: float | None, reference_price: float, ts_event_ns: int, *, reduce_only: bool, reason: str,
+    ) -> OrderEvent:
+        return OrderEvent(
+            ts_event_ns=ts_event_ns,
+            ts_init_ns=self._now_ns(),
+            client_order_id=self._ids.next_id(strategy_id, symbol, ts_event_ns, side),
+            strategy_id=strategy_id,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            order_type=order_type,
+            limit_price=limit,
+            reference_price=reference_price,
+            reduce_only=reduce_only,
+            reason=reason,
+        )
+
+    def _first_rejection(self, order: OrderEvent) -> Rejection | None:
+        now = self._now_ns()
+        price = order.reference_price
+        rejection = self.risk.check_order(
+            order, price, self.ledger.equity(), self.ledger.gross_exposure(), self.ledger.open_positions()
+        )
+        if rejection is None:
+            rejection = self._monthly.check(order, now)
+        if rejection is None:
+            rejection = self._gate.check(order, self, now)
+        return rejection
+
+    def _send(self, order: OrderEvent) -> None:
+        now = self._now_ns()
+        self._gate.accept(order, now)
+        self._monthly.record(order, now)
+        reserved = 0.0
+        if order.side is Side.BUY and not order.reduce_only:
+            reserved = order.quantity * order.reference_price * (1.0 + CASH_BUFFER)
+            self._reserved_cash += reserved
+        self._working.setdefault(order.symbol, {})[order.client_order_id] = WorkingOrder(
+            order.side, order.quantity, reserved
+        )
+        log.debug(
+            "event=order_created client_order_id=%s symbol=%s side=%s qty=%d type=%s reason=%s",
+            order.client_order_id, order.symbol, order.side, order.quantity, order.order_type, order.reason,
+        )
+        self._put(order)
+
+    def _release(self, symbol: str, client_order_id: str) -> None:
+        orders = self._working.get(symbol)
+        if not orders:
+            return
+        working = orders.pop(client_order_id, None)
+        if working is not None:
+            self._reserved_cash -= working.reserved_cash
+        if not orders:
+            del self._working[symbol]
