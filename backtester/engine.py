@@ -146,7 +146,7 @@ def build_backtest(config: AppConfig, panel: BarPanel, strategies: list[Strategy
         SlippageModel(config.costs.slippage),
         queue.put,
         clock.now_ns,
-        cash_available=ledger.available_for_buying,
+        cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
     )
     portfolio.router = executor
     for strategy in strategies:

@@ -65,7 +65,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
     )
     strategy = build_strategy(request.strategy, config.strategies)
     result = build_backtest(config, loaded.panel, [strategy], calendar).run()
-    trades = round_trips_from_fills(result.fills)
+    trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
     metrics = compute_metrics(
         result.equity,
         trades,

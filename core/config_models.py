@@ -58,6 +58,9 @@ class RiskConfig(Section):
     reducing_drawdown_pct: PositivePct = 10.0
     halt_drawdown_pct: PositivePct = 20.0
     min_size_scale: float = Field(default=0.25, ge=0.0, le=1.0)
+    rearm_after_flat_sessions: int | None = Field(
+        default=None, ge=1, description="REDUCING -> ACTIVE after this many flat sessions; null: operator decides"
+    )
     flatten_on_halt: bool = True
 
     @model_validator(mode="after")

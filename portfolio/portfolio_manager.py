@@ -8,8 +8,9 @@ Decision rules:
 - One working order per symbol: a signal for a symbol with an order still working is ignored (logged).
 - LONG opens a long when flat (covers first when short); EXIT closes whatever is held; SHORT opens a short only
   when the portfolio allows shorting. Exits are reduce-only orders.
-- Size = sizer(equity, price, stop) x drawdown throttle x volatility-target leverage, capped by the cash the
-  account may spend (settled cash for a cash account) minus what working buys have reserved.
+- Size = sizer(equity, price, stop) x drawdown throttle x volatility-target leverage; in a cash account also
+  capped by settled cash minus what working buys have reserved (a margin account is bounded by the risk
+  manager's gross-exposure limit instead).
 - Order: risk manager (trading state, exposure) -> monthly cap -> pre-trade gate; the first rejection wins and is
   counted by check name. Counters move only after every check passed.
 - On HALTED (drawdown or external) working orders are cancelled and, if the policy says so, every position is
@@ -129,12 +130,13 @@ class PortfolioManager:
         self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = event.volume
         self._bars_seen += 1
         equity = ledger.equity()
+        gross = ledger.gross_exposure()
         previous_state = self.risk.state
-        state = self.risk.update(equity, event.ts_event_ns)
+        state = self.risk.update(equity, event.ts_event_ns, flat=gross == 0.0)
         self._targeter.update(equity)
         self.equity_ts.append(event.ts_event_ns)
         self.equity_values.append(equity)
-        self.gross_exposure_values.append(ledger.gross_exposure())
+        self.gross_exposure_values.append(gross)
         if state is not previous_state:
             self.state_history.append(f"{event.ts_event_ns}:{previous_state}->{state}")
             if state is TradingState.HALTED:
@@ -157,7 +159,11 @@ class PortfolioManager:
             self.rejections[rejection.check] += 1
             log.info(
                 "event=order_rejected check=%s symbol=%s side=%s qty=%d reason=%s",
-                rejection.check, symbol, order.side, order.quantity, rejection.reason,
+                rejection.check,
+                symbol,
+                order.side,
+                order.quantity,
+                rejection.reason,
             )
             return
         self._send(order)
@@ -178,7 +184,10 @@ class PortfolioManager:
     def on_order_failed(self, event: OrderFailedEvent) -> None:
         log.info(
             "event=order_failed client_order_id=%s symbol=%s status=%s reason=%s",
-            event.client_order_id, event.symbol, event.status, event.reason,
+            event.client_order_id,
+            event.symbol,
+            event.status,
+            event.reason,
         )
         self._release(event.symbol, event.client_order_id)
 
@@ -200,16 +209,26 @@ class PortfolioManager:
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
             order = self._make_order(
-                "flatten", symbol, side, abs(quantity), OrderType.MKT, None, self.ledger.last_price(symbol), now,
-                reduce_only=True, reason=f"flatten: {reason}",
+                "flatten",
+                symbol,
+                side,
+                abs(quantity),
+                OrderType.MKT,
+                None,
+                self.ledger.last_price(symbol),
+                now,
+                reduce_only=True,
+                reason=f"flatten: {reason}",
             )
             self._send(order)
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _order_for(self, signal: SignalEvent, position: int) -> OrderEvent | None:
         direction = signal.direction
-        if direction is SignalDirection.EXIT or (direction is SignalDirection.LONG and position < 0) or (
-            direction is SignalDirection.SHORT and position > 0
+        if (
+            direction is SignalDirection.EXIT
+            or (direction is SignalDirection.LONG and position < 0)
+            or (direction is SignalDirection.SHORT and position > 0)
         ):
             if position == 0:
                 self.ignored_signals["exit_while_flat"] += 1
@@ -233,7 +252,7 @@ class PortfolioManager:
         equity = self.ledger.equity()
         scale = self.risk.size_scale() * self._targeter.leverage()
         quantity = self._sizer.quantity(equity, signal.reference_price, signal.stop_distance, scale)
-        if signal.direction is SignalDirection.LONG:
+        if signal.direction is SignalDirection.LONG and self.config.account_type == "cash":
             spendable = self.ledger.available_for_buying() - self._reserved_cash
             price_with_buffer = signal.reference_price * (1.0 + CASH_BUFFER)
             quantity = min(quantity, max(0, int(spendable // price_with_buffer)))
@@ -247,13 +266,31 @@ class PortfolioManager:
             offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
             limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
         return self._make_order(
-            signal.strategy_id, signal.symbol, side, quantity, order_type, limit, signal.reference_price,
-            signal.ts_event_ns, reduce_only=reduce_only, reason=signal.direction.name,
+            signal.strategy_id,
+            signal.symbol,
+            side,
+            quantity,
+            order_type,
+            limit,
+            signal.reference_price,
+            signal.ts_event_ns,
+            reduce_only=reduce_only,
+            reason=signal.direction.name,
         )
 
     def _make_order(
-        self, strategy_id: str, symbol: str, side: Side, quantity: int, order_type: OrderType,
-        limit: float | None, reference_price: float, ts_event_ns: int, *, reduce_only: bool, reason: str,
+        self,
+        strategy_id: str,
+        symbol: str,
+        side: Side,
+        quantity: int,
+        order_type: OrderType,
+        limit: float | None,
+        reference_price: float,
+        ts_event_ns: int,
+        *,
+        reduce_only: bool,
+        reason: str,
     ) -> OrderEvent:
         return OrderEvent(
             ts_event_ns=ts_event_ns,
@@ -295,7 +332,12 @@ class PortfolioManager:
         )
         log.debug(
             "event=order_created client_order_id=%s symbol=%s side=%s qty=%d type=%s reason=%s",
-            order.client_order_id, order.symbol, order.side, order.quantity, order.order_type, order.reason,
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.quantity,
+            order.order_type,
+            order.reason,
         )
         self._put(order)
 

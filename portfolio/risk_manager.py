@@ -1,0 +1,239 @@
+"""The trading state (ACTIVE → REDUCING → HALTED) driven by drawdown, and the exposure limits on each order.
+
+Plain Python over numbers the caller passes in (equity, exposure, positions), so the backtester and the live
+engine share it. Drawdown is measured from the peak equity seen by ``update``, in percent:
+``drawdown_pct = (peak - equity) / peak * 100``.
+
+State rules (``RiskConfig``):
+
+- ACTIVE → REDUCING when drawdown ≥ ``reducing_drawdown_pct``.
+- REDUCING → ACTIVE only once drawdown is back below ``drawdown_throttle_start_pct`` (or equity is at a new
+  peak, which matters when that threshold is 0): the gap between the two thresholds is hysteresis, so the
+  state does not flap around one level.
+- REDUCING → ACTIVE also when ``rearm_after_flat_sessions`` is set and the book has been flat for that many
+  consecutive updates: a flat book cannot earn its way back, so without this the state would stay REDUCING
+  forever. The throttle's peak is then re-based to the current equity (logged), but the HALT threshold keeps
+  measuring from the all-time high-water mark, so re-arming never widens the hard loss limit.
+- any state → HALTED when the drawdown from the high-water mark ≥ ``halt_drawdown_pct``, on ``halt(reason, now_ns)`` (kill switch), or when
+  ``update`` receives an equity that is not a positive finite number (our books are broken). HALTED is one-way
+  for the life of the process; closing positions then is the flatten path's job, not ``check_order``'s.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+from core.config_models import RiskConfig
+from core.events import OrderEvent, TradingState
+from portfolio.pre_trade import Rejection, describe, reduces_position, usable_price
+
+log = logging.getLogger(__name__)
+
+Transition = tuple[int, TradingState, TradingState, str]
+
+
+class RiskManager:
+    """Owns the trading state; one instance per engine (or backtest), driven from the dispatcher thread.
+
+    ``initial_peak_equity`` restores the peak after a restart (from the portfolio snapshot), so a restart in a
+    drawdown does not forget it.
+    """
+
+    def __init__(self, cfg: RiskConfig, *, initial_peak_equity: float | None = None) -> None:
+        self._cfg = cfg
+        self.state = TradingState.ACTIVE
+        self.peak_equity: float | None = initial_peak_equity if usable_price(initial_peak_equity) else None
+        self.high_water_mark: float | None = self.peak_equity
+        self.drawdown_pct = 0.0
+        self.hard_drawdown_pct = 0.0
+        self._flat_updates = 0
+        self.halt_reason: str | None = None
+        self.transitions: list[Transition] = []
+
+    def update(self, equity: float, now_ns: int, *, flat: bool = False) -> TradingState:
+        """Mark equity (account currency) at ``now_ns``; move the state if a threshold is crossed.
+
+        ``flat`` tells whether the book holds no position now (for ``rearm_after_flat_sessions``).
+        """
+        if not (math.isfinite(equity) and equity > 0.0):
+            self.halt(f"equity must be a positive finite number to measure drawdown (got {equity})", now_ns)
+            return self.state
+        if self.peak_equity is None or equity > self.peak_equity:
+            self.peak_equity = equity
+        if self.high_water_mark is None or equity > self.high_water_mark:
+            self.high_water_mark = equity
+        self.drawdown_pct = (self.peak_equity - equity) / self.peak_equity * 100.0
+        self.hard_drawdown_pct = (self.high_water_mark - equity) / self.high_water_mark * 100.0
+        cfg = self._cfg
+        where = f"drawdown {self.drawdown_pct:.2f}% from the peak of ${self.peak_equity:,.2f} (equity ${equity:,.2f})"
+        if self.state is TradingState.HALTED:
+            return self.state
+        self._flat_updates = self._flat_updates + 1 if (flat and self.state is TradingState.REDUCING) else 0
+        if self.hard_drawdown_pct >= cfg.halt_drawdown_pct:
+            self._move(
+                TradingState.HALTED,
+                f"drawdown {self.hard_drawdown_pct:.2f}% from the high-water mark of ${self.high_water_mark:,.2f} "
+                f"(equity ${equity:,.2f}) reached risk.halt_drawdown_pct of {cfg.halt_drawdown_pct:g}%",
+                now_ns,
+            )
+        elif cfg.rearm_after_flat_sessions is not None and self._flat_updates >= cfg.rearm_after_flat_sessions:
+            self._flat_updates = 0
+            self.peak_equity = equity
+            self.drawdown_pct = 0.0
+            self._move(
+                TradingState.ACTIVE,
+                f"book flat for {cfg.rearm_after_flat_sessions} sessions in REDUCING "
+                f"(risk.rearm_after_flat_sessions); throttle peak re-based to ${equity:,.2f}, HALT still measured "
+                f"from the high-water mark ${self.high_water_mark:,.2f}",
+                now_ns,
+            )
+        elif self.state is TradingState.ACTIVE and self.drawdown_pct >= cfg.reducing_drawdown_pct:
+            self._move(
+                TradingState.REDUCING,
+                f"{where} reached risk.reducing_drawdown_pct of {cfg.reducing_drawdown_pct:g}%",
+                now_ns,
+            )
+        elif self.state is TradingState.REDUCING and (
+            self.drawdown_pct < cfg.drawdown_throttle_start_pct or self.drawdown_pct == 0.0
+        ):
+            self._move(
+                TradingState.ACTIVE,
+                f"{where} recovered below risk.drawdown_throttle_start_pct of {cfg.drawdown_throttle_start_pct:g}%",
+                now_ns,
+            )
+        return self.state
+
+    def halt(self, reason: str, now_ns: int) -> None:
+        """Stop trading for the life of the process (kill switch, invariant violation). The first reason stays."""
+        if self.state is TradingState.HALTED:
+            log.info('event=halt_ignored state=HALTED reason="%s" halt_reason="%s"', reason, self.halt_reason)
+            return
+        self._move(TradingState.HALTED, reason, now_ns)
+
+    def _move(self, to: TradingState, reason: str, now_ns: int) -> None:
+        previous = self.state
+        self.state = to
+        if to is TradingState.HALTED:
+            self.halt_reason = reason
+        self.transitions.append((now_ns, previous, to, reason))
+        level = logging.INFO if to is TradingState.ACTIVE else logging.WARNING
+        log.log(
+            level,
+            'event=trading_state_changed from=%s to=%s drawdown_pct=%.4f ts_ns=%d reason="%s"',
+            previous,
+            to,
+            self.drawdown_pct,
+            now_ns,
+            reason,
+        )
+
+    def size_scale(self) -> float:
+        """Multiplier for new position sizes: 1.0 up to the throttle start, linear down to ``min_size_scale`` at
+        the reducing threshold, ``min_size_scale`` beyond it, and 0.0 once HALTED."""
+        if self.state is TradingState.HALTED:
+            return 0.0
+        cfg = self._cfg
+        start, end = cfg.drawdown_throttle_start_pct, cfg.reducing_drawdown_pct
+        if self.drawdown_pct <= start and self.drawdown_pct < end:
+            return 1.0
+        if self.drawdown_pct >= end:
+            return cfg.min_size_scale
+        fraction = (self.drawdown_pct - start) / (end - start)
+        return 1.0 - (1.0 - cfg.min_size_scale) * fraction
+
+    def check_order(
+        self,
+        order: OrderEvent,
+        price: float,
+        equity: float,
+        gross_exposure: float,
+        positions: Mapping[str, int],
+    ) -> Rejection | None:
+        """Refuse the order if the trading state or an exposure limit forbids it; never mutates anything.
+
+        ``price`` values the order's symbol, ``gross_exposure`` is the current sum of |position| × price over all
+        symbols (account currency), ``positions`` maps symbol → signed shares. Whether an order is reduce-only is
+        decided from ``positions``, not from its flag: it must move the position toward zero without crossing.
+        Reduce-only orders skip the exposure limits (they only shrink exposure).
+        """
+        rejection = self._state_rejection(order, positions)
+        if rejection is None and not reduces_position(order.side, order.quantity, positions.get(order.symbol, 0)):
+            rejection = self._exposure_rejection(order, price, equity, gross_exposure, positions)
+        if rejection is not None:
+            log.debug(
+                'event=order_rejected check=%s client_order_id=%s symbol=%s side=%s qty=%d state=%s reason="%s"',
+                rejection.check,
+                order.client_order_id,
+                order.symbol,
+                order.side,
+                order.quantity,
+                self.state,
+                rejection.reason,
+            )
+        return rejection
+
+    def _state_rejection(self, order: OrderEvent, positions: Mapping[str, int]) -> Rejection | None:
+        if self.state is TradingState.HALTED:
+            return Rejection(
+                "trading_state",
+                f"{describe(order)}: trading is HALTED ({self.halt_reason}); no order is accepted for the rest of "
+                "this process, positions are closed only by the flatten path.",
+            )
+        position = positions.get(order.symbol, 0)
+        if self.state is TradingState.REDUCING and not reduces_position(order.side, order.quantity, position):
+            after = position + order.side.sign * order.quantity
+            claim = "is marked reduce-only but " if order.reduce_only else ""
+            return Rejection(
+                "trading_state",
+                f"{describe(order)}: trading is REDUCING (drawdown {self.drawdown_pct:.2f}%; entered at "
+                f"{self._cfg.reducing_drawdown_pct:g}%) and the order {claim}would take the position from "
+                f"{position:,} to {after:,} shares instead of toward zero; only orders that shrink a position are "
+                f"accepted until the drawdown is below {self._cfg.drawdown_throttle_start_pct:g}%.",
+            )
+        return None
+
+    def _exposure_rejection(
+        self,
+        order: OrderEvent,
+        price: float,
+        equity: float,
+        gross_exposure: float,
+        positions: Mapping[str, int],
+    ) -> Rejection | None:
+        cfg = self._cfg
+        if not usable_price(price) or not usable_price(equity) or not math.isfinite(gross_exposure):
+            return Rejection(
+                "risk_inputs",
+                f"{describe(order)}: exposure cannot be measured because the price, equity or gross exposure is "
+                f"not usable (got price {price}, equity {equity}, gross exposure {gross_exposure}).",
+            )
+        position = positions.get(order.symbol, 0)
+        after = position + order.side.sign * order.quantity
+        if position == 0:
+            open_positions = sum(1 for quantity in positions.values() if quantity != 0)
+            if open_positions >= cfg.max_positions:
+                return Rejection(
+                    "max_positions",
+                    f"{describe(order)}: opening a position in {order.symbol} would make {open_positions + 1} open "
+                    f"positions, above the limit of {cfg.max_positions} (risk.max_positions).",
+                )
+        gross_after = gross_exposure + (abs(after) - abs(position)) * price
+        gross_after_pct = gross_after / equity * 100.0
+        if gross_after_pct > cfg.max_gross_exposure_pct:
+            return Rejection(
+                "max_gross_exposure",
+                f"{describe(order)}: gross exposure after the order would be {gross_after_pct:.2f}% of equity "
+                f"(${gross_after:,.2f} of ${equity:,.2f}), above the limit of {cfg.max_gross_exposure_pct:g}% "
+                "(risk.max_gross_exposure_pct).",
+            )
+        weight_pct = abs(after) * price / equity * 100.0
+        if weight_pct > cfg.max_position_weight_pct:
+            return Rejection(
+                "max_position_weight",
+                f"{describe(order)}: the position after the order ({after:,} shares, ${abs(after) * price:,.2f}) "
+                f"would be {weight_pct:.2f}% of equity, above the limit of {cfg.max_position_weight_pct:g}% "
+                "(risk.max_position_weight_pct).",
+            )
+        return None

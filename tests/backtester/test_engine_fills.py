@@ -1,0 +1,125 @@
+"""Fill timing and cash rules of the backtest, checked bar by bar on hand-made prices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtester.engine import BacktestResult, build_backtest
+from core.config_models import AppConfig
+from data.calendar import TradingCalendar
+from data.panel import BarPanel
+from testkit.bars import make_bar_frame
+from testkit.strategies import ScriptedStrategy
+
+CAL = TradingCalendar()
+CLOSES = [10.0, 10.5, 11.0, 10.8, 11.2, 11.5, 11.1, 10.9, 11.3, 11.6, 12.0, 11.8]
+
+
+def panel(closes: list[float] = CLOSES, symbols: tuple[str, ...] = ("AAA",)) -> BarPanel:
+    return BarPanel.from_frames({s: make_bar_frame(closes, calendar=CAL) for s in symbols}, CAL)
+
+
+def run(script: dict, overrides: dict | None = None, bars: BarPanel | None = None) -> BacktestResult:
+    raw = {
+        "portfolio": {"sizing": {"method": "fixed_shares", "fixed_shares": 100}},
+        "costs": {"slippage": {"half_spread_bps": 0, "impact_coefficient_bps": 0}},
+        "pre_trade": {"max_adv_participation_pct": 100},
+    }
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    config = AppConfig.model_validate(raw)
+    bars = bars or panel()
+    return build_backtest(config, bars, [ScriptedStrategy(script)], CAL).run()
+
+
+def test_market_order_fills_at_the_next_sessions_open_with_ib_fixed_commission() -> None:
+    bars = panel()
+    result = run({(2, "AAA"): 1, (5, "AAA"): 2}, bars=bars)
+    fills = result.fills
+    assert list(fills["side"]) == ["BUY", "SELL"]
+    assert fills["price"].tolist() == [bars.open[3, 0], bars.open[6, 0]]
+    assert fills["date"].tolist() == [bars.dates[3], bars.dates[6]]
+    assert fills["commission"].tolist() == [1.0, 1.0]  # 100 x 0.005 = 0.50 -> IB minimum 1.00
+    expected_cash = 100_000 - 100 * bars.open[3, 0] - 1 + 100 * bars.open[6, 0] - 1
+    assert result.equity.iloc[-1] == pytest.approx(expected_cash, rel=1e-12)
+
+
+def test_moc_decided_on_a_close_trades_at_the_next_close_never_the_same_one() -> None:
+    bars = panel()
+    result = run({(2, "AAA"): 1}, {"strategies": {"momentum": {"order_type": "MOC"}}}, bars)
+    assert result.fills["price"].tolist() == [bars.close[3, 0]]
+    assert result.fills["date"].tolist() == [bars.dates[3]]
+
+
+def test_loc_fills_only_when_the_close_satisfies_the_limit() -> None:
+    # decided at close 11.0 (bar 2); buy limit 11.0 * (1 + 10 bps) = 11.01; next close 10.8 -> fills at 10.8
+    result = run({(2, "AAA"): 1}, {"strategies": {"momentum": {"order_type": "LOC"}}})
+    assert result.fills["price"].tolist() == [10.8]
+    # decided at close 10.8 (bar 3); limit 10.81; next close 11.2 is above -> expires unfilled
+    result = run({(3, "AAA"): 1}, {"strategies": {"momentum": {"order_type": "LOC"}}})
+    assert result.fills.empty
+
+
+def test_limit_buy_fills_at_the_better_of_open_and_limit_when_the_range_reaches_it() -> None:
+    bars = panel()
+    result = run({(2, "AAA"): 1}, {"strategies": {"momentum": {"order_type": "LMT", "limit_offset_bps": 0}}}, bars)
+    limit = 11.0
+    assert bars.low[3, 0] <= limit
+    assert result.fills["price"].tolist() == [min(bars.open[3, 0], limit)]
+
+
+def test_nan_bar_is_never_traded_on() -> None:
+    frame = make_bar_frame(CLOSES, calendar=CAL)
+    frame.iloc[3] = np.nan  # as if the guard quarantined that session
+    frames = {"AAA": frame.dropna()}
+    bars = BarPanel.from_frames(frames | {"BBB": make_bar_frame(CLOSES, calendar=CAL)}, CAL)
+    assert np.isnan(bars.close[3, 0])
+    result = run({(2, "AAA"): 1}, bars=bars)
+    assert result.fills["date"].tolist() == [bars.dates[4]]  # skips the missing session, fills at the next open
+    assert result.fills["price"].tolist() == [bars.open[4, 0]]
+
+
+def test_cash_account_cannot_buy_with_unsettled_proceeds() -> None:
+    closes = [100.0] * 12
+    bars = BarPanel.from_frames({s: make_bar_frame(closes, calendar=CAL) for s in ("AAA", "BBB")}, CAL)
+    overrides = {
+        "portfolio": {"initial_capital": 10_500, "sizing": {"method": "fixed_shares", "fixed_shares": 100},
+                      "risk": {"max_position_weight_pct": 100, "max_gross_exposure_pct": 200}},
+        "pre_trade": {"max_adv_participation_pct": 100},
+    }
+    # buy AAA (10,001 of 10,500), sell it on bar 5 (fills bar 6 open), buy BBB decided on bar 5 too:
+    # the sale proceeds settle T+1 (bar 7), so the BBB buy at bar 6 can use only ~499 of settled cash.
+    result = run({(1, "AAA"): 1, (5, "AAA"): 2, (5, "BBB"): 1}, overrides, bars)
+    buys_bbb = result.fills[(result.fills["symbol"] == "BBB")]
+    assert buys_bbb["quantity"].sum() <= 4
+    # the same sequence in a margin account buys the full 100 shares
+    overrides["portfolio"]["account_type"] = "margin"
+    result = run({(1, "AAA"): 1, (5, "AAA"): 2, (5, "BBB"): 1}, overrides, bars)
+    assert result.fills[result.fills["symbol"] == "BBB"]["quantity"].sum() == 100
+
+
+def test_drawdown_halt_flattens_and_stops_trading() -> None:
+    closes = [100.0, 100, 100, 60, 55, 50, 50, 50, 50, 50, 50, 50]
+    bars = BarPanel.from_frames({"AAA": make_bar_frame(closes, calendar=CAL)}, CAL)
+    overrides = {
+        "portfolio": {"sizing": {"method": "fixed_shares", "fixed_shares": 500},
+                      "risk": {"max_position_weight_pct": 100, "halt_drawdown_pct": 15}},
+    }
+    result = run({(1, "AAA"): 1, (8, "AAA"): 1}, overrides, bars)
+    assert result.final_state == "HALTED"
+    sides = result.fills["side"].tolist()
+    assert sides == ["BUY", "SELL"]  # the flatten; the later LONG signal is ignored
+    assert result.ignored_signals.get("halted", 0) == 1
+    equity = result.equity
+    assert equity.iloc[-1] == pytest.approx(equity.iloc[-3], rel=1e-12)  # flat after the halt
+
+
+def test_equity_is_marked_at_every_close() -> None:
+    bars = panel()
+    result = run({(0, "AAA"): 1}, bars=bars)
+    entry = bars.open[1, 0]
+    expected = 100_000 - 100 * entry - 1 + 100 * bars.close[1:, 0]
+    np.testing.assert_allclose(result.equity.to_numpy()[1:], expected, rtol=1e-12)
+    assert isinstance(result.equity.index, pd.DatetimeIndex)

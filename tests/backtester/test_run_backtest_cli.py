@@ -1,0 +1,83 @@
+"""The research CLI as a user runs it: files written, summary keys documented, modes not yet built refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backtester.job import SUMMARY_KEYS
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = REPO.parent / "shared" / "data"
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_backtest.py"), "--config", str(REPO / "config.yaml"), *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )
+
+
+def test_synthetic_backtest_writes_every_artifact_with_documented_summary_keys(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = cli("--strategy", "mean_reversion", "--symbols", "AAA,BBB,CCC", "--start", "2019-01-02",
+               "--end", "2022-12-30", "--seed", "3", "--out", str(out),
+               "--set", "portfolio.initial_capital=50000", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(f"results: {out}")
+    summary = json.loads((out / "summary.json").read_text())
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    assert not missing
+    assert summary["symbols"] == ["AAA", "BBB", "CCC"]
+    assert summary["initial_capital"] == 50000
+    assert summary["overrides"] == ["portfolio.initial_capital=50000"]
+    assert summary["start"] >= "2019-01-02" and summary["end"] <= "2022-12-30"
+    equity = pd.read_csv(out / "equity.csv")
+    assert equity["equity"].iloc[-1] == pytest.approx(summary["final_equity"])
+    trades = pd.read_csv(out / "trades.csv")
+    assert len(trades) == summary["n_trades"]
+    html = (out / "report.html").read_text()
+    assert "equity-chart" in html and "drawdown-chart" in html and "monthly-returns" in html
+
+
+def test_same_seed_same_result_and_fingerprint(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out in (a, b):
+        assert cli("--strategy", "momentum", "--seed", "5", "--out", str(out), cwd=tmp_path).returncode == 0
+    sa, sb = (json.loads((d / "summary.json").read_text()) for d in (a, b))
+    assert sa["data_fingerprint"] == sb["data_fingerprint"]
+    assert sa["final_equity"] == sb["final_equity"] and sa["config_id"] == sb["config_id"]
+    c = tmp_path / "c"
+    assert cli("--strategy", "momentum", "--seed", "6", "--out", str(c), cwd=tmp_path).returncode == 0
+    assert json.loads((c / "summary.json").read_text())["data_fingerprint"] != sa["data_fingerprint"]
+
+
+@pytest.mark.parametrize("mode", ["grid_search", "walk_forward", "monte_carlo", "scenario_analysis"])
+def test_modes_of_the_next_milestone_say_they_are_not_available(tmp_path: Path, mode: str) -> None:
+    proc = cli("--strategy", "momentum", "--mode", mode, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "not available yet" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_missing_data_folder_is_a_clear_failure(tmp_path: Path) -> None:
+    proc = cli("--strategy", "momentum", "--data", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "nowhere" in proc.stderr
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data (real market data; CI has it)")
+def test_real_csv_file_backtest(tmp_path: Path) -> None:
+    out = tmp_path / "yhoo"
+    proc = cli("--strategy", "sma_crossover", "--data", str(SHARED / "yhoo-2003-2005.txt"), "--out", str(out),
+               cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["symbols"] == ["YHOO"]
+    assert summary["bars_processed"] == 756
+    assert summary["start"] == "2003-01-02" and summary["end"] == "2005-12-30"
