@@ -23,15 +23,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
     parser.add_argument("--mode", default="backtest", choices=MODES)
     parser.add_argument("--config", default="config.yaml", help="operator settings file")
-    parser.add_argument("--data", default=None, help="'synthetic', a folder of per-symbol CSVs or one CSV file "
-                        "(default: backtest.data from the config)")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="'synthetic', a folder of per-symbol CSVs or one CSV file (default: backtest.data from the config)",
+    )
     parser.add_argument("--symbols", default=None, help="comma-separated subset, e.g. AAPL,MSFT")
     parser.add_argument("--start", default=None, help="first session YYYY-MM-DD")
     parser.add_argument("--end", default=None, help="last session YYYY-MM-DD")
     parser.add_argument("--seed", type=int, default=None, help="synthetic data seed (default: backtest.seed)")
     parser.add_argument("--out", default=None, help="results folder (default: results/<mode>-<strategy>-<time>/)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-                        help="override any config value (validated like the file); repeatable")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override any config value (validated like the file); repeatable",
+    )
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -42,10 +51,14 @@ def _symbols(text: str | None) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     if args.mode in NOT_YET:
-        print(f"run_backtest: --mode {args.mode} is not available yet (research suite, issue #4); "
-              "use --mode backtest", file=sys.stderr)
+        print(
+            f"run_backtest: --mode {args.mode} is not available yet (research suite, issue #4); use --mode backtest",
+            file=sys.stderr,
+        )
         return 2
     from backtester.job import JobRequest, default_out_dir, run_backtest_job
     from backtester.summary_table import print_summary

@@ -115,7 +115,9 @@ class Backtest:
         )
 
 
-def build_backtest(config: AppConfig, panel: BarPanel, strategies: list[Strategy], calendar: TradingCalendar) -> Backtest:
+def build_backtest(
+    config: AppConfig, panel: BarPanel, strategies: list[Strategy], calendar: TradingCalendar
+) -> Backtest:
     """Wire one backtest from the validated config: the same components the live engine wires."""
     sessions = session_times(panel, calendar, config.backtest.moc_cutoff_minutes_before_close)
     start_ns = int(sessions.open_ns[0]) - NS_PER_DAY if len(sessions.open_ns) else 0
@@ -169,7 +171,7 @@ def session_times(panel: BarPanel, calendar: TradingCalendar, moc_minutes: int) 
     return SessionTimes(open_ns=open_ns, close_ns=close_ns, moc_cutoff_ns=close_ns - moc_minutes * 60 * 1_000_000_000)
 
 
-def _settlement(sessions: SessionTimes, settlement_days: int):  # noqa: ANN202 - returns a closure
+def _settlement(sessions: SessionTimes, settlement_days: int):
     """Trade at session t settles at the open of session t + settlement_days (T+1 by default)."""
     close_ns, open_ns = sessions.close_ns, sessions.open_ns
 
@@ -188,8 +190,20 @@ def _bar_arrays(panel: BarPanel) -> BarArrays:
 
 
 def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
-    columns = ["date", "ts_event_ns", "client_order_id", "exec_id", "strategy_id", "symbol", "side", "quantity",
-               "price", "commission", "slippage_cost", "order_type"]
+    columns = [
+        "date",
+        "ts_event_ns",
+        "client_order_id",
+        "exec_id",
+        "strategy_id",
+        "symbol",
+        "side",
+        "quantity",
+        "price",
+        "commission",
+        "slippage_cost",
+        "order_type",
+    ]
     if not fills:
         return pd.DataFrame(columns=columns)
     ts = np.array([f.ts_event_ns for f in fills], dtype="int64")

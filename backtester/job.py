@@ -25,10 +25,36 @@ from strategy.registry import build_strategy
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS: tuple[str, ...] = (
-    "strategy", "mode", "params", "config_id", "data_fingerprint", "data_source", "start", "end", "symbols",
-    "initial_capital", "final_equity", "total_return", "cagr", "annual_volatility", "sharpe", "sortino", "calmar",
-    "max_drawdown", "max_drawdown_duration_days", "n_trades", "win_rate", "profit_factor", "exposure", "turnover",
-    "commissions", "slippage_cost", "bars_processed", "wall_seconds", "overrides", "seed",
+    "strategy",
+    "mode",
+    "params",
+    "config_id",
+    "data_fingerprint",
+    "data_source",
+    "start",
+    "end",
+    "symbols",
+    "initial_capital",
+    "final_equity",
+    "total_return",
+    "cagr",
+    "annual_volatility",
+    "sharpe",
+    "sortino",
+    "calmar",
+    "max_drawdown",
+    "max_drawdown_duration_days",
+    "n_trades",
+    "win_rate",
+    "profit_factor",
+    "exposure",
+    "turnover",
+    "commissions",
+    "slippage_cost",
+    "bars_processed",
+    "wall_seconds",
+    "overrides",
+    "seed",
 )
 
 
@@ -114,7 +140,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
 
 
 def default_out_dir(results_dir: str, mode: str, strategy: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")  # noqa: DTZ005 - a folder name for people, local time
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(results_dir) / f"{mode}-{strategy}-{stamp}"
 
 

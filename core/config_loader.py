@@ -32,7 +32,7 @@ _Loader.yaml_implicit_resolvers = {
 
 
 def _parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> AppConfig:
@@ -142,9 +142,9 @@ def _allowed_keys(parent: list[str]) -> list[str]:
 def _lookup(raw: Any, loc: tuple[Any, ...]) -> Any:
     node = raw
     for part in loc:
-        if isinstance(node, Mapping) and part in node:
-            node = node[part]
-        elif isinstance(node, list | tuple) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, Mapping) and part in node) or (
+            isinstance(node, list | tuple) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return "<missing>" if node is raw else node

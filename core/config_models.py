@@ -135,7 +135,9 @@ class MeanReversionParams(Section):
     @model_validator(mode="after")
     def _exit_above_entry(self) -> MeanReversionParams:
         if self.exit_rsi <= self.oversold:
-            raise ValueError(f"exit_rsi must be above oversold (got exit_rsi={self.exit_rsi}, oversold={self.oversold})")
+            raise ValueError(
+                f"exit_rsi must be above oversold (got exit_rsi={self.exit_rsi}, oversold={self.oversold})"
+            )
         return self
 
 

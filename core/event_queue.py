@@ -43,7 +43,9 @@ class EventQueue:
             return False
         handlers = self._routes.get(type(event))
         if handlers is None:
-            raise TypeError(f"no route for event type {type(event).__name__}; routes: {sorted(t.__name__ for t in self._routes)}")
+            raise TypeError(
+                f"no route for event type {type(event).__name__}; routes: {sorted(t.__name__ for t in self._routes)}"
+            )
         for handler in handlers:
             handler(event)
         return True

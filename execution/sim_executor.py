@@ -76,7 +76,9 @@ class SimulatedExecutor:
         if order.quantity <= 0 or order.symbol not in self._index:
             managed.transition(OrderStatus.REJECTED)
             self.book.settle_terminal(managed)
-            self._fail(managed, OrderStatus.REJECTED, f"venue rejected: quantity {order.quantity} symbol {order.symbol}")
+            self._fail(
+                managed, OrderStatus.REJECTED, f"venue rejected: quantity {order.quantity} symbol {order.symbol}"
+            )
             return
         self._broker_id_of[order.client_order_id] = next(self._broker_ids)
         managed.transition(OrderStatus.SUBMITTED)
@@ -168,7 +170,9 @@ class SimulatedExecutor:
             self._fill(managed, quantity, price, raw, ts)
         if cash_capped and not managed.is_terminal:
             managed.transition(OrderStatus.CANCELLED)
-            self._fail(managed, OrderStatus.CANCELLED, "buy exceeds the cash the account can spend; remainder cancelled")
+            self._fail(
+                managed, OrderStatus.CANCELLED, "buy exceeds the cash the account can spend; remainder cancelled"
+            )
 
     def _affordable(self, quantity: int, price: float, ts: int) -> int:
         cash = self._cash_available()  # type: ignore[misc]
