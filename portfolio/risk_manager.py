@@ -16,7 +16,8 @@ State rules (``RiskConfig``):
   measuring from the all-time high-water mark, so re-arming never widens the hard loss limit.
 - any state → HALTED when the drawdown from the high-water mark ≥ ``halt_drawdown_pct``, on
   ``halt(reason, now_ns)`` (kill switch), or when ``update`` receives an equity that is not a positive finite
-  number (our books are broken). HALTED is one-way for the life of the process; closing positions then is the flatten path's job, not ``check_order``'s.
+  number (our books are broken). HALTED is one-way for the life of the process; closing positions then is the
+  flatten path's job, not ``check_order``'s.
 """
 
 from __future__ import annotations
