@@ -20,6 +20,7 @@ class EventQueue:
         self._queue: deque[Any] = deque()
         self._routes: dict[type, tuple[Handler, ...]] = {}
         self._wakeup = threading.Event()
+        self._waiting = False  # only a loop blocked in wait() needs the (costly) Event.set on put
         for event_type, handlers in (routes or {}).items():
             self.route(event_type, handlers)
 
@@ -30,7 +31,8 @@ class EventQueue:
     def put(self, event: Any) -> None:
         """Thread-safe; wakes a loop blocked in ``wait``."""
         self._queue.append(event)
-        self._wakeup.set()
+        if self._waiting:
+            self._wakeup.set()
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -69,6 +71,10 @@ class EventQueue:
         if self._queue:
             return True
         self._wakeup.clear()
-        if self._queue:
-            return True
-        return self._wakeup.wait(timeout_s)
+        self._waiting = True  # set before re-checking: a put that misses the flag appended before our check
+        try:
+            if self._queue:
+                return True
+            return self._wakeup.wait(timeout_s)
+        finally:
+            self._waiting = False

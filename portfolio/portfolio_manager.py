@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,6 +58,26 @@ class WorkingOrder:
     side: Side
     quantity: int
     reserved_cash: float
+
+
+class LedgerPositions(Mapping[str, int]):
+    """A live, copy-free view of the ledger's positions (symbol -> signed shares; unknown symbols read 0).
+
+    The risk checks look up one symbol per order; building a dict of every position per order was the
+    single largest cost of a many-symbol backtest.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def __getitem__(self, symbol: str) -> int:
+        return self._ledger.position(symbol)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ledger.open_positions())
+
+    def __len__(self) -> int:
+        return int(np.count_nonzero(self._ledger.quantities))
 
 
 class PortfolioManager:
@@ -97,7 +117,9 @@ class PortfolioManager:
         self._working: dict[str, dict[str, WorkingOrder]] = {}
         self._reserved_cash = 0.0
         self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
+        self._adv_cache: np.ndarray | None = None  # ADV of every symbol, computed at most once per bar
         self._bars_seen = 0
+        self._positions = LedgerPositions(ledger)
         self.rejections: Counter[str] = Counter()
         self.ignored_signals: Counter[str] = Counter()
         self.fills: list[FillEvent] = []
@@ -118,17 +140,25 @@ class PortfolioManager:
         j = self._index.get(symbol)
         if j is None or self._bars_seen == 0:
             return math.nan
-        column = self._volume_hist[:, j]
-        valid = column[~np.isnan(column)]
-        return float(valid.mean()) if valid.size else math.nan
+        if self._adv_cache is None:
+            counts = np.count_nonzero(~np.isnan(self._volume_hist), axis=0)
+            sums = np.nansum(self._volume_hist, axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self._adv_cache = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        return float(self._adv_cache[j])
+
+    def _record_volume(self, volume: np.ndarray) -> None:
+        """Keep the last ``adv_lookback_days`` volume rows (a ring); the mean is taken lazily, once per bar."""
+        self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = volume
+        self._bars_seen += 1
+        self._adv_cache = None
 
     # -- event handlers ----------------------------------------------------------------------------------------
     def on_market(self, event: MarketEvent) -> None:
         ledger = self.ledger
         ledger.mark(event.close)
         ledger.settle(event.ts_event_ns)
-        self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = event.volume
-        self._bars_seen += 1
+        self._record_volume(event.volume)
         equity = ledger.equity()
         gross = ledger.gross_exposure()
         previous_state = self.risk.state
@@ -310,8 +340,14 @@ class PortfolioManager:
     def _first_rejection(self, order: OrderEvent) -> Rejection | None:
         now = self._now_ns()
         price = order.reference_price
+        positions = self._positions
         rejection = self.risk.check_order(
-            order, price, self.ledger.equity(), self.ledger.gross_exposure(), self.ledger.open_positions()
+            order,
+            price,
+            self.ledger.equity(),
+            self.ledger.gross_exposure(),
+            positions,
+            open_position_count=len(positions),
         )
         if rejection is None:
             rejection = self._monthly.check(order, now)

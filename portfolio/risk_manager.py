@@ -68,7 +68,6 @@ class RiskManager:
         self.drawdown_pct = (self.peak_equity - equity) / self.peak_equity * 100.0
         self.hard_drawdown_pct = (self.high_water_mark - equity) / self.high_water_mark * 100.0
         cfg = self._cfg
-        where = f"drawdown {self.drawdown_pct:.2f}% from the peak of ${self.peak_equity:,.2f} (equity ${equity:,.2f})"
         if self.state is TradingState.HALTED:
             return self.state
         self._flat_updates = self._flat_updates + 1 if (flat and self.state is TradingState.REDUCING) else 0
@@ -93,7 +92,7 @@ class RiskManager:
         elif self.state is TradingState.ACTIVE and self.drawdown_pct >= cfg.reducing_drawdown_pct:
             self._move(
                 TradingState.REDUCING,
-                f"{where} reached risk.reducing_drawdown_pct of {cfg.reducing_drawdown_pct:g}%",
+                f"{self._where(equity)} reached risk.reducing_drawdown_pct of {cfg.reducing_drawdown_pct:g}%",
                 now_ns,
             )
         elif self.state is TradingState.REDUCING and (
@@ -101,10 +100,14 @@ class RiskManager:
         ):
             self._move(
                 TradingState.ACTIVE,
-                f"{where} recovered below risk.drawdown_throttle_start_pct of {cfg.drawdown_throttle_start_pct:g}%",
+                f"{self._where(equity)} recovered below risk.drawdown_throttle_start_pct of {cfg.drawdown_throttle_start_pct:g}%",
                 now_ns,
             )
         return self.state
+
+    def _where(self, equity: float) -> str:
+        """Built only on a transition: formatting it every bar was a measurable share of a backtest."""
+        return f"drawdown {self.drawdown_pct:.2f}% from the peak of ${self.peak_equity:,.2f} (equity ${equity:,.2f})"
 
     def halt(self, reason: str, now_ns: int) -> None:
         """Stop trading for the life of the process (kill switch, invariant violation). The first reason stays."""
@@ -151,8 +154,13 @@ class RiskManager:
         equity: float,
         gross_exposure: float,
         positions: Mapping[str, int],
+        *,
+        open_position_count: int | None = None,
     ) -> Rejection | None:
         """Refuse the order if the trading state or an exposure limit forbids it; never mutates anything.
+
+        ``open_position_count`` (symbols with a non-zero position) may be passed by a caller that keeps it
+        cheaply; otherwise it is counted from ``positions``.
 
         ``price`` values the order's symbol, ``gross_exposure`` is the current sum of |position| × price over all
         symbols (account currency), ``positions`` maps symbol → signed shares. Whether an order is reduce-only is
@@ -161,7 +169,9 @@ class RiskManager:
         """
         rejection = self._state_rejection(order, positions)
         if rejection is None and not reduces_position(order.side, order.quantity, positions.get(order.symbol, 0)):
-            rejection = self._exposure_rejection(order, price, equity, gross_exposure, positions)
+            rejection = self._exposure_rejection(
+                order, price, equity, gross_exposure, positions, open_position_count
+            )
         if rejection is not None:
             log.debug(
                 'event=order_rejected check=%s client_order_id=%s symbol=%s side=%s qty=%d state=%s reason="%s"',
@@ -202,6 +212,7 @@ class RiskManager:
         equity: float,
         gross_exposure: float,
         positions: Mapping[str, int],
+        open_position_count: int | None,
     ) -> Rejection | None:
         cfg = self._cfg
         if not usable_price(price) or not usable_price(equity) or not math.isfinite(gross_exposure):
@@ -213,7 +224,11 @@ class RiskManager:
         position = positions.get(order.symbol, 0)
         after = position + order.side.sign * order.quantity
         if position == 0:
-            open_positions = sum(1 for quantity in positions.values() if quantity != 0)
+            open_positions = (
+                open_position_count
+                if open_position_count is not None
+                else sum(1 for quantity in positions.values() if quantity != 0)
+            )
             if open_positions >= cfg.max_positions:
                 return Rejection(
                     "max_positions",
