@@ -137,6 +137,7 @@ class Ledger:
         self._symbols: tuple[str, ...] = tuple(symbols)
         self._index = {symbol: i for i, symbol in enumerate(self._symbols)}
         self._quantities = np.zeros(len(self._symbols), dtype=np.float64)
+        self._open_count = 0  # symbols with a non-zero position; lets a flat book skip valuation
         self._avg_cost = np.zeros(len(self._symbols), dtype=np.float64)
         self._last_prices = np.full(len(self._symbols), np.nan, dtype=np.float64)
         self._cash, self._cash_comp = self.initial_cash, 0.0
@@ -259,6 +260,7 @@ class Ledger:
         # Commit: nothing below can fail.
         if index is None:
             index = self._add_symbol(fill.symbol)
+        self._open_count += (new_quantity != 0.0) - (quantity != 0.0)
         self._quantities[index] = new_quantity
         self._avg_cost[index] = new_avg
         if self._last_prices[index] != self._last_prices[index]:  # never marked: the fill is the best price known
@@ -296,10 +298,18 @@ class Ledger:
 
     # ------------------------------------------------------------------------------------------ valuation
     def mark(self, prices: np.ndarray) -> None:
-        """Remember the non-NaN prices (aligned to ``symbols``) as the symbols' last prices."""
+        """Remember the non-NaN prices (aligned to ``symbols``) as the symbols' last prices.
+
+        Called once per bar by the backtester: the common case (a float64 array of the right shape) is one
+        ``copyto`` with a NaN mask (``p == p`` is False only for NaN).
+        """
+        last = self._last_prices
+        if isinstance(prices, np.ndarray) and prices.dtype == np.float64 and prices.shape == last.shape:
+            np.copyto(last, prices, where=prices == prices)
+            return
         resolved = self._aligned(prices)
         known = ~np.isnan(resolved)
-        self._last_prices[known] = resolved[known]
+        last[known] = resolved[known]
 
     def last_price(self, symbol: str) -> float:
         """Last marked price of ``symbol`` (or its first fill price if never marked); NaN if unknown."""
@@ -328,6 +338,8 @@ class Ledger:
         return self._value(self._quantities, prices) - float(self._quantities @ self._avg_cost)
 
     def _value(self, weights: np.ndarray, prices: np.ndarray | None) -> float:
+        if self._open_count == 0:
+            return 0.0  # flat: nothing to value (and no NaN of an unpriced symbol to step around)
         if prices is None:
             prices = self._last_prices
         if isinstance(prices, np.ndarray) and prices.shape == weights.shape:
@@ -396,6 +408,7 @@ class Ledger:
             if any(array.shape != (n,) for array in arrays.values()):
                 raise ValueError(f"position arrays must have one entry per symbol ({n})")
             ledger._quantities = arrays["quantities"]
+            ledger._open_count = int(np.count_nonzero(ledger._quantities))
             ledger._avg_cost = arrays["avg_cost"]
             ledger._last_prices = arrays["last_prices"]
             ledger._cash, ledger._cash_comp = float(snapshot["cash"]), float(snapshot["cash_residual"])

@@ -81,3 +81,31 @@ def test_real_csv_file_backtest(tmp_path: Path) -> None:
     assert summary["symbols"] == ["YHOO"]
     assert summary["bars_processed"] == 756
     assert summary["start"] == "2003-01-02" and summary["end"] == "2005-12-30"
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="needs ../shared/data (real market data; CI has it)")
+def test_damaged_csv_bars_are_quarantined_and_never_traded(tmp_path: Path) -> None:
+    lines = (SHARED / "yhoo-2003-2005.txt").read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    damaged = list(rows)
+    damaged[100] = ",".join([rows[100].split(",")[0], "nan", *rows[100].split(",")[2:]])  # NaN open
+    cols = rows[200].split(",")
+    damaged[200] = ",".join([cols[0], cols[1], cols[2], cols[3], "-1.0", *cols[5:]])  # negative close
+    damaged.insert(301, rows[300])  # duplicate date
+    cols = rows[400].split(",")
+    damaged[401] = ",".join([cols[0], cols[1], cols[3], cols[2], *cols[4:]])  # high < low (swapped)
+    damaged[501] = rows[500].replace(",", ";", 2)  # unparsable row (index shifted by the duplicate)
+    folder = tmp_path / "bars"
+    folder.mkdir()
+    (folder / "yhoo.csv").write_text("\n".join([header, *damaged]) + "\n")
+    bad_dates = {rows[i].split(",")[0] for i in (100, 200, 400, 500)}
+    out = tmp_path / "out"
+    proc = cli("--strategy", "sma_crossover", "--data", str(folder), "--out", str(out),
+               "--log-level", "WARNING", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["quarantined_bars"] == 5
+    assert summary["bars_processed"] == 756 - 4
+    assert proc.stderr.count("event=bar_quarantined") >= 5
+    fills = pd.read_csv(out / "fills.csv")
+    assert not set(fills["date"].str[:10]) & bad_dates

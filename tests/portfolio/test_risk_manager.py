@@ -233,8 +233,9 @@ def test_rearm_after_flat_sessions_rebases_throttle_but_not_the_halt_limit() -> 
     from core.events import TradingState
     from portfolio.risk_manager import RiskManager
 
-    cfg = RiskConfig(drawdown_throttle_start_pct=5, reducing_drawdown_pct=10, halt_drawdown_pct=20,
-                     rearm_after_flat_sessions=3)
+    cfg = RiskConfig(
+        drawdown_throttle_start_pct=5, reducing_drawdown_pct=10, halt_drawdown_pct=20, rearm_after_flat_sessions=3
+    )
     risk = RiskManager(cfg)
     risk.update(100.0, 0)
     assert risk.update(89.0, 1) is TradingState.REDUCING
