@@ -1,4 +1,8 @@
-"""Resolve a data spec ('synthetic', a folder of CSVs, or one CSV file) into a guarded, aligned BarPanel."""
+"""Resolve a data spec into a guarded, aligned BarPanel.
+
+A spec is 'synthetic', a bar store (a folder with ``bars/<SYMBOL>.parquet``, already guarded when written), a
+folder of per-symbol CSV files, or one CSV file.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pandas as pd
 
 from core.config_models import SyntheticDataConfig
 from core.errors import DataError
+from data.bar_store import BarStore
 from data.calendar import TradingCalendar
 from data.csv_loader import load_csv, load_csv_folder
 from data.panel import BarPanel
@@ -44,6 +49,17 @@ def load_panel(
         quarantined = 0
     else:
         path = Path(spec)
+        if path.is_dir() and (path / "bars").is_dir():
+            store = BarStore(path, calendar)
+            names = list(symbols) if symbols else store.symbols()
+            missing = sorted(set(names) - set(store.symbols()))
+            if missing:
+                raise DataError(f"--data {spec!r}: bar store has no symbols {missing}; it has {store.symbols()}")
+            frames = {s: _between(store.read(s), start, end) for s in names}
+            frames = {s: f for s, f in frames.items() if len(f)}
+            if not frames:
+                raise DataError(f"no bars in bar store {spec!r} between {start or 'the start'} and {end or 'the end'}")
+            return LoadedData(BarPanel.from_frames(frames, calendar), f"bar_store({path})", 0)
         if path.is_dir():
             results = load_csv_folder(path, symbols=symbols, adjust=adjust, calendar=calendar)
         elif path.is_file():

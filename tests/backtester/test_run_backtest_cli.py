@@ -109,3 +109,28 @@ def test_damaged_csv_bars_are_quarantined_and_never_traded(tmp_path: Path) -> No
     assert proc.stderr.count("event=bar_quarantined") >= 5
     fills = pd.read_csv(out / "fills.csv")
     assert not set(fills["date"].str[:10]) & bad_dates
+
+
+def test_backtest_from_a_parquet_bar_store_matches_the_csv_folder(tmp_path: Path) -> None:
+    from data.bar_store import BarStore
+    from data.calendar import TradingCalendar
+    from data.synthetic import generate_market
+
+    calendar = TradingCalendar()
+    frames = generate_market(["AAA", "BBB"], "2019-01-02", "2021-12-31", 9, calendar)
+    csv_dir = tmp_path / "csv"
+    csv_dir.mkdir()
+    store = BarStore(tmp_path / "store", calendar)
+    for symbol, frame in frames.items():
+        frame.rename_axis("date").to_csv(csv_dir / f"{symbol}.csv")
+        store.write(symbol, frame)
+    results = {}
+    for name, data in (("csv", csv_dir), ("store", tmp_path / "store")):
+        out = tmp_path / f"out-{name}"
+        proc = cli("--strategy", "momentum", "--data", str(data), "--out", str(out), cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        results[name] = json.loads((out / "summary.json").read_text())
+    assert results["store"]["data_source"].startswith("bar_store(")
+    assert results["store"]["data_fingerprint"] == results["csv"]["data_fingerprint"]
+    assert results["store"]["final_equity"] == results["csv"]["final_equity"]
+    assert results["store"]["n_trades"] == results["csv"]["n_trades"] > 0
