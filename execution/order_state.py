@@ -52,9 +52,17 @@ class ManagedOrder:
         return self.status in TERMINAL
 
     def transition(self, new_status: OrderStatus) -> None:
+        """Move to ``new_status``; fill states must agree with the filled quantity (only fills make them)."""
         if new_status not in ALLOWED[self.status]:
             raise InvariantViolation(
                 f"order {self.order.client_order_id}: illegal transition {self.status} -> {new_status}"
+            )
+        if (new_status is OrderStatus.FILLED and self.remaining != 0) or (
+            new_status is OrderStatus.PARTIALLY_FILLED and not 0 < self.filled_quantity < self.order.quantity
+        ):
+            raise InvariantViolation(
+                f"order {self.order.client_order_id}: {new_status} with {self.filled_quantity} of "
+                f"{self.order.quantity} filled"
             )
         self.status = new_status
 

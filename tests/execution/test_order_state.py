@@ -1,0 +1,99 @@
+"""The order state machine: legal paths only, never overfilled, duplicate executions ignored."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from core.errors import InvariantViolation
+from core.events import OrderStatus
+from execution.order_state import ALLOWED, TERMINAL, ManagedOrder, OrderBook
+from testkit.orders import make_order
+
+
+def test_fill_sequence_reaches_filled_with_average_price() -> None:
+    managed = ManagedOrder(make_order(quantity=100))
+    managed.transition(OrderStatus.SUBMITTED)
+    assert managed.apply_fill("e1", 40, 10.0)
+    assert managed.status is OrderStatus.PARTIALLY_FILLED
+    assert not managed.apply_fill("e1", 40, 10.0)  # the same execution again: ignored
+    assert managed.filled_quantity == 40
+    assert managed.apply_fill("e2", 60, 11.0)
+    assert managed.status is OrderStatus.FILLED and managed.is_terminal
+    assert managed.avg_fill_price == pytest.approx(10.6)
+
+
+def test_overfill_and_fill_after_cancel_are_invariant_violations() -> None:
+    managed = ManagedOrder(make_order(quantity=10))
+    managed.transition(OrderStatus.SUBMITTED)
+    with pytest.raises(InvariantViolation, match="remaining"):
+        managed.apply_fill("e1", 11, 1.0)
+    managed.transition(OrderStatus.CANCELLED)
+    with pytest.raises(InvariantViolation):
+        managed.apply_fill("e2", 5, 1.0)
+    with pytest.raises(InvariantViolation, match="illegal transition"):
+        managed.transition(OrderStatus.SUBMITTED)
+
+
+def test_terminal_states_have_no_exit() -> None:
+    for status in TERMINAL:
+        assert ALLOWED[status] == frozenset()
+
+
+def test_order_book_refuses_a_reused_client_order_id_and_tracks_working_orders() -> None:
+    book = OrderBook()
+    order = make_order()
+    managed = book.add(order)
+    with pytest.raises(InvariantViolation, match="duplicate client_order_id"):
+        book.add(order)
+    assert book.has_working()
+    managed.transition(OrderStatus.REJECTED)
+    book.settle_terminal(managed)
+    assert not book.has_working() and order.client_order_id in book
+
+
+class OrderLifecycle(RuleBasedStateMachine):
+    """Random event sequences, legal or not: the books never lie."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.quantity = 50
+        self.managed = ManagedOrder(make_order(quantity=self.quantity))
+        self.exec_seq = 0
+        self.expected_filled = 0
+
+    @rule(status=st.sampled_from(list(OrderStatus)))
+    def transition(self, status: OrderStatus) -> None:
+        before = self.managed.status
+        if status in ALLOWED[before]:
+            self.managed.transition(status)
+            assert self.managed.status is status
+        else:
+            with pytest.raises(InvariantViolation):
+                self.managed.transition(status)
+            assert self.managed.status is before
+
+    @precondition(lambda self: not self.managed.is_terminal and self.managed.status is not OrderStatus.PENDING_SUBMIT)
+    @rule(quantity=st.integers(min_value=-2, max_value=60), repeat=st.booleans())
+    def fill(self, quantity: int, repeat: bool) -> None:
+        if repeat and self.managed.exec_ids:
+            assert not self.managed.apply_fill(next(iter(self.managed.exec_ids)), max(quantity, 1), 1.0)
+            return
+        self.exec_seq += 1
+        if 0 < quantity <= self.managed.remaining:
+            assert self.managed.apply_fill(f"e{self.exec_seq}", quantity, 1.0)
+            self.expected_filled += quantity
+        else:
+            with pytest.raises(InvariantViolation):
+                self.managed.apply_fill(f"e{self.exec_seq}", quantity, 1.0)
+
+    @invariant()
+    def never_overfilled(self) -> None:
+        assert 0 <= self.managed.filled_quantity <= self.quantity
+        assert self.managed.filled_quantity == self.expected_filled
+        if self.managed.status is OrderStatus.FILLED:
+            assert self.managed.remaining == 0
+
+
+TestOrderLifecycle = OrderLifecycle.TestCase
