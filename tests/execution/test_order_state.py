@@ -66,7 +66,12 @@ class OrderLifecycle(RuleBasedStateMachine):
     @rule(status=st.sampled_from(list(OrderStatus)))
     def transition(self, status: OrderStatus) -> None:
         before = self.managed.status
-        if status in ALLOWED[before]:
+        m = self.managed
+        consistent = not (
+            (status is OrderStatus.FILLED and m.remaining != 0)
+            or (status is OrderStatus.PARTIALLY_FILLED and not 0 < m.filled_quantity < m.order.quantity)
+        )
+        if status in ALLOWED[before] and consistent:
             self.managed.transition(status)
             assert self.managed.status is status
         else:
