@@ -94,7 +94,11 @@ def _pct_away(price: float, anchor: float) -> float:
 
 
 class MaxOrderQuantity:
-    """Refuses a quantity outside 1..max shares: a fat-fingered size is the classic erroneous order."""
+    """Refuses a quantity outside 1..max shares: a fat-fingered size is the classic erroneous order.
+
+    A verified reduce-only order (an exit no larger than the position) may exceed the maximum: it cannot be a
+    fat finger beyond what is held, and refusing it would trap a position that grew past the limit.
+    """
 
     name = "max_order_quantity"
 
@@ -106,7 +110,7 @@ class MaxOrderQuantity:
             return Rejection(
                 self.name, f"{describe(order)}: the quantity must be at least 1 share (got {order.quantity:,})."
             )
-        if order.quantity > self.max_quantity:
+        if order.quantity > self.max_quantity and not is_verified_reduce_only(order, book.position(order.symbol)):
             return Rejection(
                 self.name,
                 f"{describe(order)}: the quantity of {order.quantity:,} shares is above the per-order limit of "
@@ -119,7 +123,8 @@ class MaxOrderNotional:
     """Refuses an order worth more than the limit, valued at the limit, else the reference, else the last price.
 
     The limit price comes first because it is the worst price the order can fill at. An order that cannot be
-    valued at all is refused unless it is a verified reduce-only order.
+    valued at all is refused unless it is a verified reduce-only order, and a verified reduce-only order is never
+    refused for its size: a position whose value grew past the limit must still be closable.
     """
 
     name = "max_order_notional"
@@ -146,7 +151,7 @@ class MaxOrderNotional:
             )
         label, price = priced[0]
         notional = order.quantity * price
-        if notional > self.max_notional_usd:
+        if notional > self.max_notional_usd and not is_verified_reduce_only(order, book.position(order.symbol)):
             return Rejection(
                 self.name,
                 f"{describe(order)}: the order is worth ${notional:,.2f} ({order.quantity:,} shares at the {label} "

@@ -100,7 +100,8 @@ class RiskManager:
         ):
             self._move(
                 TradingState.ACTIVE,
-                f"{self._where(equity)} recovered below risk.drawdown_throttle_start_pct of {cfg.drawdown_throttle_start_pct:g}%",
+                f"{self._where(equity)} recovered below risk.drawdown_throttle_start_pct of "
+                f"{cfg.drawdown_throttle_start_pct:g}%",
                 now_ns,
             )
         return self.state

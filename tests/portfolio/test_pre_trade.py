@@ -353,3 +353,20 @@ def test_reduces_position_means_toward_zero_without_crossing(side: Side, quantit
     after = position + side.sign * quantity
     expected = quantity > 0 and abs(after) < abs(position) and after * position >= 0
     assert reduces_position(side, quantity, position) is expected
+
+
+def test_issue_3_an_exit_larger_than_the_size_limits_is_still_accepted() -> None:
+    """A position that grew past the per-order limits must stay closable; an entry that size is refused."""
+    from core.events import Side
+    from portfolio.pre_trade import MaxOrderNotional, MaxOrderQuantity
+    from testkit.book import StaticBook
+    from testkit.orders import make_order
+
+    book = StaticBook(positions={"AAA": 5_000}, last_prices={"AAA": 100.0}, adv={"AAA": 1e7})
+    exit_order = make_order(symbol="AAA", side=Side.SELL, quantity=5_000, reference_price=100.0, reduce_only=True)
+    entry = make_order(symbol="AAA", side=Side.BUY, quantity=5_000, reference_price=100.0)
+    oversell = make_order(symbol="AAA", side=Side.SELL, quantity=6_000, reference_price=100.0, reduce_only=True)
+    for check in (MaxOrderQuantity(1_000), MaxOrderNotional(100_000.0)):
+        assert check.check(exit_order, book, 0) is None
+        assert check.check(entry, book, 0) is not None
+        assert check.check(oversell, book, 0) is not None  # claims reduce-only but would cross zero
