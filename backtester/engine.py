@@ -116,9 +116,19 @@ class Backtest:
 
 
 def build_backtest(
-    config: AppConfig, panel: BarPanel, strategies: list[Strategy], calendar: TradingCalendar
+    config: AppConfig,
+    panel: BarPanel,
+    strategies: list[Strategy],
+    calendar: TradingCalendar,
+    *,
+    trade_from_index: int = 0,
+    outage_bars: frozenset[int] = frozenset(),
 ) -> Backtest:
-    """Wire one backtest from the validated config: the same components the live engine wires."""
+    """Wire one backtest from the validated config: the same components the live engine wires.
+
+    ``trade_from_index``: bars before it only warm up indicators (walk-forward test windows); signals there are
+    ignored. ``outage_bars``: bar indices on which the simulated broker fills nothing (scenario analysis).
+    """
     sessions = session_times(panel, calendar, config.backtest.moc_cutoff_minutes_before_close)
     start_ns = int(sessions.open_ns[0]) - NS_PER_DAY if len(sessions.open_ns) else 0
     clock = SimClock(start_ns)
@@ -140,6 +150,9 @@ def build_backtest(
         now_ns=clock.now_ns,
         settles_at_ns=_settlement(sessions, pcfg.settlement_days),
         adv_lookback_days=config.pre_trade.adv_lookback_days,
+        accept_signals_from_ns=int(sessions.close_ns[trade_from_index])
+        if 0 < trade_from_index < len(panel.dates)
+        else 0,
     )
     executor = SimulatedExecutor(
         panel.symbols,
@@ -149,6 +162,7 @@ def build_backtest(
         queue.put,
         clock.now_ns,
         cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
+        outage_bars=outage_bars,
     )
     portfolio.router = executor
     for strategy in strategies:

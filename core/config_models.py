@@ -160,10 +160,28 @@ class SmaCrossoverParams(Section):
 OrderTypeName = Literal["MKT", "LMT", "MOC", "LOC"]
 
 
+GridValue = int | float | bool | str
+
+
 class StrategyConfigBase(Section):
     enabled: bool = True
     order_type: OrderTypeName = "MKT"
     limit_offset_bps: float = Field(default=10.0, ge=0, description="LMT/LOC limit distance from the last close")
+    grid: dict[str, tuple[GridValue, ...]] = Field(
+        default_factory=dict, description="research grid: param name -> values to try (grid search, walk-forward)"
+    )
+
+    @model_validator(mode="after")
+    def _grid_names_params(self) -> StrategyConfigBase:
+        params_model = type(getattr(self, "params", None))
+        known = set(getattr(params_model, "model_fields", {}))
+        unknown = sorted(set(self.grid) - known)
+        if unknown:
+            raise ValueError(f"grid names unknown params {unknown}; params are {sorted(known)}")
+        empty = sorted(name for name, values in self.grid.items() if not values)
+        if empty:
+            raise ValueError(f"grid values must be non-empty lists (empty: {empty})")
+        return self
 
 
 class MomentumConfig(StrategyConfigBase):
@@ -191,6 +209,29 @@ class SyntheticDataConfig(Section):
     end: str = "2024-12-31"
 
 
+MetricName = Literal["sharpe", "sortino", "calmar", "cagr", "total_return", "profit_factor"]
+
+
+class WalkForwardConfig(Section):
+    train_bars: int = Field(default=504, ge=20, description="sessions in each in-sample (train) window")
+    test_bars: int = Field(default=126, ge=5, description="sessions in each out-of-sample (test) window")
+    step_bars: int = Field(default=126, ge=1, description="sessions the windows move forward each time")
+    anchored: bool = Field(default=False, description="true: every train window starts at the first session")
+    warmup_bars: int = Field(default=250, ge=0, description="history before a test window used only for indicators")
+
+
+class MonteCarloConfig(Section):
+    n_paths: int = Field(default=10_000, ge=100, le=1_000_000)
+    block_length_days: float = Field(default=20.0, gt=1.0, description="mean block length, stationary bootstrap")
+    seed: int = 7
+
+
+class DistributedConfig(Section):
+    scheduler: str | None = Field(default=None, description="tcp://HOST:PORT of a Dask scheduler; null: local")
+    workers: int | None = Field(default=None, ge=1, description="LocalCluster workers; null: one per core")
+    retries: int = Field(default=1, ge=0, le=5)
+
+
 class BacktestConfig(Section):
     data: str = Field(default="synthetic", description="'synthetic' or a folder of per-symbol CSV files")
     adjust_prices: bool = Field(default=False, description="back-adjust OHLC with Adj Close (splits, dividends)")
@@ -200,6 +241,10 @@ class BacktestConfig(Section):
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
     moc_cutoff_minutes_before_close: int = Field(default=10, ge=0, le=120)
     risk_free_rate_pct: Pct = 0.0
+    optimize_metric: MetricName = "sharpe"
+    walk_forward: WalkForwardConfig = WalkForwardConfig()
+    monte_carlo: MonteCarloConfig = MonteCarloConfig()
+    distributed: DistributedConfig = DistributedConfig()
 
     @field_validator("start", "end")
     @classmethod

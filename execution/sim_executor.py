@@ -54,6 +54,7 @@ class SimulatedExecutor:
         put: Callable[[object], None],
         now_ns: Callable[[], int],
         cash_available: Callable[[], float] | None = None,
+        outage_bars: frozenset[int] = frozenset(),
     ) -> None:
         self._index = {s: j for j, s in enumerate(symbols)}
         self._sessions = sessions
@@ -62,6 +63,7 @@ class SimulatedExecutor:
         self._put = put
         self._now_ns = now_ns
         self._cash_available = cash_available
+        self._outage_bars = outage_bars  # scenario "broker outage": nothing fills on these bars
         self.book = OrderBook()
         self._broker_ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
@@ -106,7 +108,7 @@ class SimulatedExecutor:
         self, t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
     ) -> None:
         """Match every working order against bar ``t`` of every symbol."""
-        if not self.book.has_working():
+        if not self.book.has_working() or t in self._outage_bars:
             return
         open_ns = int(self._sessions.open_ns[t])
         close_ns = int(self._sessions.close_ns[t])

@@ -1,0 +1,230 @@
+"""Research trials as pure functions, so a sweep's result does not depend on where it ran.
+
+A trial is (data reference, strategy, params, window, seed) -> metrics and daily returns. ``run_trial`` is the
+task the serial runner calls in-process and the Dask runner ships to workers: everything it needs travels in
+small frozen values (the config as a plain dict, a ``DataRef`` that says how to obtain the bars), and each
+worker process loads a given data set once (``DataRef.load`` is cached per process).
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from backtester.engine import build_backtest
+from backtester.performance import compute_metrics, round_trips_from_fills
+from core.config_models import AppConfig, GridValue
+from data.calendar import TradingCalendar
+from data.loading import LoadedData, load_panel
+from data.panel import BarPanel
+from strategy.registry import build_strategy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DataRef:
+    """How any process obtains the bars of a sweep; small, hashable and pure (same ref -> same panel)."""
+
+    spec: str
+    symbols: tuple[str, ...] | None
+    start: str | None
+    end: str | None
+    seed: int
+    adjust: bool = False
+    synthetic_n_symbols: int = 20
+    synthetic_start: str = "2015-01-02"
+    synthetic_end: str = "2024-12-31"
+
+    @classmethod
+    def from_config(
+        cls, config: AppConfig, data: str, symbols: Sequence[str] | None, start: str | None, end: str | None, seed: int
+    ) -> DataRef:
+        syn = config.backtest.synthetic
+        return cls(
+            spec=data,
+            symbols=tuple(symbols) if symbols else None,
+            start=start,
+            end=end,
+            seed=seed,
+            adjust=config.backtest.adjust_prices,
+            synthetic_n_symbols=syn.n_symbols,
+            synthetic_start=syn.start,
+            synthetic_end=syn.end,
+        )
+
+    def load(self) -> LoadedData:
+        return _load_cached(self)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(ref: DataRef) -> LoadedData:
+    from core.config_models import SyntheticDataConfig
+
+    synthetic = SyntheticDataConfig(n_symbols=ref.synthetic_n_symbols, start=ref.synthetic_start, end=ref.synthetic_end)
+    return load_panel(
+        ref.spec,
+        calendar=TradingCalendar(),
+        symbols=ref.symbols,
+        start=ref.start,
+        end=ref.end,
+        seed=ref.seed,
+        synthetic=synthetic,
+        adjust=ref.adjust,
+    )
+
+
+Params = tuple[tuple[str, GridValue], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TrialSpec:
+    """One backtest of a sweep: rows [row_start, row_end) of the panel; trading starts at ``trade_from_row``
+    (relative to row_start; earlier rows only warm up indicators)."""
+
+    trial_id: int
+    strategy: str
+    params: Params
+    row_start: int = 0
+    row_end: int | None = None
+    trade_from_row: int = 0
+
+    @property
+    def params_dict(self) -> dict[str, GridValue]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    trial_id: int
+    params: dict[str, GridValue]
+    metrics: dict[str, float]
+    dates: np.ndarray = field(repr=False)  # datetime64[ns] of the traded segment's sessions
+    equity: np.ndarray = field(repr=False)  # equity at each of those closes
+    n_trades: int = 0
+    error: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def returns(self) -> np.ndarray:
+        """Daily simple returns of the traded segment (length len(equity) - 1)."""
+        if len(self.equity) < 2:
+            return np.zeros(0)
+        return np.diff(self.equity) / self.equity[:-1]
+
+
+def expand_grid(grid: Mapping[str, Sequence[GridValue]]) -> list[dict[str, GridValue]]:
+    """Every combination, in a stable order (names sorted, values as given)."""
+    names = sorted(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(grid[n] for n in names))]
+
+
+def with_params(config: AppConfig, strategy: str, params: Mapping[str, GridValue]) -> AppConfig:
+    """A copy of ``config`` whose strategy params are replaced; validated like the file (raises ValueError)."""
+    raw = config.model_dump(mode="python")
+    raw["strategies"][strategy]["params"].update(params)
+    return AppConfig.model_validate(raw)
+
+
+def valid_combinations(
+    config: AppConfig, strategy: str, combos: Sequence[Mapping[str, GridValue]]
+) -> tuple[list[dict[str, GridValue]], list[str]]:
+    """Split grid combinations into runnable ones and one line per combination the params rules refuse."""
+    good, refused = [], []
+    for combo in combos:
+        try:
+            with_params(config, strategy, combo)
+        except ValueError as exc:
+            refused.append(f"{combo}: {str(exc).splitlines()[-1].strip()}")
+        else:
+            good.append(dict(combo))
+    return good, refused
+
+
+def config_payload(config: AppConfig) -> str:
+    """The config as JSON text: small, picklable, and identical wherever it is rebuilt."""
+    return json.dumps(config.model_dump(mode="json"), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _config_from_payload(payload: str) -> AppConfig:
+    return AppConfig.model_validate(json.loads(payload))
+
+
+def run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
+    """Run one trial; never raises (a failure comes back as ``error`` so the runner can retry and report it)."""
+    try:
+        return _run_trial(payload, data, trial)
+    except Exception as exc:  # noqa: BLE001 - reported per trial, never silently dropped
+        log.warning("event=trial_failed trial_id=%d params=%s error=%r", trial.trial_id, trial.params_dict, exc)
+        return TrialResult(
+            trial_id=trial.trial_id,
+            params=trial.params_dict,
+            metrics={},
+            dates=np.zeros(0, dtype="datetime64[ns]"),
+            equity=np.zeros(0),
+            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
+        )
+
+
+def _run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
+    base = _config_from_payload(payload)
+    config = with_params(base, trial.strategy, trial.params_dict) if trial.params else base
+    panel = window(data.load().panel, trial.row_start, trial.row_end)
+    strategy = build_strategy(trial.strategy, config.strategies)
+    result = build_backtest(config, panel, [strategy], TradingCalendar(), trade_from_index=trial.trade_from_row).run()
+    equity = result.equity.iloc[trial.trade_from_row :]
+    fills = result.fills
+    if trial.trade_from_row and len(equity):
+        fills = fills[fills["date"] >= equity.index[0]]
+    trades = round_trips_from_fills(fills, sessions=result.equity.index)
+    start_equity = float(equity.iloc[0]) if len(equity) else config.portfolio.initial_capital
+    metrics = compute_metrics(
+        equity,
+        trades,
+        fills,
+        start_equity,
+        gross_exposure=result.gross_exposure.iloc[trial.trade_from_row :],
+        risk_free_rate_pct=config.backtest.risk_free_rate_pct,
+    )
+    return TrialResult(
+        trial_id=trial.trial_id,
+        params=trial.params_dict,
+        metrics={k: float(v) for k, v in metrics.items()},
+        dates=equity.index.to_numpy(dtype="datetime64[ns]"),
+        equity=equity.to_numpy(dtype=np.float64),
+        n_trades=len(trades),
+    )
+
+
+def window(panel: BarPanel, row_start: int, row_end: int | None) -> BarPanel:
+    """Rows [row_start, row_end) of a panel, as a panel (views, no copies)."""
+    if row_start == 0 and (row_end is None or row_end >= len(panel.dates)):
+        return panel
+    end = len(panel.dates) if row_end is None else row_end
+    return panel.select(panel.dates[row_start], panel.dates[end - 1])
+
+
+def results_frame(results: Sequence[TrialResult], metric_keys: Sequence[str]) -> pd.DataFrame:
+    """One row per trial: id, params (one column each), status and the metrics."""
+    rows: list[dict[str, Any]] = []
+    for r in sorted(results, key=lambda r: r.trial_id):
+        row: dict[str, Any] = {"trial_id": r.trial_id, **{f"param_{k}": v for k, v in r.params.items()}}
+        row["status"] = "ok" if r.ok else "failed"
+        row["attempts"] = r.attempts
+        row.update({k: r.metrics.get(k, np.nan) for k in metric_keys})
+        rows.append(row)
+    return pd.DataFrame(rows)
