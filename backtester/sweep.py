@@ -168,7 +168,7 @@ def run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
     """Run one trial; never raises (a failure comes back as ``error`` so the runner can retry and report it)."""
     try:
         return _run_trial(payload, data, trial)
-    except Exception as exc:  # noqa: BLE001 - reported per trial, never silently dropped
+    except Exception as exc:
         log.warning("event=trial_failed trial_id=%d params=%s error=%r", trial.trial_id, trial.params_dict, exc)
         return TrialResult(
             trial_id=trial.trial_id,
