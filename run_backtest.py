@@ -1,4 +1,4 @@
-"""Research entry point: ``python run_backtest.py --strategy momentum --mode backtest``."""
+"""Research entry point: ``python run_backtest.py --strategy momentum --mode backtest|grid_search|...``."""
 
 from __future__ import annotations
 
@@ -6,64 +6,38 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from core.config_models import AppConfig
+
 MODES = ("backtest", "grid_search", "walk_forward", "monte_carlo", "scenario_analysis")
-NOT_YET = {"grid_search", "walk_forward", "monte_carlo", "scenario_analysis"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from backtester.cli_common import add_data_arguments, add_sweep_arguments
     from strategy.registry import STRATEGY_NAMES
 
     parser = argparse.ArgumentParser(
-        description="Event-driven backtest of one strategy; writes summary.json, trades.csv, equity.csv, report.html.",
+        description="Event-driven backtest and research modes; each writes summary.json, CSV tables and report.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
     parser.add_argument("--mode", default="backtest", choices=MODES)
-    parser.add_argument("--config", default="config.yaml", help="operator settings file")
-    parser.add_argument(
-        "--data",
-        default=None,
-        help="'synthetic', a folder of per-symbol CSVs or one CSV file (default: backtest.data from the config)",
-    )
-    parser.add_argument("--symbols", default=None, help="comma-separated subset, e.g. AAPL,MSFT")
-    parser.add_argument("--start", default=None, help="first session YYYY-MM-DD")
-    parser.add_argument("--end", default=None, help="last session YYYY-MM-DD")
-    parser.add_argument("--seed", type=int, default=None, help="synthetic data seed (default: backtest.seed)")
-    parser.add_argument("--out", default=None, help="results folder (default: results/<mode>-<strategy>-<time>/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override any config value (validated like the file); repeatable",
-    )
-    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    add_data_arguments(parser)
+    add_sweep_arguments(parser)
     return parser.parse_args(argv)
-
-
-def _symbols(text: str | None) -> tuple[str, ...]:
-    return tuple(s.strip().upper() for s in text.split(",") if s.strip()) if text else ()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    if args.mode in NOT_YET:
-        print(
-            f"run_backtest: --mode {args.mode} is not available yet (research suite, issue #4); use --mode backtest",
-            file=sys.stderr,
-        )
-        return 2
-    from backtester.job import JobRequest, default_out_dir, run_backtest_job
-    from backtester.summary_table import print_summary
+    from backtester.cli_common import data_choice, setup_logging
+    from backtester.job import default_out_dir
     from core.config_loader import load_config
 
+    setup_logging(args.log_level)
     try:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
@@ -71,23 +45,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for item in args.overrides:
         logging.getLogger("run_backtest").warning("event=config_override value=%s", item)
-    request = JobRequest(
-        strategy=args.strategy,
-        data=args.data or config.backtest.data,
-        symbols=_symbols(args.symbols) or config.symbols or None,
-        start=args.start or config.backtest.start,
-        end=args.end or config.backtest.end,
-        seed=config.backtest.seed if args.seed is None else args.seed,
-        overrides=tuple(args.overrides),
-    )
+    choice = data_choice(args, config)
     out_dir = Path(args.out) if args.out else default_out_dir(config.system.results_dir, args.mode, args.strategy)
     try:
-        output = run_backtest_job(config, request, out_dir)
+        if args.mode == "backtest":
+            return _backtest(config, args, choice, out_dir)
+        return _research(config, args, choice, out_dir)
+    except ConfigError as exc:
+        print(f"run_backtest: {exc}", file=sys.stderr)
+        return 2
     except DataError as exc:
         print(f"run_backtest: data problem: {exc}", file=sys.stderr)
         return 1
+    except (RuntimeError, ValueError) as exc:
+        print(f"run_backtest: {args.mode} failed: {exc}", file=sys.stderr)
+        return 1
+
+
+def _backtest(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir: Path) -> int:
+    from backtester.job import JobRequest, run_backtest_job
+    from backtester.summary_table import print_summary
+
+    request = JobRequest(strategy=args.strategy, overrides=tuple(args.overrides), **choice)
+    output = run_backtest_job(config, request, out_dir)
     print_summary(output.summary)
     print(f"results: {output.out_dir}")
+    return 0
+
+
+def _research(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir: Path) -> int:
+    from backtester.distributed_runner import make_runner
+    from backtester.grid_search import parse_grid_overrides
+    from backtester.research import ResearchContext
+    from backtester.research_output import print_mode_summary, run_mode, write_outputs
+    from backtester.sweep import DataRef
+
+    grid = parse_grid_overrides(args.grid)
+    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
+    data = DataRef.from_config(config, **choice)
+    ctx = ResearchContext(config, args.strategy, data, runner, grid)
+    output = run_mode(args.mode, ctx)
+    output.summary["overrides"] = list(args.overrides)
+    write_outputs(out_dir, args.mode, output)
+    print_mode_summary(args.mode, output.summary)
+    print(f"results: {out_dir}")
     return 0
 
 

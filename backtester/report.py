@@ -76,15 +76,28 @@ def write_report(
         _section("Monthly returns", monthly_heatmap_html(monthly_returns(eq))),
         _section("Trades", _trades_html(trades)),
     ))
-    title = html.escape(f"{summary.get('strategy', 'Backtest')} · backtest report")
-    document = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+    write_page(path, f"{summary.get('strategy', 'Backtest')} · backtest report", body)
+    log.info("event=report_written path=%s points=%d trades=%d", path, len(eq), len(trades))
+
+
+def write_page(path: Path, title: str, body: str) -> None:
+    """A self-contained HTML page in the report style, written to a temp file and renamed into place."""
+    document = (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+                f"<title>{html.escape(title)}</title>\n"
                 f"<style>{_CSS}</style>\n</head>\n<body>\n<main>\n{body}\n</main>\n</body>\n</html>\n")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(path.name + ".tmp")
     tmp_path.write_text(document, encoding="utf-8")
     os.replace(tmp_path, path)
-    log.info("event=report_written path=%s points=%d trades=%d", path, len(eq), len(trades))
+
+
+def section(title: str, content: str) -> str:
+    return _section(title, content)
+
+
+def header_html(summary: Mapping[str, object], equity: pd.Series, kicker: str = "Backtest report") -> str:
+    return _header_html(summary, equity).replace(">Backtest report<", f">{html.escape(kicker)}<", 1)
 
 
 # --- charts ---------------------------------------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""Arguments and set-up shared by the research entry points (``run_backtest.py``, ``run_recalibration.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.config_models import AppConfig
+
+log = logging.getLogger(__name__)
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="config.yaml", help="operator settings file")
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="'synthetic', a bar store folder, a folder of per-symbol CSVs "
+        "or one CSV file (default: backtest.data from the config)",
+    )
+    parser.add_argument("--symbols", default=None, help="comma-separated subset, e.g. AAPL,MSFT")
+    parser.add_argument("--start", default=None, help="first session YYYY-MM-DD")
+    parser.add_argument("--end", default=None, help="last session YYYY-MM-DD")
+    parser.add_argument("--seed", type=int, default=None, help="synthetic data seed (default: backtest.seed)")
+    parser.add_argument("--out", default=None, help="results folder (default: results/<mode>-<strategy>-<time>/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override any config value (validated like the file); repeatable",
+    )
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="PARAM=V1,V2,...",
+        help="replace one dimension of the strategy's research grid; repeatable",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="tcp://HOST:PORT of an existing Dask scheduler "
+        "(default: backtest.distributed.scheduler, else a LocalCluster on this machine)",
+    )
+    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    parser.add_argument("--serial", action="store_true", help="run trials in this process (no Dask)")
+
+
+def symbols_arg(text: str | None) -> tuple[str, ...]:
+    return tuple(s.strip().upper() for s in text.split(",") if s.strip()) if text else ()
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if level != "DEBUG":  # a sweep runs thousands of backtests: their per-run state changes are not news
+        logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
+        logging.getLogger("distributed").setLevel(logging.ERROR)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(jsonable(payload), indent=2) + "\n")
+
+
+def jsonable(value: Any) -> Any:
+    """Deep conversion to strict JSON: numpy scalars to Python, NaN to null, inf to a string."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def data_choice(args: argparse.Namespace, config: AppConfig) -> dict[str, Any]:
+    return {
+        "data": args.data or config.backtest.data,
+        "symbols": symbols_arg(args.symbols) or config.symbols or None,
+        "start": args.start or config.backtest.start,
+        "end": args.end or config.backtest.end,
+        "seed": config.backtest.seed if args.seed is None else args.seed,
+    }

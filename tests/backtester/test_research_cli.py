@@ -1,0 +1,94 @@
+"""The research modes as a user runs them: files, documented summary keys, honest trial counts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+SMALL = ["--symbols", "AAA,BBB,CCC,DDD", "--start", "2016-01-04", "--end", "2020-12-31", "--seed", "4", "--serial"]
+
+
+def cli(tmp_path: Path, mode: str, *args: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path / mode
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "run_backtest.py"), "--config", str(REPO / "config.yaml"), "--strategy",
+         "momentum", "--mode", mode, "--out", str(out), *SMALL, *args],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600,
+    )
+    return proc, out
+
+
+def test_grid_search_records_every_trial_and_the_overfitting_statistics(tmp_path: Path) -> None:
+    proc, out = cli(tmp_path, "grid_search", "--grid", "roc_period=20,60,120", "--grid", "entry_roc_pct=2,5",
+                    "--grid", "trend_sma_period=50,100")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    grid = pd.read_csv(out / "grid.csv")
+    assert summary["n_trials"] == len(grid) == 12
+    assert summary["grid"] == {"roc_period": [20, 60, 120], "entry_roc_pct": [2, 5], "trend_sma_period": [50, 100]}
+    best = grid.sort_values("rank").iloc[0]
+    assert summary["best_params"] == {"entry_roc_pct": best["param_entry_roc_pct"],
+                                      "roc_period": best["param_roc_period"],
+                                      "trend_sma_period": best["param_trend_sma_period"]}
+    assert best["sharpe"] == grid["sharpe"].max()
+    over = summary["overfitting"]
+    assert over["n_trials"] == 12 and 0.0 <= over["pbo"] <= 1.0 and 0.0 <= over["dsr"] <= 1.0
+    assert len(summary["metric_table"]) == 12
+    html = (out / "report.html").read_text()
+    assert "heatmap-param_entry_roc_pct-param_roc_period" in html and "pbo-logits" in html
+
+
+def test_grid_refuses_unknown_params_with_exit_2(tmp_path: Path) -> None:
+    proc, _ = cli(tmp_path, "grid_search", "--grid", "roc_perod=20,60")
+    assert proc.returncode == 2
+    assert "roc_perod" in proc.stderr and "roc_period" in proc.stderr
+
+
+def test_walk_forward_summary_and_tables(tmp_path: Path) -> None:
+    proc, out = cli(tmp_path, "walk_forward", "--grid", "roc_period=20,60", "--grid", "entry_roc_pct=2,5",
+                    "--set", "backtest.walk_forward.train_bars=300", "--set", "backtest.walk_forward.test_bars=100",
+                    "--set", "backtest.walk_forward.step_bars=100")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    windows = pd.read_csv(out / "windows.csv")
+    assert summary["n_windows"] == len(windows) >= 5
+    assert summary["n_trials_walk_forward"] == 4 * len(windows)
+    assert summary["n_trials"] == summary["n_trials_walk_forward"] + 4
+    for key in ("walk_forward_efficiency", "parameter_stability", "oos_metrics", "latest_params", "overfitting"):
+        assert key in summary
+    oos = pd.read_csv(out / "oos_equity.csv")
+    assert oos["oos_equity"].iloc[-1] == summary["oos_metrics"]["final_equity"]
+    assert "equity-chart" in (out / "report.html").read_text()
+
+
+def test_monte_carlo_is_seeded_and_reports_percentiles(tmp_path: Path) -> None:
+    runs = []
+    for name in ("a", "b"):
+        proc, out = cli(tmp_path / name, "monte_carlo", "--set", "backtest.monte_carlo.n_paths=2000")
+        assert proc.returncode == 0, proc.stderr
+        runs.append(json.loads((out / "summary.json").read_text()))
+        assert "fan-chart" in (out / "report.html").read_text()
+    assert runs[0]["monte_carlo"] == runs[1]["monte_carlo"]
+    block = runs[0]["monte_carlo"]["block_bootstrap"]
+    p = block["final_equity"]
+    assert p["p5"] <= p["p25"] <= p["p50"] <= p["p75"] <= p["p95"]
+    assert 0.0 <= block["kill_probability"] <= 1.0
+
+
+def test_scenario_analysis_reports_every_scenario(tmp_path: Path) -> None:
+    proc, out = cli(tmp_path, "scenario_analysis")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    names = {row["name"] for row in summary["scenarios"]}
+    for shock in ("overnight_gap", "volatility_spike", "correlation_to_one", "liquidity_drought", "broker_outage"):
+        assert shock in names
+    assert any(name.startswith("halt_symbol") for name in names)
+    assert any(row["kind"] == "historical" for row in summary["scenarios"])
+    assert summary["worst_scenario_loss_pct"] >= 0
+    assert (out / "scenarios.csv").exists()
