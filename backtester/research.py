@@ -208,20 +208,52 @@ def scenario_analysis(ctx: ResearchContext, params: Mapping[str, GridValue] | No
     cfg_params = getattr(ctx.config.strategies, ctx.strategy).params.model_dump()
     chosen = {**cfg_params, **(params or {})}
     panel = ctx.data.load().panel
-    scenarios = default_scenarios(panel)
-    results = run_scenarios(
-        ctx.config,
-        panel,
-        ctx.strategy,
-        chosen,
-        TradingCalendar(),
-        scenarios,
-        warmup_bars=ctx.config.backtest.walk_forward.warmup_bars,
-    )
+    warmup = ctx.config.backtest.walk_forward.warmup_bars
+    at, symbol = _shock_point(ctx, chosen, warmup)
+    scenarios = default_scenarios(panel, at, warmup_bars=warmup, halted_symbol=symbol)
+    results = run_scenarios(ctx.config, panel, ctx.strategy, chosen, TradingCalendar(), scenarios, warmup_bars=warmup)
     summary = ctx.base_summary("scenario_analysis")
     rows = [r.to_dict() for r in results]
-    summary.update(params=chosen, scenarios=rows, worst_scenario_loss_pct=worst_scenario_loss_pct(results))
+    summary.update(
+        params=chosen,
+        shock_bar=at,
+        shock_date=str(panel.dates[at].date()) if at is not None else None,
+        shock_point_rule="the session of the baseline's largest gross exposure (shocks hit real positions)",
+        halted_symbol=symbol,
+        scenarios=rows,
+        worst_scenario_loss_pct=worst_scenario_loss_pct(results),
+    )
     return ModeOutput(summary, tables={"scenarios": pd.DataFrame(rows)}, extras={"scenarios": results})
+
+
+def _shock_point(
+    ctx: ResearchContext, params: Mapping[str, GridValue], warmup: int, days: int = 20
+) -> tuple[int | None, str | None]:
+    """Where synthetic shocks land: the session (after warm-up, with room for the window) of the baseline run's
+    largest gross exposure, and its largest holding as the symbol to halt. A shock that lands on a flat book
+    tests nothing; with no position ever held, the scenario module's default point is used."""
+    from backtester.engine import build_backtest
+    from strategy.registry import build_strategy
+
+    config = with_params(ctx.config, ctx.strategy, params)
+    panel = ctx.data.load().panel
+    base = build_backtest(
+        config, panel, [build_strategy(ctx.strategy, config.strategies)], TradingCalendar(), trade_from_index=warmup
+    ).run()
+    exposure = base.gross_exposure.to_numpy()
+    lo, hi = warmup + 1, len(exposure) - days - 1
+    if hi <= lo or not np.any(exposure[lo:hi] > 0):
+        return None, None
+    at = lo + int(np.argmax(exposure[lo:hi]))
+    fills = base.fills[base.fills["date"] < panel.dates[at]]
+    signed = np.where(fills["side"] == "BUY", 1, -1) * fills["quantity"]
+    held = signed.groupby(fills["symbol"]).sum()
+    held = held[held != 0]
+    if not len(held):
+        return at, None
+    prices = {s: panel.close[at - 1, panel.symbols.index(s)] for s in held.index}
+    value = {s: abs(q) * prices[s] for s, q in held.items() if np.isfinite(prices[s])}
+    return at, (max(value, key=value.__getitem__) if value else None)
 
 
 def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> np.ndarray:

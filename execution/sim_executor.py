@@ -107,9 +107,15 @@ class SimulatedExecutor:
     def process_bar(
         self, t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
     ) -> None:
-        """Match every working order against bar ``t`` of every symbol."""
-        if not self.book.has_working() or t in self._outage_bars:
+        """Match every working order against bar ``t`` of every symbol.
+
+        On a broker-outage bar, or a bar where the symbol has no valid data (halted, missing, quarantined),
+        nothing fills; one-session orders (MOC, LOC, LMT DAY) that were live for this session expire at its end,
+        as they would at the broker, while MKT orders wait for the next valid session.
+        """
+        if not self.book.has_working():
             return
+        outage = t in self._outage_bars
         open_ns = int(self._sessions.open_ns[t])
         close_ns = int(self._sessions.close_ns[t])
         cutoff_ns = int(self._sessions.moc_cutoff_ns[t])
@@ -122,12 +128,12 @@ class SimulatedExecutor:
                     continue  # submitted after this session opened: not eligible yet
             elif order.ts_init_ns >= cutoff_ns:
                 continue  # missed this session's closing-auction cut-off
-            if math.isnan(c):
-                continue  # no valid bar for the symbol (halted, missing or quarantined): nothing trades
-            self._match(managed, o, h, lo, c, v, open_ns, close_ns)
+            if not (outage or math.isnan(c)):
+                self._match(managed, o, h, lo, c, v, open_ns, close_ns)
             if not managed.is_terminal and self._expires_after_session(managed):
                 managed.transition(OrderStatus.EXPIRED)
-                self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order not (fully) filled in session")
+                why = "broker outage" if outage else ("no valid bar" if math.isnan(c) else "not (fully) filled")
+                self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order expired: {why} in session")
             self.book.settle_terminal(managed)
 
     def _expires_after_session(self, managed: ManagedOrder) -> bool:

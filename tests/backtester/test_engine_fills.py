@@ -123,3 +123,21 @@ def test_equity_is_marked_at_every_close() -> None:
     expected = 100_000 - 100 * entry - 1 + 100 * bars.close[1:, 0]
     np.testing.assert_allclose(result.equity.to_numpy()[1:], expected, rtol=1e-12)
     assert isinstance(result.equity.index, pd.DatetimeIndex)
+
+
+def test_issue_4_one_session_orders_expire_on_an_outage_day_market_orders_wait() -> None:
+    bars = panel()
+    # MOC decided on bar 2 is live for session 3 only; an outage on bar 3 must expire it, not fill it later
+    moc = build_backtest(
+        AppConfig.model_validate({"strategies": {"momentum": {"order_type": "MOC"}},
+                                  "portfolio": {"sizing": {"method": "fixed_shares"}}}),
+        bars, [ScriptedStrategy({(2, "AAA"): 1})], CAL, outage_bars=frozenset({3}),
+    ).run()
+    assert moc.fills.empty
+    mkt = run({(2, "AAA"): 1}, bars=bars)
+    assert mkt.fills["date"].tolist() == [bars.dates[3]]
+    waited = build_backtest(
+        AppConfig.model_validate({"portfolio": {"sizing": {"method": "fixed_shares"}}}),
+        bars, [ScriptedStrategy({(2, "AAA"): 1})], CAL, outage_bars=frozenset({3}),
+    ).run()
+    assert waited.fills["date"].tolist() == [bars.dates[4]]

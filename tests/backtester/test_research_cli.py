@@ -52,6 +52,7 @@ def test_grid_refuses_unknown_params_with_exit_2(tmp_path: Path) -> None:
 
 def test_walk_forward_summary_and_tables(tmp_path: Path) -> None:
     proc, out = cli(tmp_path, "walk_forward", "--grid", "roc_period=20,60", "--grid", "entry_roc_pct=2,5",
+                    "--grid", "trend_sma_period=100",
                     "--set", "backtest.walk_forward.train_bars=300", "--set", "backtest.walk_forward.test_bars=100",
                     "--set", "backtest.walk_forward.step_bars=100")
     assert proc.returncode == 0, proc.stderr

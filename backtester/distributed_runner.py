@@ -1,0 +1,396 @@
+"""Where a sweep's trials run: in this process, or on Dask distributed (a LocalCluster or an existing cluster).
+
+Both runners implement ``SweepRunner`` and call the same pure task (``backtester.sweep.run_trial``), so a
+sweep's table does not depend on the runner. The runners own what the task cannot: retrying failed trials,
+keeping every trial in the results (a failure stays, with its error and attempt count, and is logged at
+WARNING), a progress bar on stderr, and the cluster's life cycle: a LocalCluster started here is closed here;
+a cluster reached by address belongs to someone else and is never shut down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import numpy as np
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from backtester.sweep import DataRef, TrialResult, TrialSpec, run_trial
+from core.config_models import DistributedConfig
+
+log = logging.getLogger(__name__)
+
+TrialTask = Callable[[str, DataRef, TrialSpec], TrialResult]
+LOOPBACK = "127.0.0.1"
+WORKER_START_TIMEOUT_S = 120.0
+
+
+class SweepRunner(Protocol):
+    """Runs every trial of a sweep; returns one result per trial, in trial_id order, failures included."""
+
+    def run(
+        self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
+    ) -> list[TrialResult]: ...
+
+
+class SerialRunner:
+    """Every trial in this process, one after the other: the reference the distributed runner must match.
+
+    ``task`` is the function each trial runs (``run_trial``); tests pass a deliberately flaky one.
+    """
+
+    def __init__(self, retries: int = 1, progress: bool = True, *, task: TrialTask = run_trial) -> None:
+        self.retries = _checked_retries(retries)
+        self.progress = progress
+        self.last_run_info: dict[str, Any] = {}
+        self._task = task
+
+    def run(
+        self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
+    ) -> list[TrialResult]:
+        ordered = _ordered(trials)
+        started = time.perf_counter()
+        results: list[TrialResult] = []
+        with progress_bar(description, len(ordered), self.progress) as advance:
+            for trial in ordered:
+                attempt = 1
+                result = _call_task(self._task, payload, data, trial)
+                while not result.ok and attempt <= self.retries:
+                    _log_retry(trial, attempt, result)
+                    attempt += 1
+                    result = _call_task(self._task, payload, data, trial)
+                results.append(_final(result, attempt))
+                advance()
+        wall = time.perf_counter() - started
+        self.last_run_info = _run_info("serial", None, 1, results, startup_s=0.0, sweep_s=wall, shutdown_s=0.0)
+        return results
+
+
+class DaskRunner:
+    """Trials as Dask tasks: on a LocalCluster started for the run, or on the cluster at ``scheduler``.
+
+    With no ``scheduler`` a LocalCluster of ``workers`` (default: one per core) single-threaded worker
+    processes is started on 127.0.0.1 with no dashboard, and closed when the run ends. With
+    ``scheduler="tcp://HOST:PORT"`` a Client connects to that cluster, which is left running. Only small values
+    travel (the config payload, the ``DataRef``, the ``TrialSpec``): each worker builds the panel once through
+    ``DataRef.load``'s per-process cache. Task keys are ``run_trial-<trial_id>-<attempt>-<run token>`` so the
+    scheduler's logs name the trial. A trial whose result has an error, or whose task failed (a worker died, the
+    task could not be unpickled), is resubmitted up to ``retries`` times. ``last_run_info`` describes the last
+    run (start-up, sweep and shutdown seconds separately, for benchmarks and summaries). Raises only before any
+    trial has run: ValueError for repeated trial ids, OSError or TimeoutError when the scheduler cannot be
+    reached (30 s) or the local workers do not start.
+    """
+
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        workers: int | None = None,
+        retries: int = 1,
+        progress: bool = True,
+        *,
+        task: TrialTask = run_trial,
+    ) -> None:
+        if scheduler is not None and "://" not in scheduler:
+            raise ValueError(f"scheduler must be an address like tcp://HOST:PORT (got {scheduler!r})")
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be >= 1 or None for one per core (got {workers})")
+        self.scheduler = scheduler
+        self.workers = workers
+        self.retries = _checked_retries(retries)
+        self.progress = progress
+        self.last_run_info: dict[str, Any] = {}
+        self._task = task
+
+    def run(
+        self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
+    ) -> list[TrialResult]:
+        ordered = _ordered(trials)
+        if not ordered:
+            kind = "dask-remote" if self.scheduler else "dask-local"
+            self.last_run_info = _run_info(kind, self.scheduler, 0, [], startup_s=0.0, sweep_s=0.0, shutdown_s=0.0)
+            return []
+        started = time.perf_counter()
+        with self._client() as (client, local):
+            n_workers = len(client.nthreads())
+            address = client.scheduler.address
+            _warm_up(client)
+            startup_s = time.perf_counter() - started
+            log.info(
+                "event=sweep_start runner=dask scheduler=%s local=%s workers=%d trials=%d",
+                address,
+                local,
+                n_workers,
+                len(ordered),
+            )
+            if n_workers == 0:
+                log.warning("event=no_workers scheduler=%s: tasks wait until a worker joins", address)
+            by_id = self._sweep(client, payload, data, ordered, description)
+            closing = time.perf_counter()
+            sweep_s = closing - started - startup_s
+        results = [by_id[t.trial_id] for t in ordered]
+        kind = "dask-local" if local else "dask-remote"
+        shutdown_s = time.perf_counter() - closing
+        self.last_run_info = _run_info(kind, address, n_workers, results, startup_s, sweep_s, shutdown_s)
+        return results
+
+    @contextmanager
+    def _client(self) -> Iterator[tuple[Any, bool]]:
+        """A Client, and whether it runs on a LocalCluster of ours (closed on exit) or on someone else's cluster."""
+        from distributed import Client
+
+        if self.scheduler is not None:
+            with Client(self.scheduler, timeout="30s") as client:  # closing a Client leaves its cluster running
+                yield client, False
+            return
+        n_workers = self.workers or os.cpu_count() or 1
+        with start_local_cluster(n_workers) as cluster, Client(cluster) as client:
+            client.wait_for_workers(n_workers, timeout=WORKER_START_TIMEOUT_S)
+            yield client, True
+
+    def _sweep(
+        self, client: Any, payload: str, data: DataRef, trials: list[TrialSpec], description: str
+    ) -> dict[int, TrialResult]:
+        """Submit every trial, resubmit failures while attempts remain, and drive the bar as trials finish."""
+        from distributed import as_completed
+
+        token = uuid.uuid4().hex[:12]
+        in_flight: dict[str, tuple[TrialSpec, int]] = {}
+
+        def submit(trial: TrialSpec, attempt: int) -> Any:
+            key = f"run_trial-{trial.trial_id}-{attempt}-{token}"
+            in_flight[key] = (trial, attempt)
+            return client.submit(self._task, payload, data, trial, key=key, pure=False, retries=0)
+
+        final: dict[int, TrialResult] = {}
+        pending = as_completed([submit(t, 1) for t in trials])
+        with progress_bar(description, len(trials), self.progress) as advance:
+            for future in pending:
+                trial, attempt = in_flight.pop(future.key)
+                result = _future_outcome(future, trial)
+                future.release()
+                if not result.ok and attempt <= self.retries:
+                    _log_retry(trial, attempt, result)
+                    try:
+                        pending.add(submit(trial, attempt + 1))
+                        continue
+                    except Exception as exc:  # the client itself is gone: keep the trial as failed
+                        result = _failed(trial, f"resubmission failed: {type(exc).__name__}: {exc}")
+                final[trial.trial_id] = _final(result, attempt)
+                advance()
+        return final
+
+
+def start_local_cluster(n_workers: int) -> Any:
+    """A LocalCluster of ``n_workers`` single-threaded processes, every socket on 127.0.0.1, no dashboards.
+
+    (``dashboard_address=":0"`` would not do: an empty host means every interface.)
+
+    The caller closes it. Processes (not threads) because a trial holds the GIL for its whole run.
+    """
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host=LOOPBACK,
+        scheduler_port=0,
+        dashboard_address=None,  # no dashboard; the scheduler's small HTTP server (health, metrics) still starts:
+        scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},  # on loopback and a free port, never :8787
+        worker_dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )
+
+
+def make_runner(
+    cfg: DistributedConfig,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    serial: bool = False,
+    progress: bool = True,
+) -> SweepRunner:
+    """The runner the config asks for, with command-line flags (when given) taking precedence over it.
+
+    ``serial`` beats a scheduler set in the config; together with an explicit ``scheduler`` it is a usage error
+    (ValueError), since the two flags ask for opposite things.
+    """
+    if serial and scheduler:
+        raise ValueError(f"--serial and --scheduler {scheduler} contradict each other; give one of them")
+    for key, flag, configured in (("scheduler", scheduler, cfg.scheduler), ("workers", workers, cfg.workers)):
+        if flag is not None and configured is not None and flag != configured:
+            log.info("event=config_override key=backtest.distributed.%s config=%s flag=%s", key, configured, flag)
+    if serial:
+        if cfg.scheduler:
+            log.info("event=config_override key=backtest.distributed.scheduler config=%s flag=--serial", cfg.scheduler)
+        return SerialRunner(retries=cfg.retries, progress=progress)
+    address = scheduler or cfg.scheduler
+    n_workers = workers if workers is not None else cfg.workers
+    if address and n_workers is not None:
+        log.info("event=workers_ignored workers=%d scheduler=%s: the cluster decides its workers", n_workers, address)
+    return DaskRunner(scheduler=address, workers=n_workers, retries=cfg.retries, progress=progress)
+
+
+class _RateColumn(ProgressColumn):
+    """Trials per second since the start (rich's own speed column speaks bytes and follows recent samples)."""
+
+    def render(self, task: Task) -> Text:
+        elapsed = task.finished_time if task.finished else task.elapsed
+        rate = f"{task.completed / elapsed:.1f}" if elapsed and task.completed else "--"
+        return Text(f"{rate} trials/s", style="progress.data.speed")
+
+
+@contextmanager
+def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callable[[], None]]:
+    """A rich bar on stderr (description, done/total, rate, elapsed, ETA); yields ``advance()``.
+
+    On a stderr that is not a terminal (CI, pipes) rich draws nothing live and the run is unaffected.
+    """
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), disable=not enabled, transient=False) as bar:
+        task_id = bar.add_task(description, total=total)
+        yield lambda: bar.advance(task_id)
+
+
+def _warm_up(client: Any) -> None:
+    """Import the trial code on every worker now, so start-up cost is not counted as sweep time.
+
+    A worker that cannot import it is not fatal here: its tasks fail, are retried and reported like any other.
+    """
+    try:
+        client.run(_import_sweep_module)
+    except Exception as exc:
+        log.warning("event=worker_warm_up_failed error=%r: trials on such workers will fail and be reported", exc)
+
+
+def _import_sweep_module() -> None:
+    import backtester.sweep  # noqa: F401
+
+
+def _ordered(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
+    ordered = sorted(trials, key=lambda t: t.trial_id)
+    duplicates = sorted(i for i, n in Counter(t.trial_id for t in ordered).items() if n > 1)
+    if duplicates:
+        raise ValueError(f"trial ids must be unique within a sweep (repeated: {duplicates})")
+    return ordered
+
+
+def _checked_retries(retries: int) -> int:
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0 (got {retries})")
+    return retries
+
+
+def _call_task(task: TrialTask, payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
+    """``run_trial`` never raises, but an injected task might: treat that like any failed attempt."""
+    try:
+        return task(payload, data, trial)
+    except Exception as exc:
+        return _failed(trial, f"{type(exc).__name__}: {exc}")
+
+
+def _future_outcome(future: Any, trial: TrialSpec) -> TrialResult:
+    """The trial's result, or a failed result saying why the task produced none (error, lost, cancelled)."""
+    try:
+        if future.status == "finished":
+            result = future.result()
+            if isinstance(result, TrialResult) and result.trial_id == trial.trial_id:
+                return result
+            return _failed(trial, f"task returned {type(result).__name__}, not this trial's TrialResult")
+        if future.status == "error":
+            exc = future.exception()
+            return _failed(trial, f"task failed on the cluster: {type(exc).__name__}: {exc}")
+        return _failed(trial, f"task ended with status {future.status!r} (scheduler or worker lost)")
+    except Exception as exc:
+        return _failed(trial, f"could not fetch the result: {type(exc).__name__}: {exc}")
+
+
+def _failed(trial: TrialSpec, error: str) -> TrialResult:
+    return TrialResult(
+        trial_id=trial.trial_id,
+        params=trial.params_dict,
+        metrics={},
+        dates=np.zeros(0, dtype="datetime64[ns]"),
+        equity=np.zeros(0),
+        error=error,
+    )
+
+
+def _first_line(error: str | None) -> str:
+    return (error or "").strip().splitlines()[0] if error and error.strip() else repr(error)
+
+
+def _log_retry(trial: TrialSpec, attempt: int, result: TrialResult) -> None:
+    log.info("event=trial_retry trial_id=%d attempt=%d error=%s", trial.trial_id, attempt, _first_line(result.error))
+
+
+def _final(result: TrialResult, attempts: int) -> TrialResult:
+    """The result as kept, with its attempt count; a failure that used every attempt is logged at WARNING."""
+    if not result.ok:
+        log.warning(
+            "event=trial_failed_final trial_id=%d attempts=%d params=%s error=%s",
+            result.trial_id,
+            attempts,
+            result.params,
+            _first_line(result.error),
+        )
+    return dataclasses.replace(result, attempts=attempts)
+
+
+def _run_info(
+    kind: str,
+    scheduler: str | None,
+    n_workers: int,
+    results: Sequence[TrialResult],
+    startup_s: float,
+    sweep_s: float,
+    shutdown_s: float,
+) -> dict[str, Any]:
+    info = {
+        "runner": kind,
+        "scheduler": scheduler,
+        "n_workers": n_workers,
+        "n_trials": len(results),
+        "n_failed": sum(not r.ok for r in results),
+        "n_retried": sum(r.attempts > 1 for r in results),
+        "startup_seconds": startup_s,
+        "sweep_seconds": sweep_s,
+        "shutdown_seconds": shutdown_s,
+        "wall_seconds": startup_s + sweep_s + shutdown_s,
+    }
+    log.info(
+        "event=sweep_done runner=%s scheduler=%s workers=%d trials=%d failed=%d retried=%d wall_s=%.2f",
+        kind,
+        scheduler,
+        n_workers,
+        info["n_trials"],
+        info["n_failed"],
+        info["n_retried"],
+        info["wall_seconds"],
+    )
+    return info
