@@ -82,7 +82,8 @@ def _heatmaps(table: pd.DataFrame, metric: str) -> list[str]:
     for a, b in itertools.islice(itertools.combinations(params, 2), 6):
         pivot = table[table["status"] == "ok"].pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
         title = f"{metric} by {a.removeprefix('param_')} x {b.removeprefix('param_')} (mean over other params)"
-        charts.append(svg_heatmap(pivot, chart_id=f"heatmap-{a}-{b}", title=title, metric_name=metric))
+        heatmap = svg_heatmap(pivot, chart_id=f"heatmap-{a}-{b}", title=title, metric_name=metric)
+        charts.append(f'<div style="max-width:{120 + 110 * max(len(pivot.columns), 3)}px">{heatmap}</div>')
     if len(params) == 1:
         ok = table[table["status"] == "ok"].sort_values(params[0])
         charts.append(
@@ -178,7 +179,10 @@ def _scenario_sections(output: ModeOutput) -> list[str]:
             "Worst case",
             _kv_table(
                 [
-                    ("Worst scenario loss", f"{s.get('worst_scenario_loss_pct')}%"),
+                    ("Worst scenario loss %", s.get("worst_scenario_loss_pct")),
+                    ("Synthetic shocks start on", s.get("shock_date")),
+                    ("Why that day", s.get("shock_point_rule")),
+                    ("Halted symbol", s.get("halted_symbol")),
                     ("Params", json.dumps(s.get("params"))),
                 ]
             ),
@@ -196,7 +200,18 @@ def _scenario_sections(output: ModeOutput) -> list[str]:
                 ),
             )
         )
-    parts.append(section("Scenarios", _frame_table(frame, 100)))
+    shown = {
+        "name": "scenario", "start_date": "from", "end_date": "to", "window_pnl_pct": "P&L %",
+        "baseline_window_pnl_pct": "unshocked P&L %", "window_max_drawdown_pct": "window max DD %",
+        "run_max_drawdown_pct": "run max DD %", "state_before_window": "state before",
+        "throttle_first_date": "throttle on", "reducing_first_date": "REDUCING", "halted_date": "HALTED",
+    }
+    if not frame.empty:
+        parts.append(section("Scenarios", _frame_table(frame[[c for c in shown if c in frame]].rename(columns=shown),
+                                                       100)))
+        notes = "".join(f"<li><b>{html.escape(str(n))}</b>: {html.escape(str(d))}</li>"
+                        for n, d in zip(frame["name"], frame["description"], strict=True))
+        parts.append(section("What each scenario does", f"<ul>{notes}</ul>"))
     return parts
 
 
@@ -212,7 +227,10 @@ def _cell(value: Any) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return '<span class="muted">n/a</span>'
     if isinstance(value, float | np.floating):
-        return f"{value:,.4g}"
+        magnitude = abs(float(value))
+        if magnitude >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:,.2f}" if magnitude >= 1 else f"{value:.4g}"
     return html.escape(str(value))
 
 
