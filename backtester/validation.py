@@ -160,7 +160,9 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, trial_sharpes: np.
     than Sharpe ratios when it knows the true count but kept only a sample of the results (a sweep that logs a
     subset, trials run by hand before the sweep): V is then estimated from the sample, while the selection
     penalty must still use the true count, since the maximum was taken over all of them. Fewer trials than
-    Sharpe ratios is a contradiction and raises. With ``n_trials == 1`` there is no selection: SR0 = 0 and the
+    Sharpe ratios is a contradiction and raises. Trials whose Sharpe ratio is undefined (nan: constant returns, e.g.
+    a parameter set that never traded) were still run: they count in ``n_trials`` but are left out of V, with a
+    warning. With ``n_trials == 1`` there is no selection: SR0 = 0 and the
     DSR equals the PSR against zero (V is then not needed and reported as nan if it cannot be estimated).
     """
     values = _as_returns(returns)
@@ -168,12 +170,15 @@ def deflated_sharpe_ratio(returns: np.ndarray, n_trials: int, trial_sharpes: np.
     if n_trials < len(sharpes):
         raise ValueError(f"n_trials={n_trials} is less than the {len(sharpes)} trial Sharpe ratios given; "
                          "n_trials must count every trial run, so it can only equal or exceed that number")
-    if not np.all(np.isfinite(sharpes)):
-        raise ValueError("trial_sharpes must all be finite; drop or fix trials whose Sharpe ratio is undefined")
+    undefined = int(np.sum(~np.isfinite(sharpes)))
+    if undefined:
+        log.warning("event=dsr_trials_without_sharpe n_undefined=%d n_sharpes=%d reason=excluded_from_variance",
+                    undefined, len(sharpes))
+        sharpes = sharpes[np.isfinite(sharpes)]
     if n_trials > 1 and len(sharpes) < 2:
-        raise ValueError(f"n_trials={n_trials} needs at least 2 trial Sharpe ratios to estimate their variance; "
-                         f"got {len(sharpes)}")
-    if n_trials > len(sharpes):
+        raise ValueError(f"n_trials={n_trials} needs at least 2 finite trial Sharpe ratios to estimate their "
+                         f"variance; got {len(sharpes)}")
+    if n_trials > len(sharpes) + undefined:
         log.warning("event=dsr_trials_sampled n_trials=%d n_sharpes=%d reason=variance_from_sample",
                     n_trials, len(sharpes))
     sr_variance = float(np.var(sharpes, ddof=1)) if len(sharpes) >= 2 else math.nan

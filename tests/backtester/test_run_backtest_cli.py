@@ -57,14 +57,6 @@ def test_same_seed_same_result_and_fingerprint(tmp_path: Path) -> None:
     assert json.loads((c / "summary.json").read_text())["data_fingerprint"] != sa["data_fingerprint"]
 
 
-@pytest.mark.parametrize("mode", ["grid_search", "walk_forward", "monte_carlo", "scenario_analysis"])
-def test_modes_of_the_next_milestone_say_they_are_not_available(tmp_path: Path, mode: str) -> None:
-    proc = cli("--strategy", "momentum", "--mode", mode, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert "not available yet" in proc.stderr
-    assert not (tmp_path / "results").exists()
-
-
 def test_missing_data_folder_is_a_clear_failure(tmp_path: Path) -> None:
     proc = cli("--strategy", "momentum", "--data", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert proc.returncode == 1
