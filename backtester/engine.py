@@ -152,7 +152,7 @@ def build_backtest(
         adv_lookback_days=config.pre_trade.adv_lookback_days,
         accept_signals_from_ns=int(sessions.close_ns[trade_from_index])
         if 0 < trade_from_index < len(panel.dates)
-        else 0,
+        else None,  # (timestamps before 1970 are negative: no numeric sentinel is safe)
     )
     executor = SimulatedExecutor(
         panel.symbols,

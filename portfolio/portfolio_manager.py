@@ -98,7 +98,7 @@ class PortfolioManager:
         now_ns: Callable[[], int],
         settles_at_ns: Callable[[int], int],
         adv_lookback_days: int,
-        accept_signals_from_ns: int = 0,
+        accept_signals_from_ns: int | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
@@ -114,7 +114,7 @@ class PortfolioManager:
         self._put = put
         self._now_ns = now_ns
         self._settles_at_ns = settles_at_ns
-        self._accept_signals_from_ns = accept_signals_from_ns  # earlier bars only warm up indicators
+        self._accept_signals_from_ns = accept_signals_from_ns  # earlier bars only warm up indicators (None: all)
         self.router: OrderRouter | None = None
         self._working: dict[str, dict[str, WorkingOrder]] = {}
         self._reserved_cash = 0.0
@@ -175,7 +175,7 @@ class PortfolioManager:
                 self.on_halt(self.risk.halt_reason or "risk manager halted")
 
     def on_signal(self, signal: SignalEvent) -> None:
-        if signal.ts_event_ns < self._accept_signals_from_ns:
+        if self._accept_signals_from_ns is not None and signal.ts_event_ns < self._accept_signals_from_ns:
             self.ignored_signals["warmup"] += 1
             return
         if self.risk.state is TradingState.HALTED:

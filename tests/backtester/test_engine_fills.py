@@ -141,3 +141,17 @@ def test_issue_4_one_session_orders_expire_on_an_outage_day_market_orders_wait()
         bars, [ScriptedStrategy({(2, "AAA"): 1})], CAL, outage_bars=frozenset({3}),
     ).run()
     assert waited.fills["date"].tolist() == [bars.dates[4]]
+
+
+def test_issue_4_sessions_before_1970_trade_normally() -> None:
+    """Epoch-ns timestamps before 1970 are negative; no 'trade from' sentinel may swallow their signals."""
+    from testkit.calendars import WeekdayCalendar
+
+    weekdays = WeekdayCalendar()
+    frame = make_bar_frame(CLOSES, calendar=CAL)
+    frame.index = pd.DatetimeIndex(pd.bdate_range("1960-01-04", periods=len(frame)), name="date")
+    bars = BarPanel.from_frames({"AAA": frame}, weekdays)
+    assert int(bars.ts_event_ns[0]) < 0
+    config = AppConfig.model_validate({"portfolio": {"sizing": {"method": "fixed_shares"}}})
+    result = build_backtest(config, bars, [ScriptedStrategy({(2, "AAA"): 1})], weekdays).run()  # type: ignore[arg-type]
+    assert result.fills["date"].tolist() == [bars.dates[3]]
