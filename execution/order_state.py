@@ -74,6 +74,11 @@ class ManagedOrder:
             raise InvariantViolation(
                 f"order {self.order.client_order_id}: fill of {quantity} with {self.remaining} remaining"
             )
+        target = OrderStatus.FILLED if quantity == self.remaining else OrderStatus.PARTIALLY_FILLED
+        if target not in ALLOWED[self.status]:  # check before changing anything: a refused fill leaves no trace
+            raise InvariantViolation(
+                f"order {self.order.client_order_id}: fill of {quantity} in status {self.status}"
+            )
         new_filled = self.filled_quantity + quantity
         self.avg_fill_price = (self.avg_fill_price * self.filled_quantity + price * quantity) / new_filled
         self.filled_quantity = new_filled

@@ -102,3 +102,12 @@ class OrderLifecycle(RuleBasedStateMachine):
 
 
 TestOrderLifecycle = OrderLifecycle.TestCase
+
+
+def test_a_refused_fill_changes_nothing() -> None:
+    managed = ManagedOrder(make_order(quantity=10))
+    managed.transition(OrderStatus.SUBMITTED)
+    managed.transition(OrderStatus.CANCELLED)
+    with pytest.raises(InvariantViolation):
+        managed.apply_fill("late", 5, 1.0)
+    assert managed.filled_quantity == 0 and managed.exec_ids == set() and managed.status is OrderStatus.CANCELLED

@@ -1,0 +1,341 @@
+"""The crash-safe order journal (``state/order_journal.jsonl``): what we intended and what the broker told us.
+
+Write-ahead rule: ``record_intent`` is written and **fsynced before ``placeOrder`` is sent**, so after a crash
+the restarted engine knows every order it may have sent (client order id, IB order id) and can ask the broker
+about it instead of sending it again. Acks, fills (by ``exec_id``), cancels and rejects follow as events.
+
+Format: JSON Lines, one record per line, append-only, ASCII. Every record has ``v`` (format version), ``seq``
+(1, 2, 3, ... with no gaps), ``kind``, ``client_order_id`` and ``crc`` (CRC-32, 8 hex digits, of the record's
+canonical JSON without ``crc``: sorted keys, no spaces). Intents add ``ib_order_id`` and ``order`` (the
+OrderEvent's fields); fills add ``exec_id``, ``quantity`` (shares) and ``price``; any kind may add more fields
+(``reason``, ``code``, ``ts_ns``...), which are kept in the file for people and ignored by replay.
+
+Failure policy:
+- A last line without its newline is a torn write from a crash: replay ignores and reports it (the state is
+  the one before that record). Opening the journal for writing moves those bytes to ``<name>.torn`` (kept as
+  evidence) and truncates them, so new records do not glue onto the fragment.
+- Any other bad line (not JSON, wrong crc, seq gap, unknown order, impossible transition) raises
+  ``StateCorruptError`` naming the file and line: it is never skipped or replaced.
+- An event that our order state machine refuses raises ``InvariantViolation`` and is not written.
+
+Owned by the dispatcher thread. Every record is fsynced (orders are rare; a lost fill is not).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+
+from core.errors import InvariantViolation, StateCorruptError
+from core.events import OrderEvent, OrderStatus, OrderType, Side, TimeInForce
+from execution.order_state import ManagedOrder
+
+log = logging.getLogger(__name__)
+
+JOURNAL_VERSION = 1
+DEFAULT_JOURNAL_PATH = Path("state/order_journal.jsonl")
+
+
+class JournalKind(StrEnum):
+    INTENT = "intent"  # written before placeOrder
+    ACK = "ack"  # the broker accepted the order (Submitted/PreSubmitted)
+    FILL = "fill"  # one execution: exec_id, quantity, price
+    CANCEL_REQUESTED = "cancel_requested"  # we asked to cancel; fills may still come
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+_TERMINAL_EVENT = {
+    JournalKind.CANCELLED: OrderStatus.CANCELLED,
+    JournalKind.REJECTED: OrderStatus.REJECTED,
+    JournalKind.EXPIRED: OrderStatus.EXPIRED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """A last line without its newline: ``line_number`` (1-based), byte ``offset`` where it starts, ``length``."""
+
+    line_number: int
+    offset: int
+    length: int
+
+
+@dataclass(slots=True)
+class JournalState:
+    """Every journaled order as a ``ManagedOrder`` (its ``order.broker_order_id`` is the IB order id)."""
+
+    orders: dict[str, ManagedOrder] = field(default_factory=dict)
+    last_seq: int = 0
+    max_ib_order_id: int = 0
+    torn_tail: TornTail | None = None
+
+    def working(self) -> list[ManagedOrder]:
+        """Orders not known to be finished: ask the broker about these after a restart."""
+        return [m for m in self.orders.values() if not m.is_terminal]
+
+    def exec_ids(self) -> set[str]:
+        """Every execution already counted, to drop repeats from reqExecutions after a restart."""
+        return {e for m in self.orders.values() for e in m.exec_ids}
+
+
+def _canonical(body: dict[str, object]) -> str:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+
+
+def _crc(body: dict[str, object]) -> str:
+    return f"{zlib.crc32(_canonical(body).encode('ascii')):08x}"
+
+
+def _encode(body: dict[str, object]) -> bytes:
+    return (_canonical({**body, "crc": _crc(body)}) + "\n").encode("ascii")
+
+
+def _order_to_json(order: OrderEvent) -> dict[str, object]:
+    return {f.name: getattr(order, f.name) for f in fields(OrderEvent) if f.name != "broker_order_id"}
+
+
+def _order_from_json(data: dict[str, object], ib_order_id: int) -> OrderEvent:
+    values = dict(data)
+    values["side"] = Side(values["side"])
+    values["order_type"] = OrderType(values["order_type"])
+    values["time_in_force"] = TimeInForce(values["time_in_force"])
+    return OrderEvent(**values, broker_order_id=ib_order_id)
+
+
+def _apply(state: JournalState, record: dict[str, object]) -> bool:
+    """Apply one record to ``state``; False when it changed nothing that matters (a repeated fill).
+
+    Validates before mutating, so a refused record (``InvariantViolation``) leaves ``state`` as it was.
+    """
+    kind = JournalKind(record["kind"])
+    coid = record["client_order_id"]
+    if not isinstance(coid, str) or not coid:
+        raise ValueError(f"client_order_id must be a non-empty string (got {coid!r})")
+    if kind is JournalKind.INTENT:
+        ib_order_id = record["ib_order_id"]
+        if coid in state.orders:
+            raise InvariantViolation(f"second intent for client_order_id {coid}: orders are idempotent")
+        if not isinstance(ib_order_id, int) or ib_order_id <= state.max_ib_order_id:
+            raise InvariantViolation(
+                f"order {coid}: IB order id {ib_order_id} must exceed every id used so far "
+                f"({state.max_ib_order_id}); IB would answer 103 duplicate order id"
+            )
+        order = _order_from_json(record["order"], ib_order_id)
+        if order.client_order_id != coid:
+            raise InvariantViolation(f"intent {coid} carries an order with id {order.client_order_id}")
+        state.orders[coid] = ManagedOrder(order)
+        state.max_ib_order_id = ib_order_id
+        return True
+    managed = state.orders.get(coid)
+    if managed is None:
+        raise InvariantViolation(f"{kind} for client_order_id {coid} which has no intent")
+    if kind is JournalKind.ACK:
+        if managed.status is OrderStatus.PENDING_SUBMIT:
+            managed.transition(OrderStatus.SUBMITTED)
+        return True
+    if kind is JournalKind.FILL:
+        exec_id, quantity, price = record["exec_id"], record["quantity"], record["price"]
+        if not isinstance(exec_id, str) or not exec_id:
+            raise ValueError(f"fill exec_id must be a non-empty string (got {exec_id!r})")
+        if isinstance(quantity, bool) or not isinstance(quantity, int):
+            raise ValueError(f"fill quantity must be a whole number of shares (got {quantity!r})")
+        if isinstance(price, bool) or not isinstance(price, int | float):
+            raise ValueError(f"fill price must be a number (got {price!r})")
+        if exec_id in managed.exec_ids:
+            return False
+        if managed.is_terminal:  # checked here because ManagedOrder.apply_fill mutates before it transitions
+            raise InvariantViolation(f"order {coid}: fill {exec_id} after the order became {managed.status}")
+        return managed.apply_fill(exec_id, quantity, float(price))
+    if kind is JournalKind.CANCEL_REQUESTED:
+        return True
+    target = _TERMINAL_EVENT[kind]
+    if managed.status is not target:  # TWS repeats final statuses; the repeat is harmless
+        managed.transition(target)
+    return True
+
+
+class OrderJournal:
+    """Append-only journal at ``path``; replays the existing file on open (see the module doc for the rules).
+
+    ``now_ns`` (the engine clock) stamps each record with ``ts_ns`` for people reading the file.
+    """
+
+    def __init__(self, path: Path | str = DEFAULT_JOURNAL_PATH, now_ns: Callable[[], int] | None = None) -> None:
+        self.path = Path(path)
+        self._now_ns = now_ns
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = not self.path.exists()
+        self._state = replay_journal(self.path) if not created else JournalState()
+        self.recovered_torn_tail = self._state.torn_tail
+        if self.recovered_torn_tail is not None:
+            self._set_aside_torn_tail(self.recovered_torn_tail)
+            self._state.torn_tail = None
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if created:
+            _fsync_dir(self.path.parent)
+        self._failed: BaseException | None = None
+
+    @property
+    def state(self) -> JournalState:
+        """The live state (read-only for callers): what ``replay()`` would return now."""
+        return self._state
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> OrderJournal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def record_intent(self, order: OrderEvent, ib_order_id: int) -> None:
+        """Journal the order and fsync; only after this returns may the caller send ``placeOrder``.
+
+        Raises ``InvariantViolation`` (nothing written) for a second intent with the same client order id or
+        an IB order id not above every id journaled so far.
+        """
+        body = {"kind": JournalKind.INTENT.value, "client_order_id": order.client_order_id,
+                "ib_order_id": ib_order_id, "order": _order_to_json(order)}
+        self._append(body)
+
+    def record_event(self, client_order_id: str, kind: JournalKind | str, **fields: object) -> bool:
+        """Journal an ack/fill/cancel/reject for a journaled order; False (nothing written) for a repeated fill.
+
+        A fill needs ``exec_id``, ``quantity`` (shares) and ``price``. Raises ``InvariantViolation`` (nothing
+        written) when the order state machine refuses the event, ValueError for a malformed call.
+        """
+        kind = JournalKind(kind)
+        if kind is JournalKind.INTENT:
+            raise ValueError("use record_intent for intents")
+        reserved = {"v", "seq", "kind", "client_order_id", "crc"} & set(fields)
+        if reserved:
+            raise ValueError(f"field names {sorted(reserved)} are reserved by the journal format")
+        if kind is JournalKind.FILL:
+            missing = {"exec_id", "quantity", "price"} - set(fields)
+            if missing:
+                raise ValueError(f"a fill record needs exec_id, quantity and price (missing {sorted(missing)})")
+        return self._append({**fields, "kind": kind.value, "client_order_id": client_order_id})
+
+    def replay(self) -> JournalState:
+        """Rebuild the state from the file (independent of the in-memory state)."""
+        return replay_journal(self.path)
+
+    def _append(self, body: dict[str, object]) -> bool:
+        if self._failed is not None:
+            raise StateCorruptError(
+                f"{self.path}: an earlier write failed ({self._failed}); restart the engine so it replays the file"
+            )
+        body = {**body, "v": JOURNAL_VERSION, "seq": self._state.last_seq + 1}
+        if self._now_ns is not None and "ts_ns" not in body:
+            body["ts_ns"] = self._now_ns()
+        line = _encode(body)  # fails on NaN or unserializable values before anything changes
+        if not _apply(self._state, body):
+            return False
+        self._state.last_seq += 1
+        try:
+            _write_all(self._fd, line)
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._failed = exc
+            raise StateCorruptError(f"{self.path}: journal write failed: {exc}") from exc
+        return True
+
+    def _set_aside_torn_tail(self, torn: TornTail) -> None:
+        with self.path.open("rb") as src:
+            src.seek(torn.offset)
+            fragment = src.read()
+        aside = self.path.with_name(self.path.name + ".torn")
+        with aside.open("ab") as out:
+            out.write(fragment + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.truncate(self.path, torn.offset)
+        with self.path.open("rb+") as f:
+            os.fsync(f.fileno())
+        log.warning(
+            "event=journal_torn_tail path=%s line=%d bytes=%d moved_to=%s",
+            self.path, torn.line_number, torn.length, aside,
+        )
+
+
+def replay_journal(path: Path | str) -> JournalState:
+    """The state recorded in the journal at ``path``; a missing file is an empty journal.
+
+    Raises ``StateCorruptError`` naming the file and line for any complete line that cannot be trusted.
+    """
+    path = Path(path)
+    state = JournalState()
+    if not path.exists():
+        return state
+    data = path.read_bytes()
+    offset = 0
+    line_number = 0
+    while offset < len(data):
+        line_number += 1
+        end = data.find(b"\n", offset)
+        if end < 0:
+            state.torn_tail = TornTail(line_number, offset, len(data) - offset)
+            log.warning("event=journal_torn_tail path=%s line=%d bytes=%d", path, line_number, len(data) - offset)
+            break
+        _replay_line(state, data[offset:end], path, line_number)
+        offset = end + 1
+    return state
+
+
+def _replay_line(state: JournalState, raw: bytes, path: Path, line_number: int) -> None:
+    where = f"{path}:{line_number}"
+    advice = "the journal is never repaired automatically: inspect that line, then restore or reconcile by hand"
+    try:
+        record = json.loads(raw.decode("ascii"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise StateCorruptError(f"{where}: not a JSON record ({exc}); {advice}") from exc
+    if not isinstance(record, dict) or not isinstance(record.get("crc"), str):
+        raise StateCorruptError(f"{where}: expected a JSON object with a crc field (got {raw[:80]!r}); {advice}")
+    crc = record.pop("crc")
+    try:
+        expected_crc = _crc(record)
+    except ValueError as exc:
+        raise StateCorruptError(f"{where}: record is not canonical JSON ({exc}); {advice}") from exc
+    if crc != expected_crc:
+        raise StateCorruptError(f"{where}: crc {crc} does not match the record ({expected_crc}); {advice}")
+    if record.get("v") != JOURNAL_VERSION:
+        raise StateCorruptError(f"{where}: format version {record.get('v')!r}, this code reads {JOURNAL_VERSION}")
+    if record.get("seq") != state.last_seq + 1:
+        raise StateCorruptError(
+            f"{where}: seq {record.get('seq')!r}, expected {state.last_seq + 1} (a record is missing or repeated); "
+            f"{advice}"
+        )
+    try:
+        _apply(state, record)
+    except (InvariantViolation, KeyError, TypeError, ValueError) as exc:
+        raise StateCorruptError(f"{where}: record cannot be applied ({type(exc).__name__}: {exc}); {advice}") from exc
+    state.last_seq += 1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a newly created file's directory entry durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
