@@ -64,6 +64,7 @@ class SimulatedExecutor:
         self._now_ns = now_ns
         self._cash_available = cash_available
         self._outage_bars = outage_bars  # scenario "broker outage": nothing fills on these bars
+        self._spent_this_bar = 0.0
         self.book = OrderBook()
         self._broker_ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
@@ -115,6 +116,7 @@ class SimulatedExecutor:
         """
         if not self.book.has_working():
             return
+        self._spent_this_bar = 0.0  # fills of this pass reach the ledger only after it: count them here
         outage = t in self._outage_bars
         open_ns = int(self._sessions.open_ns[t])
         close_ns = int(self._sessions.close_ns[t])
@@ -183,7 +185,7 @@ class SimulatedExecutor:
             )
 
     def _affordable(self, quantity: int, price: float, ts: int) -> int:
-        cash = self._cash_available()  # type: ignore[misc]
+        cash = self._cash_available() - self._spent_this_bar  # type: ignore[misc]
         q = min(quantity, int(cash // price)) if price > 0 else 0
         while q > 0 and q * price + self._commission.commission(Side.BUY, q, price, ts) > cash:
             q -= 1
@@ -193,6 +195,8 @@ class SimulatedExecutor:
         order = managed.order
         commission = self._commission.commission(order.side, quantity, price, ts)
         self._commission.record_fill(quantity, ts)
+        if order.side is Side.BUY:
+            self._spent_this_bar += quantity * price + commission
         exec_id = f"SIM-{next(self._exec_ids)}"
         managed.apply_fill(exec_id, quantity, price)
         self._put(

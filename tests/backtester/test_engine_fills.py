@@ -155,3 +155,24 @@ def test_issue_4_sessions_before_1970_trade_normally() -> None:
     config = AppConfig.model_validate({"portfolio": {"sizing": {"method": "fixed_shares"}}})
     result = build_backtest(config, bars, [ScriptedStrategy({(2, "AAA"): 1})], weekdays).run()  # type: ignore[arg-type]
     assert result.fills["date"].tolist() == [bars.dates[3]]
+
+
+def test_issue_4_buys_filling_on_the_same_bar_share_the_cash_of_a_cash_account() -> None:
+    """Two buys decided together must not both spend the same settled cash (found by the 200-trial sweep)."""
+    closes = [100.0, 100.0, 100.0, 108.0, 108.0, 108.0]
+    frames = {}
+    for symbol in ("AAA", "BBB"):
+        frame = make_bar_frame(closes, calendar=CAL)
+        frame.iloc[3, frame.columns.get_loc("open")] = 108.0  # gap up at the open the orders fill at
+        frame.iloc[3, frame.columns.get_loc("high")] = 109.0
+        frames[symbol] = frame
+    bars = BarPanel.from_frames(frames, CAL)
+    overrides = {
+        "portfolio": {"initial_capital": 15_000, "sizing": {"method": "fixed_shares", "fixed_shares": 70},
+                      "risk": {"max_position_weight_pct": 100, "max_gross_exposure_pct": 200}},
+    }
+    # each 70-share order fits the cash alone (7,000 + reserve), together they exceed it once the price gaps up
+    result = run({(2, "AAA"): 1, (2, "BBB"): 1}, overrides, bars)
+    spent = (result.fills["quantity"] * result.fills["price"] + result.fills["commission"]).sum()
+    assert spent <= 15_000
+    assert result.fills["quantity"].sum() < 140
