@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
-import numpy as np
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -341,14 +340,7 @@ def _future_outcome(future: Any, trial: TrialSpec) -> TrialResult:
 
 
 def _failed(trial: TrialSpec, error: str) -> TrialResult:
-    return TrialResult(
-        trial_id=trial.trial_id,
-        params=trial.params_dict,
-        metrics={},
-        dates=np.zeros(0, dtype="datetime64[ns]"),
-        equity=np.zeros(0),
-        error=error,
-    )
+    return TrialResult.failure(trial, error)
 
 
 def _first_line(error: str | None) -> str:

@@ -118,6 +118,18 @@ class TrialResult:
     def ok(self) -> bool:
         return self.error is None
 
+    @classmethod
+    def failure(cls, trial: TrialSpec, error: str) -> TrialResult:
+        """The result of a trial that did not complete: kept and reported, never dropped."""
+        return cls(
+            trial_id=trial.trial_id,
+            params=trial.params_dict,
+            metrics={},
+            dates=np.zeros(0, dtype="datetime64[ns]"),
+            equity=np.zeros(0),
+            error=error,
+        )
+
     @property
     def returns(self) -> np.ndarray:
         """Daily simple returns of the traded segment (length len(equity) - 1)."""
@@ -170,14 +182,7 @@ def run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
         return _run_trial(payload, data, trial)
     except Exception as exc:
         log.warning("event=trial_failed trial_id=%d params=%s error=%r", trial.trial_id, trial.params_dict, exc)
-        return TrialResult(
-            trial_id=trial.trial_id,
-            params=trial.params_dict,
-            metrics={},
-            dates=np.zeros(0, dtype="datetime64[ns]"),
-            equity=np.zeros(0),
-            error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}",
-        )
+        return TrialResult.failure(trial, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
 
 
 def _run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
