@@ -15,20 +15,22 @@ from backtester.scenarios import (
     Scenario,
     ScenarioResult,
     apply_scenario,
-    correlation_to_one,
     default_scenarios,
+    risk_drawdown_pct,
+    run_scenarios,
+    synthetic_scenario,
+    throttle_active,
+    worst_scenario_loss_pct,
+)
+from backtester.shocks import (
+    correlation_to_one,
     equal_weight_market_returns,
     halt_symbol,
     historical_stress_windows,
     liquidity_drought,
     overnight_gap,
-    risk_drawdown_pct,
-    run_scenarios,
-    synthetic_scenario,
-    throttle_active,
     volatility_spike,
     with_costs_scaled,
-    worst_scenario_loss_pct,
 )
 from core.config_models import AppConfig, RiskConfig
 from core.events import TradingState
