@@ -144,3 +144,15 @@ class IbContractDetails(IbMessage):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IbContractDetailsEnd(IbMessage):
     req_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IbDataStale(IbMessage):
+    """No tick or bar for ``silent_for_s`` while market data subscriptions exist (the watchdog's verdict).
+
+    Put once per silent spell by ``core/ib_wrapper.py``'s supervisor thread; data arriving re-arms it. The data
+    handler resubscribes; the engine may also stop trading on prices that are no longer live.
+    """
+
+    silent_for_s: float
+    subscriptions: int

@@ -1,0 +1,1 @@
+"""Batch jobs that move data into the bar store (daily IB history)."""
