@@ -102,6 +102,21 @@ class OperationalRiskConfig(Section):
     max_orders_per_window: int = Field(default=50, ge=1)
     order_rate_window_s: float = Field(default=60.0, gt=0)
     duplicate_order_alarm_count: int = Field(default=3, ge=2)
+    heartbeat_endpoint: str = "tcp://127.0.0.1:5556"
+    command_endpoint: str = "tcp://127.0.0.1:5557"
+    command_keys_dir: str = "state/keys"
+    command_authorized_clients: tuple[str, ...] = ("risk_monitor", "operator")
+    command_max_age_s: float = Field(default=5.0, gt=0)
+    risk_log_interval_s: float = Field(default=5.0, gt=0)
+    monitor_heartbeat_path: str = "logs/risk_monitor_heartbeat.json"
+    on_monitor_stale: Literal["refuse_start", "reducing", "ignore"] = "reducing"
+
+    @field_validator("heartbeat_endpoint", "command_endpoint")
+    @classmethod
+    def _zmq_endpoint(cls, value: str) -> str:
+        if not value.startswith(("tcp://", "ipc://")):
+            raise ValueError(f"must be a ZeroMQ endpoint starting with tcp:// or ipc:// (got {value!r})")
+        return value
 
 
 class SystemConfig(Section):
