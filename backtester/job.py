@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 from dataclasses import dataclass
@@ -10,9 +9,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from backtester.cli_common import jsonable, write_json
 from backtester.engine import BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
@@ -112,7 +111,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         "start": str(loaded.panel.dates[0].date()) if len(loaded.panel.dates) else None,
         "end": str(loaded.panel.dates[-1].date()) if len(loaded.panel.dates) else None,
         "symbols": list(loaded.panel.symbols),
-        **{k: _jsonable(v) for k, v in metrics.items()},
+        **jsonable(metrics),
         "bars_processed": result.bars_processed,
         "timestamps": result.timestamps,
         "wall_seconds": round(result.wall_seconds, 4),
@@ -129,7 +128,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         "python": platform.python_version(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
+    write_json(out_dir / "summary.json", summary)
     trades.to_csv(out_dir / "trades.csv", index=False)
     result.fills.to_csv(out_dir / "fills.csv", index=False)
     equity_frame = pd.DataFrame({"equity": result.equity, "gross_exposure": result.gross_exposure})
@@ -142,13 +141,3 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
 def default_out_dir(results_dir: str, mode: str, strategy: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path(results_dir) / f"{mode}-{strategy}-{stamp}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.floating):
-        value = float(value)
-    if isinstance(value, float) and not np.isfinite(value):
-        return None if np.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value

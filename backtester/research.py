@@ -8,7 +8,6 @@ tables); ``write_outputs`` puts them in the results folder with the report.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtester.cli_common import jsonable
 from backtester.distributed_runner import SweepRunner
 from backtester.grid_search import GridOutcome, run_grid
 from backtester.monte_carlo import MonteCarloResult, simulate
@@ -115,7 +115,7 @@ def grid_search(ctx: ResearchContext) -> ModeOutput:
         n_refused=len(outcome.refused),
         refused=outcome.refused,
         best_params=best.params,
-        best_metrics=_clean(best.metrics),
+        best_metrics=jsonable(best.metrics),
         best_trades=best.n_trades,
         runner=dict(getattr(ctx.runner, "last_run_info", {})),
         failures=[{"trial_id": r.trial_id, "params": r.params, "error": r.error} for r in outcome.results if not r.ok],
@@ -146,7 +146,7 @@ def walk_forward(ctx: ResearchContext) -> ModeOutput:
         n_trials=outcome.n_trials + full_grid.n_trials,
         n_trials_walk_forward=outcome.n_trials,
         n_trials_full_grid=full_grid.n_trials,
-        oos_metrics=_clean(oos_metrics),
+        oos_metrics=jsonable(oos_metrics),
         **efficiency(outcome.windows),
         parameter_stability=parameter_stability(outcome.windows),
         latest_params=outcome.windows[-1].chosen.params,
@@ -193,7 +193,7 @@ def monte_carlo(ctx: ResearchContext, params: Mapping[str, GridValue] | None = N
     summary = ctx.base_summary("monte_carlo")
     summary.update(
         params=result.params,
-        backtest_metrics=_clean(result.metrics),
+        backtest_metrics=jsonable(result.metrics),
         n_paths=mc_cfg.n_paths,
         block_length_days=mc_cfg.block_length_days,
         mc_seed=mc_cfg.seed,
@@ -290,7 +290,7 @@ def _metric_table(outcome: GridOutcome) -> list[dict[str, Any]]:
         "max_drawdown",
         "n_trades_run",
     ]
-    return [_clean(row) for row in outcome.table[keep].to_dict(orient="records")]
+    return [jsonable(row) for row in outcome.table[keep].to_dict(orient="records")]
 
 
 def _grid_of(ctx: ResearchContext) -> dict[str, Sequence[GridValue]]:
@@ -299,15 +299,3 @@ def _grid_of(ctx: ResearchContext) -> dict[str, Sequence[GridValue]]:
 
 def _equity_series(result: TrialResult) -> pd.Series:
     return pd.Series(result.equity, index=pd.DatetimeIndex(result.dates, name="date"), name="equity")
-
-
-def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-friendly: numpy scalars to Python, NaN to None, inf to a string."""
-    out: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        out[key] = value
-    return out
