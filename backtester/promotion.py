@@ -8,8 +8,6 @@ file behind. Every run, pass or fail, appends one row to ``results/recalibration
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +17,7 @@ import duckdb
 import yaml
 
 from core.errors import StateCorruptError
+from utils.atomic_files import atomic_write_bytes
 
 AUDIT_TABLE = "recalibration_audit"
 
@@ -45,23 +44,7 @@ def read_approved_params(path: Path) -> dict[str, Any] | None:
 
 
 def write_approved_params(path: Path, record: Mapping[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.safe_dump(dict(record), sort_keys=False)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, yaml.safe_dump(dict(record), sort_keys=False).encode("utf-8"))
 
 
 def append_audit(db_path: Path, record: Mapping[str, Any]) -> None:

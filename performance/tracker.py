@@ -27,7 +27,7 @@ import pandas as pd
 
 from backtester.performance import FILL_COLUMNS, compute_metrics, round_trips_from_fills
 from core.errors import StateCorruptError
-from portfolio.snapshot import atomic_write_bytes
+from utils.atomic_files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

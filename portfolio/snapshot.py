@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from typing import Any
 from core.errors import StateCorruptError
 from execution.order_log import format_ts_utc
 from portfolio.ledger import Ledger
+from utils.atomic_files import atomic_write_bytes, temp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -56,45 +56,6 @@ def canonical_json(value: Any) -> str:
 
 def checksum(body: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()
-
-
-def temp_path_for(path: Path) -> Path:
-    """Where ``atomic_write_bytes`` stages ``path`` (same directory, so ``os.replace`` is a rename)."""
-    return path.with_name(f".{path.name}.tmp")
-
-
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves either the old or the new content, never a mix.
-
-    Raises OSError if the disk refuses; ``path`` is then unchanged (a stale temp file may remain and is
-    overwritten by the next call).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = temp_path_for(path)
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename in ``directory`` durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_snapshot(path: Path | str, snapshot: Mapping[str, Any]) -> None:
