@@ -161,8 +161,7 @@ class PortfolioManager:
         ledger.mark(event.close)
         ledger.settle(event.ts_event_ns)
         self._record_volume(event.volume)
-        equity = ledger.equity()
-        gross = ledger.gross_exposure()
+        equity, gross = ledger.valuation()
         previous_state = self.risk.state
         state = self.risk.update(equity, event.ts_event_ns, flat=gross == 0.0)
         self._targeter.update(equity)

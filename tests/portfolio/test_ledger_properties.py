@@ -303,3 +303,26 @@ def test_cash_ledger_state_machine() -> None:
     run_state_machine_as_test(
         CashLedgerMachine, settings=settings(max_examples=60, stateful_step_count=30, deadline=None)
     )
+
+
+@given(
+    fills=st.lists(
+        st.tuples(st.sampled_from(["AAA", "BBB", "ZZZ"]), st.booleans(), st.integers(1, 500), st.floats(1.0, 500.0)),
+        max_size=40,
+    ),
+    prices=st.lists(st.floats(1.0, 500.0), min_size=2, max_size=2),
+)
+def test_issue_3_one_pass_valuation_equals_equity_and_gross(fills: list, prices: list) -> None:
+    """``valuation()`` (the per-bar fast path) must give exactly what equity() and gross_exposure() give."""
+    import numpy as np
+
+    from core.events import Side
+    from portfolio.ledger import Ledger
+    from testkit.fills import make_fill
+
+    ledger = Ledger(1e9, ["AAA", "BBB"], account_type="margin", allow_short=True)
+    for symbol, buy, quantity, price in fills:
+        ledger.apply_fill(make_fill(symbol, Side.BUY if buy else Side.SELL, quantity, price, 1.0), 0)
+        ledger.mark(np.array(prices + [np.nan] * (len(ledger.symbols) - 2)))
+    equity, gross = ledger.valuation()
+    assert equity == ledger.equity() and gross == ledger.gross_exposure()
