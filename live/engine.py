@@ -1,0 +1,547 @@
+"""The live engine: wiring of every component, and the single-threaded event loop that runs them.
+
+``build_engine(config)`` builds the whole process from the validated config (order of the steps matters):
+
+1. state first: portfolio snapshot (``StateCorruptError`` on a damaged file, which is never replaced), order
+   journal replay (same), the executor's ``recover`` of every journaled order - all before any broker message;
+2. the broker side: ``IbConnection`` (not started), ``IbOrderIds`` above every journaled id, ``IbExecutor``
+   sending through ``live.order_client.ConnectionOrderClient``, ``IbMarketDataHandler``;
+3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
+   config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot);
+4. operations: ``HeartbeatPublisher`` (ZeroMQ PUB + CSV), ``CommandServer`` (CURVE, keys in ``state/keys``),
+   ``KillFlagWatcher``; SIGTERM/SIGINT handlers are installed by ``Engine.run``.
+
+Start-up reconciliation: trading is blocked until (a) the executor has reconciled its journal with the broker's
+open orders and executions (adopting missed fills, never re-sending), and (b) the broker's positions equal the
+ledger's. A difference it cannot explain halts the engine (HALTED, no order sent, no flatten: the books are not
+trusted) with a report naming every symbol. A kill flag present at start-up halts trading before any order.
+
+Threads: everything in ``Engine`` runs on the thread that calls ``run`` (the dispatcher thread). IB callbacks
+arrive on ``IbConnection``'s threads and only ``put`` messages on the ``EventQueue``; the ZAP authenticator has its
+own thread inside ``CommandServer``. Signal handlers only set a flag. Nothing in the loop blocks on I/O for
+longer than ``LOOP_MAX_WAIT_S``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from core.clock import NS_PER_SECOND, WallClock
+from core.config_models import AppConfig, StrategiesConfig
+from core.errors import ConfigError, StateCorruptError
+from core.event_queue import EventQueue
+from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
+from core.ib_messages import (
+    IbAccountValue,
+    IbBar,
+    IbCommissionReport,
+    IbConnected,
+    IbContractDetails,
+    IbContractDetailsEnd,
+    IbDataStale,
+    IbDisconnected,
+    IbError,
+    IbExecDetails,
+    IbExecDetailsEnd,
+    IbHistoricalEnd,
+    IbOpenOrder,
+    IbOpenOrderEnd,
+    IbOrderStatus,
+    IbPosition,
+    IbPositionEnd,
+    IbTick,
+)
+from core.ib_wrapper import IbConnection
+from core.ipc_commands import CommandServer
+from core.ipc_heartbeat import HeartbeatPublisher
+from data.bar_guard import BarGuard
+from data.calendar import TradingCalendar
+from data.ib_handler import IbMarketDataHandler
+from execution.commissions import build_commission_model
+from execution.ib_executor import IbExecutor, IbOrderIds
+from execution.order_journal import OrderJournal
+from execution.order_log import OrderSubmissionLog
+from live.commands import CommandHandler
+from live.kill_flags import KillFlagWatcher, KillLevel
+from live.order_client import ConnectionOrderClient
+from portfolio.ledger import Ledger
+from portfolio.live_manager import LiveManager, calendar_settlement, restore_books
+from portfolio.monthly_counter import MonthlyTradeCounter
+from portfolio.optimizer import VolatilityTargeter
+from portfolio.order_ids import OrderIdFactory
+from portfolio.portfolio_manager import PortfolioManager
+from portfolio.pre_trade import PreTradeGate
+from portfolio.risk_manager import RiskManager
+from portfolio.shared_sizing_logic import PositionSizer
+from portfolio.snapshot import read_snapshot
+from strategy.base import BarArrays, Strategy
+from strategy.registry import STRATEGY_NAMES, build_strategy
+
+log = logging.getLogger(__name__)
+
+LOOP_MAX_WAIT_S = 0.05  # longest the loop sleeps: bounds command latency and kill-flag reaction time
+KILL_POLL_S = 0.1
+KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
+POSITION_CHECK_DELAY_S = 1.0  # after positionEnd: time for reconciled executions to become fills
+SNAPSHOT_NAME = "portfolio_snapshot.json"
+JOURNAL_NAME = "order_journal.jsonl"
+EXIT_OK = 0
+EXIT_NOT_FLAT = 3
+_IB_MESSAGES: tuple[type, ...] = (
+    IbConnected, IbDisconnected, IbError, IbOpenOrder, IbOpenOrderEnd, IbOrderStatus, IbExecDetails,
+    IbExecDetailsEnd, IbCommissionReport, IbPosition, IbPositionEnd, IbAccountValue, IbTick, IbBar,
+    IbHistoricalEnd, IbContractDetails, IbContractDetailsEnd, IbDataStale,
+)  # fmt: skip
+
+
+# ==================================================================================================== strategies
+class LiveStrategy:
+    """Runs a vectorized ``Strategy`` on a growing window of live bars (dispatcher thread).
+
+    The strategy computes over the whole window each bar (its indicators are causal, so row t is the same as in
+    a backtest given the same history) and ``on_market`` reads the last row. The window keeps
+    ``max(4 x warmup, 256)`` bars so the cost per bar stays bounded.
+    """
+
+    def __init__(self, strategy: Strategy, symbols: tuple[str, ...]) -> None:
+        self.strategy = strategy
+        self._symbols = symbols
+        self._max_rows = max(4 * strategy.warmup_bars, 256)
+        self._rows: list[np.ndarray] = []  # each (5, N): open, high, low, close, volume
+
+    def on_market(self, event: MarketEvent) -> None:
+        self._rows.append(np.vstack([event.open, event.high, event.low, event.close, event.volume]))
+        if len(self._rows) > self._max_rows:
+            del self._rows[0]
+        stack = np.stack(self._rows)  # (T, 5, N)
+        bars = BarArrays(self._symbols, *(np.ascontiguousarray(stack[:, k, :]) for k in range(5)))
+        self.strategy.prepare(bars)
+        self.strategy.on_market(replace(event, bar_index=len(self._rows) - 1))
+
+
+def strategies_with_approved_params(config: AppConfig) -> tuple[StrategiesConfig, dict[str, str]]:
+    """The strategies config with ``state/approved_params/<name>.yaml`` applied; also name -> source logged.
+
+    The reader lives in ``backtester.promotion`` (research code, imported here only when the folder exists, so
+    the engine does not load duckdb & co. for nothing). An unreadable file raises ``StateCorruptError``.
+    """
+    folder = Path(config.system.state_dir) / "approved_params"
+    strategies = config.strategies
+    sources: dict[str, str] = {}
+    for name in STRATEGY_NAMES:
+        section = getattr(strategies, name)
+        if not section.enabled:
+            continue
+        path = folder / f"{name}.yaml"
+        record = None
+        if path.exists():
+            from backtester.promotion import read_approved_params  # research code: only when a file exists
+
+            record = read_approved_params(path)
+        if record is None:
+            sources[name] = "config"
+            continue
+        params_model = type(section.params)
+        try:
+            params = params_model.model_validate({**section.params.model_dump(), **record["params"]})
+        except ValueError as exc:
+            raise StateCorruptError(f"{path}: approved params invalid for {name}: {exc}") from exc
+        strategies = strategies.model_copy(update={name: section.model_copy(update={"params": params})})
+        sources[name] = str(path)
+    return strategies, sources
+
+
+# ==================================================================================================== engine
+class Engine:
+    """One live trading process; built by ``build_engine``, driven by ``run`` (see the module docstring)."""
+
+    def __init__(self, config: AppConfig, *, port: int | None = None) -> None:
+        self.config = config
+        system, ops, pcfg = config.system, config.operational_risk, config.portfolio
+        if not config.symbols:
+            raise ConfigError("config", ["symbols: the live engine needs a non-empty universe (got [])"])
+        self.symbols = tuple(config.symbols)
+        self.state_dir = Path(system.state_dir)
+        self.log_dir = Path(system.log_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.clock = WallClock()
+        self.queue = EventQueue()
+        self._stop_requested: str | None = None
+        self._closed = False
+        self.exit_code = EXIT_OK
+        self.kill_level = KillLevel.NONE
+        self._kill_deadline_ns: int | None = None
+        self._flattened_by_kill = False
+        self._accept_orders = True
+        self.connected = False
+        self.reconciled = False  # executor + positions reconciled: trading may start
+        self._executor_reconciled = False
+        self._broker_positions: dict[str, float] = {}
+        self._positions_pending = False
+        self._position_check_armed = False
+        self._next_kill_poll_ns = 0
+        self._next_reflatten_ns = 0
+        self._open_end = self._exec_end = False
+        self._closables: list[Any] = []
+
+        # 1. state: snapshot and journal (a corrupt file raises StateCorruptError naming it; never replaced)
+        self.snapshot_path = self.state_dir / SNAPSHOT_NAME
+        snapshot = read_snapshot(self.snapshot_path)
+        calendar = TradingCalendar()
+        self.journal = OrderJournal(self.state_dir / JOURNAL_NAME, now_ns=self.clock.now_ns)
+        self._closables.append(self.journal)
+        self.order_log = OrderSubmissionLog(Path(ops.order_rate_counter_path))
+        self._closables.append(self.order_log)
+
+        # 2. broker side
+        self.connection = IbConnection(config.ib_connection, config.ib_connection.main_client_id, self.queue.put,
+                                       self.clock, port=port)  # fmt: skip
+        self.order_client = ConnectionOrderClient(self.connection)
+        self.ids = IbOrderIds(self.journal.state.max_ib_order_id + 1)
+        self.executor = IbExecutor(
+            self.order_client, self.ids, self.journal, self.order_log, self.queue.put, self.clock,
+            build_commission_model(config.costs), account=config.ib_connection.account,
+            on_halt=self._on_executor_halt,
+        )  # fmt: skip
+        working = self.executor.recover(self.journal.state)
+        self.market_data = IbMarketDataHandler(self.symbols, self.connection, self.queue.put, self.clock,
+                                               BarGuard(calendar))  # fmt: skip
+
+        # 3. decision side
+        strategies_cfg, sources = strategies_with_approved_params(config)
+        self.strategies: list[LiveStrategy] = []
+        for name, source in sources.items():
+            strategy = build_strategy(name, strategies_cfg)
+            strategy.bind(self.queue.put, self.clock.now_ns)
+            self.strategies.append(LiveStrategy(strategy, self.symbols))
+            log.info("event=strategy_loaded name=%s params_source=%s params=%s", name, source,
+                     getattr(strategies_cfg, name).params.model_dump())  # fmt: skip
+        if snapshot is not None:
+            ledger, risk = restore_books(snapshot, pcfg.risk)
+            if tuple(ledger.symbols) != self.symbols:
+                raise StateCorruptError(f"{self.snapshot_path}: snapshot symbols {list(ledger.symbols)} differ from "
+                                        f"config symbols {list(self.symbols)}; reconcile by hand")  # fmt: skip
+        else:
+            ledger = Ledger(pcfg.initial_capital, self.symbols, account_type=pcfg.account_type,
+                            allow_short=pcfg.allow_short)  # fmt: skip
+            risk = RiskManager(pcfg.risk)
+        monthly = MonthlyTradeCounter(pcfg.max_trades_per_month)
+        self.portfolio = PortfolioManager(
+            config=pcfg, strategies=strategies_cfg, symbols=self.symbols, ledger=ledger, risk=risk,
+            sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
+            monthly=monthly, gate=PreTradeGate(config.pre_trade, self.symbols), order_ids=OrderIdFactory(),
+            put=self.queue.put, now_ns=self.clock.now_ns,
+            settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
+            adv_lookback_days=config.pre_trade.adv_lookback_days,
+        )  # fmt: skip
+        self.portfolio.router = self.executor
+        self.live = LiveManager(
+            self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.book.working()),
+            now_ns=self.clock.now_ns, risk_log_path=self.log_dir / "risk_log.csv", snapshot_path=self.snapshot_path,
+            reduce_only_on_monitor_stale=ops.on_monitor_stale == "reducing",
+        )  # fmt: skip
+        if snapshot is not None:
+            self.live.restore(snapshot)
+        log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
+                 len(self.journal.state.orders), working)  # fmt: skip
+
+        # 4. operations
+        self.heartbeat = HeartbeatPublisher(csv_path=Path(ops.heartbeat_flag_path), clock=self.clock,
+                                            endpoint=ops.heartbeat_endpoint)  # fmt: skip
+        self._closables.append(self.heartbeat)
+        self.commands = CommandServer(ops.command_endpoint, Path(ops.command_keys_dir), CommandHandler(self),
+                                      self.clock, authorized_clients=ops.command_authorized_clients,
+                                      max_age_s=ops.command_max_age_s)  # fmt: skip
+        self._closables.append(self.commands)
+        self.kill_flags = KillFlagWatcher(system.kill_flag_path, system.kill_now_flag_path)
+        self._route()
+
+    # -------------------------------------------------------------------------------------------- wiring
+    def _route(self) -> None:
+        ex = self.executor.routes()
+        md = self.market_data
+        table: dict[type, list[Any]] = {kind: [] for kind in _IB_MESSAGES}
+        table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected]
+        table[IbDisconnected] = [md.on_disconnected, self._on_disconnected]
+        table[IbError] = [ex[IbError], md.on_error]
+        for kind in (IbOpenOrder, IbOrderStatus, IbExecDetails, IbCommissionReport):
+            table[kind] = [ex[kind]]
+        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self._on_reconcile_progress]
+        table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self._on_reconcile_progress]
+        table[IbPosition] = [self._on_position]
+        table[IbPositionEnd] = [self._on_position_end]
+        table[IbBar] = [md.on_bar]
+        table[IbTick] = [md.on_tick]
+        table[IbDataStale] = [md.on_data_stale]
+        table[MarketEvent] = [self.live.on_market, *(s.on_market for s in self.strategies)]
+        table[SignalEvent] = [self._on_signal]
+        table[OrderEvent] = [self._on_order]
+        table[FillEvent] = [self.live.on_fill]
+        table[OrderFailedEvent] = [self.live.on_order_failed]
+        for kind, handlers in table.items():
+            self.queue.route(kind, handlers)
+
+    # -------------------------------------------------------------------------------------------- handlers
+    def _on_connected(self, message: IbConnected) -> None:
+        self.connected = True
+        self._executor_reconciled = False
+        self._open_end = self._exec_end = False
+        self._broker_positions = {}
+        self._positions_pending = True
+        if not message.reconnect:  # on a reconnect the wrapper itself asks for positions
+            self.order_client.reqPositions()
+        log.info("event=engine_connected reconnect=%s next_valid_id=%d", message.reconnect, message.next_valid_id)
+
+    def _on_disconnected(self, message: IbDisconnected) -> None:
+        self.connected = False
+        log.warning("event=engine_disconnected reason=%s", message.reason)
+
+    def _on_reconcile_progress(self, message: object) -> None:
+        if isinstance(message, IbOpenOrderEnd):
+            self._open_end = True
+        elif isinstance(message, IbExecDetailsEnd):
+            self._exec_end = True
+        if self._open_end and self._exec_end:
+            self._executor_reconciled = True
+            self._arm_position_check()
+
+    def _on_position(self, message: IbPosition) -> None:
+        if self._positions_pending:
+            self._broker_positions[message.symbol] = self._broker_positions.get(message.symbol, 0.0) + message.position
+
+    def _on_position_end(self, message: IbPositionEnd) -> None:
+        if self._positions_pending:
+            self._positions_pending = False
+            self._arm_position_check()
+
+    def _arm_position_check(self) -> None:
+        if self._positions_pending or not self._executor_reconciled or self._position_check_armed:
+            return
+        self._position_check_armed = True
+        self.clock.call_at(self.clock.now_ns() + int(POSITION_CHECK_DELAY_S * NS_PER_SECOND), self._check_positions)
+
+    def _check_positions(self, _due_ns: int) -> None:
+        """Broker positions vs the ledger after reconciliation: equal -> trading may start; else HALTED."""
+        self._position_check_armed = False
+        ours = self.portfolio.ledger.open_positions()
+        symbols = sorted(set(ours) | {s for s, q in self._broker_positions.items() if q != 0})
+        diffs = {s: (ours.get(s, 0), self._broker_positions.get(s, 0.0)) for s in symbols
+                 if ours.get(s, 0) != self._broker_positions.get(s, 0.0)}  # fmt: skip
+        if diffs:
+            report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
+            log.error(
+                "event=reconcile_positions_mismatch action=HALTED_no_trading report=%r (the journal and "
+                "snapshot cannot explain the broker's positions: reconcile by hand, then restart)",
+                report,
+            )
+            self._halt_no_orders(f"position mismatch with broker: {report}")
+            return
+        if not self.reconciled:
+            self.reconciled = True
+            log.info("event=reconcile_positions_ok positions=%s trading=%s", ours,
+                     "blocked" if self.live.state is TradingState.HALTED else "enabled")  # fmt: skip
+
+    def _on_signal(self, signal_event: SignalEvent) -> None:
+        if not self.reconciled or self.kill_level is not KillLevel.NONE or not self._accept_orders:
+            log.debug("event=signal_dropped reason=not_trading symbol=%s", signal_event.symbol)
+            return
+        self.live.on_signal(signal_event)
+
+    def _on_order(self, order: OrderEvent) -> None:
+        if not self._accept_orders:
+            log.warning("event=order_dropped reason=stopping client_order_id=%s", order.client_order_id)
+            return
+        self.executor.submit(order)
+
+    def _on_executor_halt(self, reason: str) -> None:
+        self.live.halt(f"executor: {reason}")
+
+    def _halt_no_orders(self, reason: str) -> None:
+        """HALTED without cancel or flatten: our books are not trusted, so we send nothing at all."""
+        risk = self.portfolio.risk
+        if risk.state is not TradingState.HALTED:
+            risk.halt(reason, self.clock.now_ns())
+        self._accept_orders = False
+
+    # -------------------------------------------------------------------------------------------- controls
+    def status(self) -> dict[str, Any]:
+        """Plain-JSON state for STATUS replies and logs."""
+        fields = self.live.heartbeat_fields()
+        return {
+            **fields,
+            "halt_reason": self.portfolio.risk.halt_reason,
+            "kill": self.kill_level.name,
+            "connected": self.connected,
+            "reconciled": self.reconciled,
+            "accepting_orders": self._accept_orders,
+            "position_by_symbol": self.portfolio.ledger.open_positions(),
+            "fills_today": self.live.fills_today(self.clock.now_ns()),
+        }
+
+    def halt(self, reason: str) -> None:
+        self.live.halt(reason)
+
+    def cancel_all(self, reason: str) -> None:
+        self.executor.cancel_all(reason)
+
+    def flatten(self, reason: str) -> None:
+        self.live.set_reduce_only(True, reason, source="flatten")
+        self.executor.cancel_all(reason)
+        self.portfolio.flatten(reason)
+
+    def request_stop(self, reason: str) -> None:
+        if self._stop_requested is None:
+            self._stop_requested = reason
+            log.warning("event=stop_requested reason=%s", reason)
+
+    def _on_kill(self, level: KillLevel, *, at_startup: bool = False) -> None:
+        self.kill_level = level
+        where = "at start-up (trading prevented)" if at_startup else "while running"
+        reason = f"{level.name} flag present {where}"
+        log.error("event=kill level=%s at_startup=%s action=halt_cancel_flatten", level.name, at_startup)
+        if self._kill_deadline_ns is None:
+            self._kill_deadline_ns = self.clock.now_ns() + int(KILL_EXIT_TIMEOUT_S * NS_PER_SECOND)
+        self._next_reflatten_ns = self.clock.now_ns() + NS_PER_SECOND  # let the first flatten's orders go out
+        flatten_by_policy = self.config.portfolio.risk.flatten_on_halt
+        already_halted = self.portfolio.risk.state is TradingState.HALTED
+        self.live.halt(reason)
+        if already_halted or level is KillLevel.KILL_NOW:
+            self.executor.cancel_all(reason)
+        must_flatten = level is KillLevel.KILL_NOW or flatten_by_policy
+        if must_flatten and not self._flattened_by_kill and (already_halted or not flatten_by_policy):
+            self.portfolio.flatten(reason)  # live.halt flattened already when the policy says so and was first
+        self._flattened_by_kill = self._flattened_by_kill or must_flatten
+
+    def _is_flat(self) -> bool:
+        return not self.portfolio.ledger.open_positions() and not self.executor.book.working()
+
+    # -------------------------------------------------------------------------------------------- loop
+    def _beat(self, _due_ns: int) -> None:
+        fields = self.live.heartbeat_fields()
+        equity, dd = fields["equity"], fields["drawdown_pct"]
+        self.heartbeat.beat(
+            trading_state=self.live.state,
+            equity=math.nan if equity is None else float(equity),  # type: ignore[arg-type]
+            drawdown_pct=math.nan if dd is None else float(dd),  # type: ignore[arg-type]
+            extra={
+                "positions": fields["positions"],
+                "open_orders": fields["open_orders"],
+                "connected": self.connected,
+                "kill": self.kill_level.name,
+            },
+        )
+        interval = self.config.operational_risk.heartbeat_interval_s
+        self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._beat)
+
+    def _risk_tick(self, _due_ns: int) -> None:
+        self.live.on_timer(self.clock.now_ns())
+        interval = self.config.operational_risk.risk_log_interval_s
+        self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._risk_tick)
+
+    def _install_signals(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.request_stop(signal.Signals(signum).name)  # only sets a flag: the loop does the work
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, on_signal)
+
+    def run(self, duration_s: float | None = None, *, install_signals: bool = True) -> int:
+        """Connect and run until stopped (signal, duration, kill completed); returns the process exit code."""
+        if install_signals:
+            self._install_signals()
+        start_ns = self.clock.now_ns()
+        end_ns = None if duration_s is None else start_ns + int(duration_s * NS_PER_SECOND)
+        level = self.kill_flags.poll()
+        if level is not None:
+            self._on_kill(level, at_startup=True)
+        self.connection.start()
+        self._beat(start_ns)
+        self._risk_tick(start_ns)
+        log.info("event=engine_started symbols=%s strategies=%s duration_s=%s heartbeat=%s commands=%s",
+                 ",".join(self.symbols), ",".join(s.strategy.strategy_id for s in self.strategies), duration_s,
+                 self.heartbeat.endpoint, self.commands.endpoint)  # fmt: skip
+        try:
+            while self._stop_requested is None:
+                self.queue.wait(self.clock.seconds_until_next_timer(LOOP_MAX_WAIT_S))
+                self.queue.run_until_empty()
+                self.clock.fire_due()
+                self.queue.run_until_empty()
+                self.commands.serve_once(0)
+                self.queue.run_until_empty()
+                now = self.clock.now_ns()
+                if now >= self._next_kill_poll_ns:
+                    self._next_kill_poll_ns = now + int(KILL_POLL_S * NS_PER_SECOND)
+                    level = self.kill_flags.poll()
+                    if level is not None:
+                        self._on_kill(level)
+                self._check_exit(now, end_ns)
+        finally:
+            self.close()
+        return self.exit_code
+
+    def _check_exit(self, now_ns: int, end_ns: int | None) -> None:
+        if end_ns is not None and now_ns >= end_ns:
+            self.request_stop("duration elapsed")
+        if self.kill_level is KillLevel.NONE or self._kill_deadline_ns is None:
+            return
+        stray = self.reconciled and not self.executor.book.working() and self.portfolio.ledger.open_positions()
+        if stray and self._flattened_by_kill and now_ns >= self._next_reflatten_ns:
+            # an order in flight at the kill filled after the flatten went out: close what it opened
+            self._next_reflatten_ns = now_ns + NS_PER_SECOND
+            log.warning("event=kill_reflatten positions=%s", self.portfolio.ledger.open_positions())
+            self.portfolio.flatten(f"{self.kill_level.name}: position left after the first flatten")
+        if self.reconciled and self._is_flat():
+            log.warning("event=kill_complete level=%s state=%s message=\"flat, no working orders: exiting\"",
+                        self.kill_level.name, self.live.state)  # fmt: skip
+            self.request_stop(f"{self.kill_level.name} complete")
+        elif now_ns >= self._kill_deadline_ns:
+            log.error("event=kill_timeout level=%s timeout_s=%s positions=%s working=%d message=\"NOT FLAT after "
+                      "the kill timeout: check the broker by hand\"", self.kill_level.name, KILL_EXIT_TIMEOUT_S,
+                      self.portfolio.ledger.open_positions(), len(self.executor.book.working()))  # fmt: skip
+            self.exit_code = EXIT_NOT_FLAT
+            self.request_stop(f"{self.kill_level.name} timeout")
+
+    def close(self) -> None:
+        """Graceful stop: no new orders, disconnect, last snapshot and risk-log row, close files and sockets."""
+        if self._closed:
+            return
+        self._closed = True
+        self._accept_orders = False
+        try:
+            self.connection.stop()
+        except Exception:
+            log.exception("event=close_failed part=connection")
+        try:
+            self.live.on_timer(self.clock.now_ns())
+            self.live.close()  # writes the last snapshot atomically
+        except Exception:
+            log.exception("event=close_failed part=live_manager")
+        for item in reversed(self._closables):
+            try:
+                item.close()
+            except Exception:
+                log.exception("event=close_failed part=%s", type(item).__name__)
+        log.info("event=engine_stopped reason=%s exit_code=%d status=%s", self._stop_requested, self.exit_code,
+                 _short_status(self.status()))  # fmt: skip
+
+
+def _short_status(status: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={status[k]}" for k in ("state", "positions", "open_orders", "kill"))
+
+
+def build_engine(config: AppConfig, *, port: int | None = None) -> Engine:
+    """The whole live process from the validated config; raises StateCorruptError / ConfigError before trading.
+
+    ``port`` overrides ``ib_connection.port`` (``main.py --port``). Resources opened before a failure are closed.
+    """
+    return Engine(config, port=port)

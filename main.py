@@ -1,0 +1,61 @@
+"""The live trading engine: ``python main.py --config config.yaml [--duration SECONDS] [--port PORT]``.
+
+Thin on purpose: parse arguments, load and validate the config, set up logging, ``live.engine.build_engine``,
+``Engine.run``. Exit codes: 0 clean stop (signal, duration, kill flag completed flat), 1 corrupt state (the
+message names the file, which is left untouched), 2 invalid configuration, 3 a kill that did not end flat
+within its timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.config_loader import load_config
+from core.errors import ConfigError, StateCorruptError
+
+EXIT_STATE_CORRUPT = 1
+EXIT_CONFIG = 2
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="main.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--config", default="config.yaml", help="the operator config (validated at start-up)")
+    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    parser.add_argument("--port", type=int, default=None, help="override ib_connection.port")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
+                        help="override one config key (repeatable), validated like the file")  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+    except ConfigError as exc:
+        print(f"main.py: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from utils.logger import setup_logging  # after validation: log_dir comes from the config
+
+    setup_logging(config.system.log_dir, "engine", config.system.log_level)
+    import logging
+
+    from live.engine import build_engine  # heavy imports only once the config is known to be good
+
+    logging.getLogger("ibapi").setLevel(logging.WARNING)  # ibapi logs every request and answer at INFO
+    log = logging.getLogger("main")
+    try:
+        engine = build_engine(config, port=args.port)
+    except StateCorruptError as exc:
+        log.critical("event=state_corrupt action=refuse_start message=%s", exc)
+        print(f"main.py: corrupt state, engine not started: {exc}", file=sys.stderr)
+        return EXIT_STATE_CORRUPT
+    except ConfigError as exc:
+        print(f"main.py: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return engine.run(duration_s=args.duration)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
