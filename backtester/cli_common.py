@@ -90,9 +90,12 @@ def jsonable(value: Any) -> Any:
 
 
 def data_choice(args: argparse.Namespace, config: AppConfig) -> dict[str, Any]:
+    """``--symbols`` wins; the configured universe names the synthetic market's symbols; a folder or file of real
+    data brings its own symbols (the configured live universe need not exist in it)."""
+    data = args.data or config.backtest.data
     return {
-        "data": args.data or config.backtest.data,
-        "symbols": symbols_arg(args.symbols) or config.symbols or None,
+        "data": data,
+        "symbols": symbols_arg(args.symbols) or (config.symbols if data == "synthetic" else ()) or None,
         "start": args.start or config.backtest.start,
         "end": args.end or config.backtest.end,
         "seed": config.backtest.seed if args.seed is None else args.seed,

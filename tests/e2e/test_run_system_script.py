@@ -1,0 +1,234 @@
+"""run_system.sh end to end, with real processes in a temporary working copy.
+
+The working copy links every repository entry except the runtime folders (logs, state, flags, results), which are
+real folders in tmp; its config uses free ports for ibsim and both ZeroMQ endpoints. The engine is ``main.py``
+once it exists; until then (or with ``E2E_ENGINE=standin``) ``ENGINE_CMD`` runs ``tests/e2e/standin_engine.py``.
+Every started process group is killed in ``finally``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ibsim.config import DEFAULT_SYMBOLS
+
+REPO = Path(__file__).resolve().parents[2]
+STANDIN = REPO / "tests" / "e2e" / "standin_engine.py"
+RUNTIME_DIRS = {"logs", "state", "flags", "results"}
+SKIPPED = {".git", ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache"}
+ROLES = ("ibsim", "main", "risk_monitor")
+USE_STANDIN = not (REPO / "main.py").exists() or os.environ.get("E2E_ENGINE") == "standin"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def make_workdir(root: Path) -> Path:
+    work = root / "wc"
+    work.mkdir()
+    for entry in REPO.iterdir():
+        if entry.name in RUNTIME_DIRS:
+            (work / entry.name).mkdir()
+        elif entry.name not in SKIPPED:
+            (work / entry.name).symlink_to(entry)
+    config = yaml.safe_load((REPO / "config.yaml").read_text(encoding="utf-8"))
+    config["ib_connection"].update(mode="sim", host="127.0.0.1", port=free_port())
+    config["symbols"] = list(DEFAULT_SYMBOLS[:3])  # the live engine needs a universe that ibsim serves
+    config["operational_risk"]["heartbeat_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
+    config["operational_risk"]["command_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
+    (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return work
+
+
+def script_env(standin: bool = USE_STANDIN, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("ENGINE_CMD", "STANDIN_IGNORE_SIGTERM")}
+    if standin:
+        env["ENGINE_CMD"] = f"{sys.executable} {STANDIN}"
+    env.update(extra)
+    return env
+
+
+def run_script(
+    work: Path, *args: str, timeout: float = 90, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["./run_system.sh", *args],
+        cwd=work,
+        env=env or script_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def pid_files(work: Path) -> dict[str, int]:
+    pids = {}
+    for role in ROLES:
+        path = work / "state" / "pids" / f"{role}.pid"
+        if path.exists():
+            pids[role] = int(path.read_text().split()[0])
+    return pids
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return state != "Z"
+
+
+def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def cleaned_up(work: Path) -> Iterator[list[int]]:
+    """Yields a list to record pids in; afterwards stops the system and kills every remaining process group."""
+    seen: list[int] = []
+    try:
+        yield seen
+    finally:
+        seen.extend(pid_files(work).values())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            run_script(work, "stop", "--config", "test_config.yaml", "--timeout", "5", timeout=60)
+        seen.extend(pid_files(work).values())
+        for pid in set(seen):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def start(work: Path, seen: list[int], *args: str, env: dict[str, str] | None = None) -> None:
+    result = run_script(work, "--config", "test_config.yaml", *args, env=env)
+    seen.extend(pid_files(work).values())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    work = make_workdir(tmp_path_factory.mktemp("run_system"))
+    with cleaned_up(work) as seen:
+        start(work, seen)
+        yield work
+
+
+def test_start_runs_every_process_with_its_log_and_pid_file(system: Path) -> None:
+    pids = pid_files(system)
+    assert set(pids) == set(ROLES)
+    assert all(alive(pid) for pid in pids.values()), pids
+    for role in ROLES:
+        assert (system / "logs" / f"{role}.log").stat().st_size > 0
+    port = yaml.safe_load((system / "test_config.yaml").read_text())["ib_connection"]["port"]
+    socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    monitor_log = system / "logs" / "risk_monitor.log"
+    assert "risk monitor placeholder: logs heartbeats only, cannot stop the engine" in monitor_log.read_text()
+    eventually(lambda: (system / "logs" / "risk_monitor_heartbeat.json").exists(), 10, "the monitor heartbeat")
+
+
+def test_status_prints_every_section(system: Path) -> None:
+    eventually(lambda: (system / "logs" / "heartbeat.csv").exists(), 30, "the engine heartbeat")
+    result = run_script(system, "status", "--config", "test_config.yaml", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for section in ("== processes", "== engine heartbeat", "== risk monitor heartbeat", "== positions",
+                    "== engine STATUS"):  # fmt: skip
+        assert section in out, out
+    assert out.count(" alive ") == 3, out
+    assert "trading_state" in out and "PLACEHOLDER" in out, out
+    if USE_STANDIN:
+        assert "OK: stand-in engine" in out and "positions 1" in out, out
+
+
+def test_second_start_is_refused_and_leaves_the_running_system_alone(system: Path) -> None:
+    before = pid_files(system)
+    result = run_script(system, "--config", "test_config.yaml")
+    assert result.returncode == 1
+    assert f"main is already running (pid {before['main']}" in result.stderr, result.stderr
+    assert pid_files(system) == before
+    assert all(alive(pid) for pid in before.values())
+
+
+def test_stop_terminates_everything_within_the_timeout_and_removes_pid_files(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    with cleaned_up(work) as seen:
+        start(work, seen)
+        pids = pid_files(work)
+        began = time.monotonic()
+        result = run_script(work, "stop", "--config", "test_config.yaml", "--timeout", "10", timeout=60)
+        elapsed = time.monotonic() - began
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert elapsed < 10, f"stop took {elapsed:.1f}s"
+        assert not any(alive(pid) for pid in pids.values()), result.stdout
+        assert not list((work / "state" / "pids").glob("*.pid"))
+        assert "SIGKILL" not in result.stdout + result.stderr
+        second = run_script(work, "stop", "--config", "test_config.yaml", timeout=60)
+        assert second.returncode == 0
+
+
+def test_stop_kills_an_engine_that_ignores_sigterm(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    with cleaned_up(work) as seen:
+        start(work, seen, env=script_env(standin=True, STANDIN_IGNORE_SIGTERM="1"))
+        pids = pid_files(work)
+        result = run_script(work, "stop", "--config", "test_config.yaml", "--timeout", "2", timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"main: pid {pids['main']} still running after 2s: sending SIGKILL" in result.stderr
+        assert not any(alive(pid) for pid in pids.values())
+        assert not list((work / "state" / "pids").glob("*.pid"))
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    config = yaml.safe_load((work / "test_config.yaml").read_text())
+    config["ib_connection"]["mode"] = "simulated"
+    (work / "bad.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with cleaned_up(work):
+        result = run_script(work, "--config", "bad.yaml", timeout=60)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "ib_connection.mode" in result.stderr and "simulated" in result.stderr
+        assert not (work / "state" / "pids").exists()
+
+
+def test_bad_arguments_exit_2(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    result = run_script(work, "--duration", "soon", timeout=30)
+    assert result.returncode == 2 and "--duration" in result.stderr
+
+
+def test_duration_demo_runs_stops_and_prints_a_summary(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    with cleaned_up(work) as seen:
+        began = time.monotonic()
+        result = run_script(work, "--config", "test_config.yaml", "--duration", "5", timeout=120)
+        elapsed = time.monotonic() - began
+        seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 5 <= elapsed < 60
+        out = result.stdout
+        assert "== run summary" in out and "equity" in out and "orders:" in out and "fills:" in out, out
+        assert "trading_state" in out or "state" in out
+        assert not list((work / "state" / "pids").glob("*.pid"))
+        if USE_STANDIN:
+            assert "orders: 1 submitted  fills: 1" in out, out
+            assert "last heartbeat: seq" in out and "trading_state ACTIVE" in out, out
