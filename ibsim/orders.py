@@ -94,9 +94,9 @@ class OrderDesk:
                 order, order.submitted_ns, close_ns, self.cfg.twap_slices, self.cfg.twap_window_s
             )
         log.info(
-            "event=order_accepted client_id=%d order_id=%d symbol=%s action=%s qty=%s type=%s algo=%s",
+            "event=order_accepted client_id=%d order_id=%d symbol=%s action=%s qty=%s type=%s algo=%s ref=%s",
             client_id, order.order_id, order.stock.symbol, order.action, order.quantity, order.order_type,
-            order.algo_strategy or "-",
+            order.algo_strategy or "-", order.order_ref or "-",
         )  # fmt: skip
         self._ack(order)
         self.try_fill(order)

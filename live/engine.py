@@ -9,7 +9,12 @@
 3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
    config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot);
 4. operations: ``HeartbeatPublisher`` (ZeroMQ PUB + CSV), ``CommandServer`` (CURVE, keys in ``state/keys``),
-   ``KillFlagWatcher``; SIGTERM/SIGINT handlers are installed by ``Engine.run``.
+   ``KillFlagWatcher``, ``MonitorWatch`` (the risk monitor's heartbeat file, policy
+   ``operational_risk.on_monitor_stale``: ``refuse_start`` blocks signals until a first fresh beat, ``reducing``
+   is reduce-only while stale, ``ignore`` logs); SIGTERM/SIGINT handlers are installed by ``Engine.run``.
+
+After a crash the snapshot may predate the last journaled fills: those are applied to the ledger at start-up
+(``journal_fills_missing_from``, by exec id) before reconciliation compares positions with the broker.
 
 Start-up reconciliation: trading is blocked until (a) the executor has reconciled its journal with the broker's
 open orders and executions (adopting missed fills, never re-sending), and (b) the broker's positions equal the
@@ -24,6 +29,7 @@ longer than ``LOOP_MAX_WAIT_S``.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
@@ -68,10 +74,11 @@ from data.calendar import TradingCalendar
 from data.ib_handler import IbMarketDataHandler
 from execution.commissions import build_commission_model
 from execution.ib_executor import IbExecutor, IbOrderIds
-from execution.order_journal import OrderJournal
+from execution.order_journal import JournalKind, JournalState, OrderJournal
 from execution.order_log import OrderSubmissionLog
 from live.commands import CommandHandler
 from live.kill_flags import KillFlagWatcher, KillLevel
+from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
 from portfolio.ledger import Ledger
 from portfolio.live_manager import LiveManager, calendar_settlement, restore_books
@@ -90,6 +97,7 @@ log = logging.getLogger(__name__)
 
 LOOP_MAX_WAIT_S = 0.05  # longest the loop sleeps: bounds command latency and kill-flag reaction time
 KILL_POLL_S = 0.1
+MONITOR_BLOCKED_REMINDER_S = 30.0  # refuse_start: repeat the "trading blocked" log this often while blocked
 KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
 POSITION_CHECK_DELAY_S = 1.0  # after positionEnd: time for reconciled executions to become fills
 SNAPSHOT_NAME = "portfolio_snapshot.json"
@@ -252,6 +260,7 @@ class Engine:
         )  # fmt: skip
         if snapshot is not None:
             self.live.restore(snapshot)
+        self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
         log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
                  len(self.journal.state.orders), working)  # fmt: skip
 
@@ -264,7 +273,26 @@ class Engine:
                                       max_age_s=ops.command_max_age_s)  # fmt: skip
         self._closables.append(self.commands)
         self.kill_flags = KillFlagWatcher(system.kill_flag_path, system.kill_now_flag_path)
+        self.monitor = MonitorWatch(ops.monitor_heartbeat_path, ops.on_monitor_stale,
+                                    stale_after_s(ops.heartbeat_interval_s, ops.missed_heartbeats))  # fmt: skip
+        self._next_blocked_log_ns = 0
         self._route()
+
+    def _catch_up_journal_fills(self) -> None:
+        """Apply journaled fills the snapshot predates (a crash between a fill and the next snapshot).
+
+        Why: the executor journals a fill (fsync) before the ledger sees it, and the snapshot is written only every
+        ``risk_log_interval_s``; after a SIGKILL the journal can hold fills the restored ledger lacks. The executor
+        treats those exec ids as already processed (it must: the broker repeats them), so without this catch-up
+        the books would differ from the broker's positions and the start-up reconciliation would halt.
+        """
+        missing = journal_fills_missing_from(self.journal.path, self.journal.state,
+                                             set(self.portfolio.ledger.applied_exec_ids()))  # fmt: skip
+        for fill in missing:
+            log.warning("event=journal_fill_caught_up client_order_id=%s exec_id=%s symbol=%s side=%s qty=%d "
+                        "price=%s (fill after the last snapshot)", fill.client_order_id, fill.exec_id, fill.symbol,
+                        fill.side.name, fill.quantity, fill.price)  # fmt: skip
+            self.live.on_fill(fill)
 
     # -------------------------------------------------------------------------------------------- wiring
     def _route(self) -> None:
@@ -355,6 +383,10 @@ class Engine:
         if not self.reconciled or self.kill_level is not KillLevel.NONE or not self._accept_orders:
             log.debug("event=signal_dropped reason=not_trading symbol=%s", signal_event.symbol)
             return
+        if not self.monitor.trading_allowed:
+            log.info("event=signal_dropped reason=monitor_heartbeat_never_fresh policy=refuse_start strategy_id=%s "
+                     "symbol=%s", signal_event.strategy_id, signal_event.symbol)  # fmt: skip
+            return
         self.live.on_signal(signal_event)
 
     def _on_order(self, order: OrderEvent) -> None:
@@ -386,6 +418,10 @@ class Engine:
             "accepting_orders": self._accept_orders,
             "position_by_symbol": self.portfolio.ledger.open_positions(),
             "fills_today": self.live.fills_today(self.clock.now_ns()),
+            "monitor_policy": self.monitor.policy,
+            "monitor_stale": None if self.monitor.last is None else self.monitor.last.stale,
+            "monitor_age_s": None if self.monitor.last is None else self.monitor.last.age_s,
+            "trading_blocked_by_monitor": not self.monitor.trading_allowed,
         }
 
     def halt(self, reason: str) -> None:
@@ -443,6 +479,29 @@ class Engine:
         interval = self.config.operational_risk.heartbeat_interval_s
         self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._beat)
 
+    def _monitor_tick(self, _due_ns: int) -> None:
+        """Read the risk monitor's heartbeat file and apply ``on_monitor_stale`` (see ``live.monitor_watch``).
+
+        Polled at the engine's own heartbeat interval: staleness is measured in multiples of it, so a faster poll
+        would add nothing and a slower one would delay reduce-only.
+        """
+        now = self.clock.now_ns()
+        changed = self.monitor.poll(now)
+        beat = self.monitor.last
+        assert beat is not None
+        if changed or self.monitor.policy == "reducing":  # idempotent; keeps LiveManager in step with the file
+            self.live.on_monitor_status(stale=beat.stale, heartbeat_age_s=beat.age_s)
+        if changed and self.monitor.trading_allowed and self.monitor.policy == "refuse_start":
+            log.warning("event=trading_unblocked reason=monitor_heartbeat_fresh policy=refuse_start age_s=%.3f pid=%s",
+                        beat.age_s or 0.0, beat.pid)  # fmt: skip
+        if not self.monitor.trading_allowed and now >= self._next_blocked_log_ns:
+            self._next_blocked_log_ns = now + int(MONITOR_BLOCKED_REMINDER_S * NS_PER_SECOND)
+            log.error("event=trading_blocked reason=monitor_heartbeat_stale policy=refuse_start path=%s detail=%s "
+                      "message=\"no orders until the risk monitor writes a fresh heartbeat\"", self.monitor.path,
+                      beat.reason)  # fmt: skip
+        interval = self.config.operational_risk.heartbeat_interval_s
+        self.clock.call_at(now + int(interval * NS_PER_SECOND), self._monitor_tick)
+
     def _risk_tick(self, _due_ns: int) -> None:
         self.live.on_timer(self.clock.now_ns())
         interval = self.config.operational_risk.risk_log_interval_s
@@ -464,6 +523,7 @@ class Engine:
         level = self.kill_flags.poll()
         if level is not None:
             self._on_kill(level, at_startup=True)
+        self._monitor_tick(start_ns)  # before connecting: refuse_start must hold from the very first bar
         self.connection.start()
         self._beat(start_ns)
         self._risk_tick(start_ns)
@@ -533,6 +593,37 @@ class Engine:
                 log.exception("event=close_failed part=%s", type(item).__name__)
         log.info("event=engine_stopped reason=%s exit_code=%d status=%s", self._stop_requested, self.exit_code,
                  _short_status(self.status()))  # fmt: skip
+
+
+def journal_fills_missing_from(path: Path, state: JournalState, applied: set[str]) -> list[FillEvent]:
+    """The journal's fill records whose exec id is not in ``applied``, in journal order, as FillEvents.
+
+    Reads the file again because ``JournalState`` keeps exec ids only, not each fill's quantity, price and
+    commission. The journal was validated by its replay already; a line it set aside (torn tail) is skipped.
+    """
+    fills: list[FillEvent] = []
+    if not path.exists():
+        return fills
+    for line in path.read_bytes().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("kind") != JournalKind.FILL or record.get("exec_id") in applied:
+            continue
+        managed = state.orders.get(record.get("client_order_id", ""))
+        if managed is None or record["exec_id"] not in managed.exec_ids:
+            continue
+        order = managed.order
+        ts_ns = int(record.get("ts_ns") or 0)
+        fills.append(FillEvent(
+            ts_event_ns=ts_ns, ts_init_ns=ts_ns, client_order_id=order.client_order_id,
+            broker_order_id=order.broker_order_id, exec_id=record["exec_id"], strategy_id=order.strategy_id,
+            symbol=order.symbol, side=order.side, quantity=int(record["quantity"]), price=float(record["price"]),
+            commission=float(record.get("commission") or 0.0), order_type=order.order_type,
+        ))  # fmt: skip
+        applied.add(record["exec_id"])
+    return fills
 
 
 def _short_status(status: Mapping[str, Any]) -> str:

@@ -1,0 +1,201 @@
+"""Shared harness of the real-process e2e tests: ``python -m ibsim`` and ``python main.py`` via ``subprocess.Popen``.
+
+Imported by the test modules as ``engine_harness`` (``conftest.py`` puts this folder on ``sys.path``; the suite
+runs with ``--import-mode=importlib`` and ``tests`` is not a package) and its fixtures registered by ``conftest``.
+
+Each test gets a fresh ibsim (its own port, fast replay) and a working directory under ``tmp_path`` holding a
+test config (sma_crossover with very short periods on three symbols, so the engine trades within seconds; every
+path relative to that directory; free loopback ports for the heartbeat and command sockets). Both processes run
+in their own session and are always stopped at teardown (SIGTERM, then SIGKILL of that process group).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.clock import WallClock
+from core.config_models import IbConnectionConfig
+from core.event_queue import EventQueue
+from core.ib_messages import IbConnected, IbOpenOrder, IbOpenOrderEnd, IbPosition, IbPositionEnd
+from core.ib_wrapper import IbConnection
+from core.ipc_commands import CommandClient
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+SYMBOLS = ["SPY", "QQQ", "AAPL"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what}: process exited early with {proc.returncode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s} s: {what}")
+        time.sleep(0.05)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def ibsim_port(tmp_path: Path) -> Iterator[int]:
+    """A ``python -m ibsim`` process on a free port (replaying fast); its port."""
+    log_path = tmp_path / "ibsim.log"
+    with log_path.open("w") as out:
+        proc = subprocess.Popen([PYTHON, "-m", "ibsim", "--port", "0", "--speed", "600", "--seed", "3"],
+                                cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        match = wait_for(lambda: re.search(r"event=listening host=\S+ port=(\d+)", log_path.read_text()), 30,
+                         "ibsim listening", proc)  # fmt: skip
+        yield int(match.group(1))
+    finally:
+        stop_process(proc)
+
+
+class EngineDir:
+    """The engine's working directory: config, state, logs and flags, and the engine process started in it."""
+
+    def __init__(self, root: Path, ib_port: int, *, monitor_policy: str = "ignore") -> None:
+        self.root = root
+        self.ib_port = ib_port
+        self.hb_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.cmd_endpoint = f"tcp://127.0.0.1:{free_port()}"
+        self.proc: subprocess.Popen | None = None
+        raw = yaml.safe_load((REPO / "config.yaml").read_text())
+        raw["ib_connection"].update(port=ib_port, connect_timeout_s=3)
+        raw["symbols"] = SYMBOLS
+        raw["strategies"]["momentum"]["enabled"] = False
+        raw["strategies"]["mean_reversion"]["enabled"] = False
+        raw["strategies"]["sma_crossover"].update(
+            enabled=True, params={"fast_period": 2, "slow_period": 5, "atr_period": 2, "atr_stop_multiple": 2.0}
+        )
+        raw["portfolio"]["sizing"].update(method="fixed_shares", fixed_shares=5)
+        raw["pre_trade"].update(max_adv_participation_pct=100, adv_lookback_days=3)
+        raw["operational_risk"].update(
+            heartbeat_interval_s=0.2,
+            risk_log_interval_s=0.5,
+            heartbeat_endpoint=self.hb_endpoint,
+            command_endpoint=self.cmd_endpoint,
+            on_monitor_stale=monitor_policy,  # no risk monitor runs in these tests: "ignore" unless testing it
+        )
+        (root / "config.yaml").write_text(yaml.safe_dump(raw))
+
+    def update_config(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Edit the test config in place (before ``start``): ``change`` mutates the parsed YAML."""
+        path = self.root / "config.yaml"
+        raw = yaml.safe_load(path.read_text())
+        change(raw)
+        path.write_text(yaml.safe_dump(raw))
+
+    @property
+    def output(self) -> str:
+        path = self.root / "engine.out"
+        return path.read_text() if path.exists() else ""
+
+    def start(self) -> subprocess.Popen:
+        with (self.root / "engine.out").open("w") as out:
+            self.proc = subprocess.Popen(
+                [PYTHON, str(REPO / "main.py"), "--config", "config.yaml"],
+                cwd=self.root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self.proc
+
+    def wait_exit(self, timeout_s: float) -> int:
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"engine did not exit within {timeout_s} s; output tail:\n{self.output[-3000:]}")
+
+    def risk_rows(self) -> list[dict[str, str]]:
+        path = self.root / "logs" / "risk_log.csv"
+        return list(csv.DictReader(path.open())) if path.exists() else []
+
+    def journal_kinds(self) -> list[str]:
+        path = self.root / "state" / "order_journal.jsonl"
+        return [json.loads(line)["kind"] for line in path.read_text().splitlines()] if path.exists() else []
+
+    def client(self, name: str = "operator", keys_dir: Path | None = None) -> CommandClient:
+        return CommandClient(self.cmd_endpoint, keys_dir or self.root / "state" / "keys", name, WallClock())
+
+
+@pytest.fixture
+def engine_dir(tmp_path: Path, ibsim_port: int) -> Iterator[EngineDir]:
+    work = tmp_path / "work"
+    work.mkdir()
+    made = EngineDir(work, ibsim_port)
+    try:
+        yield made
+    finally:
+        if made.proc is not None:
+            stop_process(made.proc)
+
+
+def broker_view(port: int, client_id: int = 9) -> tuple[dict[str, float], list[int]]:
+    """(non-zero positions, open order ids of every client) as ibsim reports them to a second API client."""
+    queue, clock = EventQueue(), WallClock()
+    got: dict[str, list[Any]] = {"pos": [], "orders": []}
+    done = {"pos": False, "orders": False}
+    conn = IbConnection(IbConnectionConfig(port=port, connect_timeout_s=3.0), client_id, queue.put, clock,
+                        backoff_initial_s=0.1, backoff_max_s=0.5)  # fmt: skip
+
+    def on_connected(_: IbConnected) -> None:
+        conn.send(lambda c: c.reqPositions(), "reqPositions")
+        conn.send(lambda c: c.reqAllOpenOrders(), "reqAllOpenOrders")
+
+    routes = {IbConnected: [on_connected], IbPosition: [got["pos"].append], IbOpenOrder: [got["orders"].append],
+              IbPositionEnd: [lambda _: done.__setitem__("pos", True)],
+              IbOpenOrderEnd: [lambda _: done.__setitem__("orders", True)]}  # fmt: skip
+    for kind, handlers in routes.items():
+        queue.route(kind, handlers)
+    conn.start()
+    try:
+        deadline = time.monotonic() + 15
+        while not (done["pos"] and done["orders"]):
+            assert time.monotonic() < deadline, "second client got no positions/open orders from ibsim"
+            queue.wait(0.05)
+            while len(queue):
+                with contextlib.suppress(TypeError):  # a message type this probe does not route
+                    queue.dispatch_one()
+    finally:
+        conn.stop()
+    positions = {m.symbol: m.position for m in got["pos"] if m.position != 0}
+    working = [
+        m.order_id for m in got["orders"] if getattr(m.order_state, "status", "") in ("Submitted", "PreSubmitted")
+    ]
+    return positions, working
