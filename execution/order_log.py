@@ -28,18 +28,14 @@ Owned by the dispatcher thread.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TextIO
 
-from core.errors import StateCorruptError
 from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus
+from utils.append_csv import AppendOnlyCsv
 
 log = logging.getLogger(__name__)
 
@@ -101,37 +97,11 @@ class OrderSubmissionLog:
     """Append-only CSV of order events at ``path`` (see the module doc for the format)."""
 
     def __init__(self, path: Path | str = DEFAULT_ORDER_LOG_PATH, fsync: bool = False) -> None:
-        self.path = Path(path)
-        self._fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        needs_header = self._check_existing()
-        self._file: TextIO = self.path.open("a", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        if needs_header:
-            self._write(list(COLUMNS))
-
-    def _check_existing(self) -> bool:
-        """True when a header must be written; ends a torn last line; refuses a foreign header."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return True
-        with self.path.open("r", encoding="utf-8", newline="") as f:
-            header = next(csv.reader(io.StringIO(f.readline())), [])
-        if tuple(header) != COLUMNS:
-            raise StateCorruptError(
-                f"{self.path}: header {header} is not the order log format {list(COLUMNS)}; move the file aside "
-                "(the risk monitor reads it) and restart"
-            )
-        with self.path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-        if torn:
-            with self.path.open("ab") as f:
-                f.write(b"\n")
-            log.warning("event=order_log_torn_tail path=%s (crash mid-row; row ended with a newline)", self.path)
-        return False
+        self._csv = AppendOnlyCsv(path, COLUMNS, "order log", fsync=fsync)
+        self.path = self._csv.path
 
     def close(self) -> None:
-        self._file.close()
+        self._csv.close()
 
     def __enter__(self) -> OrderSubmissionLog:
         return self
@@ -176,7 +146,4 @@ class OrderSubmissionLog:
                                reason=reason))
 
     def _write(self, fields: list[str]) -> None:
-        self._writer.writerow(fields)
-        self._file.flush()
-        if self._fsync:
-            os.fsync(self._file.fileno())
+        self._csv.append(fields)

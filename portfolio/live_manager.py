@@ -24,16 +24,13 @@ Threading: everything here belongs to the dispatcher thread (timers fire on it t
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -59,6 +56,7 @@ from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.portfolio_manager import PortfolioManager
 from portfolio.risk_manager import RiskManager
 from portfolio.snapshot import canonical_json, write_snapshot
+from utils.append_csv import AppendOnlyCsv
 
 log = logging.getLogger(__name__)
 
@@ -74,44 +72,18 @@ class RiskLog:
     """Append-only CSV of periodic portfolio metrics (format in the module doc). Owned by the dispatcher."""
 
     def __init__(self, path: Path | str = DEFAULT_RISK_LOG_PATH) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        needs_header = self._check_existing()
-        self._file: TextIO = self.path.open("a", encoding="utf-8", newline="")
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        if needs_header:
-            self._write(list(RISK_LOG_COLUMNS))
-
-    def _check_existing(self) -> bool:
-        """True when a header must be written; ends a torn last line; refuses a foreign header."""
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return True
-        with self.path.open("r", encoding="utf-8", newline="") as f:
-            header = next(csv.reader(io.StringIO(f.readline())), [])
-        if tuple(header) != RISK_LOG_COLUMNS:
-            raise StateCorruptError(
-                f"{self.path}: header {header} is not the risk log format {list(RISK_LOG_COLUMNS)}; move the file "
-                "aside (the risk monitor reads it) and restart"
-            )
-        with self.path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-        if torn:
-            with self.path.open("ab") as f:
-                f.write(b"\n")
-            log.warning("event=risk_log_torn_tail path=%s (crash mid-row; row ended with a newline)", self.path)
-        return False
+        self._csv = AppendOnlyCsv(path, RISK_LOG_COLUMNS, "risk log")
+        self.path = self._csv.path
 
     def write(self, row: Mapping[str, object]) -> None:
         """Append one row (keys: ``RISK_LOG_COLUMNS``) and flush it to the OS before returning."""
         self._write([_field(row[column]) for column in RISK_LOG_COLUMNS])
 
     def _write(self, fields: list[str]) -> None:
-        self._writer.writerow(fields)
-        self._file.flush()
+        self._csv.append(fields)
 
     def close(self) -> None:
-        self._file.close()
+        self._csv.close()
 
 
 class DailyFillCounter:
