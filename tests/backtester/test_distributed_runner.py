@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from backtester.distributed_runner import DaskRunner, SerialRunner, make_runner,
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, expand_grid, run_trial
 from core.config_loader import load_config
 from core.config_models import DistributedConfig
+from testkit.waiting import eventually
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +87,6 @@ def bounded(func: Callable[[], T], timeout_s: float = RUN_TIMEOUT_S) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not true within {timeout_s} s")
-        time.sleep(0.2)
 
 
 def assert_same_results(actual: Sequence[TrialResult], expected: Sequence[TrialResult]) -> None:

@@ -7,7 +7,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +26,9 @@ from core.ipc_heartbeat import (
     read_heartbeat_csv,
     write_heartbeat_csv,
 )
+from testkit.waiting import eventually
 
 LOOPBACK_ANY_PORT = "tcp://127.0.0.1:*"
-
-
-def eventually(cond: Callable[[], Any], timeout_s: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -48,8 +38,9 @@ def clock() -> WallClock:
 
 @pytest.fixture
 def publisher(tmp_path: Path, clock: WallClock) -> Iterator[HeartbeatPublisher]:
-    with HeartbeatPublisher(csv_path=tmp_path / "logs" / "heartbeat.csv", clock=clock,
-                            endpoint=LOOPBACK_ANY_PORT) as pub:
+    with HeartbeatPublisher(
+        csv_path=tmp_path / "logs" / "heartbeat.csv", clock=clock, endpoint=LOOPBACK_ANY_PORT
+    ) as pub:
         yield pub
 
 
@@ -69,8 +60,10 @@ def test_beats_arrive_in_order_with_every_field(publisher: HeartbeatPublisher, c
     with connected_subscriber(publisher, clock) as sub:
         first_seq = sub.last_seq
         assert first_seq is not None
-        sent = [publisher.beat(trading_state=state, equity=100_000.0 + i, drawdown_pct=0.5 * i, extra={"fills": i})
-                for i, state in enumerate([TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED])]
+        sent = [
+            publisher.beat(trading_state=state, equity=100_000.0 + i, drawdown_pct=0.5 * i, extra={"fills": i})
+            for i, state in enumerate([TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED])
+        ]
         received: list[Heartbeat] = []
 
         def got_last() -> bool:
@@ -101,8 +94,14 @@ def test_sequence_gaps_restarts_duplicates_and_garbage_are_reported_not_raised(c
     port = raw.bind_to_random_port("tcp://127.0.0.1")
 
     def send(seq: int, pid: int = 100, ts_ns: int | None = None) -> None:
-        hb = Heartbeat(seq=seq, ts_ns=ts_ns or clock.now_ns(), pid=pid, trading_state=TradingState.ACTIVE,
-                       equity=1.0, drawdown_pct=0.0)
+        hb = Heartbeat(
+            seq=seq,
+            ts_ns=ts_ns or clock.now_ns(),
+            pid=pid,
+            trading_state=TradingState.ACTIVE,
+            equity=1.0,
+            drawdown_pct=0.0,
+        )
         raw.send_multipart([TOPIC, encode_heartbeat(hb)])
 
     try:
@@ -162,10 +161,15 @@ def test_publisher_never_blocks_without_a_subscriber_or_with_a_stalled_one(clock
     assert stalled_s < 5.0
 
 
-def test_csv_fallback_holds_the_same_fields_as_the_published_beat(publisher: HeartbeatPublisher,
-                                                                  tmp_path: Path) -> None:
-    sent = publisher.beat(trading_state=TradingState.REDUCING, equity=98_765.4321, drawdown_pct=12.5,
-                          extra={"open_orders": 3, "note": "a,b \"quoted\"", "flag": True, "nothing": None})
+def test_csv_fallback_holds_the_same_fields_as_the_published_beat(
+    publisher: HeartbeatPublisher, tmp_path: Path
+) -> None:
+    sent = publisher.beat(
+        trading_state=TradingState.REDUCING,
+        equity=98_765.4321,
+        drawdown_pct=12.5,
+        extra={"open_orders": 3, "note": 'a,b "quoted"', "flag": True, "nothing": None},
+    )
     from_csv = read_heartbeat_csv(tmp_path / "logs" / "heartbeat.csv")
     assert from_csv == sent
     assert decode_heartbeat(encode_heartbeat(sent)) == sent
@@ -236,8 +240,12 @@ def test_csv_write_failure_is_counted_and_the_beat_still_goes_out(tmp_path: Path
 def test_write_heartbeat_csv_replaces_the_previous_beat(tmp_path: Path, clock: WallClock) -> None:
     path = tmp_path / "hb.csv"
     for seq in (1, 2):
-        write_heartbeat_csv(path, Heartbeat(seq=seq, ts_ns=clock.now_ns(), pid=1, trading_state=TradingState.HALTED,
-                                            equity=0.0, drawdown_pct=20.0))
+        write_heartbeat_csv(
+            path,
+            Heartbeat(
+                seq=seq, ts_ns=clock.now_ns(), pid=1, trading_state=TradingState.HALTED, equity=0.0, drawdown_pct=20.0
+            ),
+        )
     hb = read_heartbeat_csv(path)
     assert hb is not None and hb.seq == 2 and hb.trading_state is TradingState.HALTED
 

@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,16 +33,11 @@ from core.event_queue import EventQueue
 from core.ib_messages import IbConnected, IbOpenOrder, IbOpenOrderEnd, IbPosition, IbPositionEnd
 from core.ib_wrapper import IbConnection
 from core.ipc_commands import CommandClient
+from testkit.waiting import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 SYMBOLS = ["SPY", "QQQ", "AAPL"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> Any:

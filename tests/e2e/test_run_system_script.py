@@ -16,13 +16,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from ibsim.config import DEFAULT_SYMBOLS
+from testkit.waiting import eventually, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "e2e" / "standin_engine.py"
@@ -30,12 +31,6 @@ RUNTIME_DIRS = {"logs", "state", "flags", "results"}
 SKIPPED = {".git", ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache"}
 ROLES = ("ibsim", "main", "risk_monitor")
 USE_STANDIN = not (REPO / "main.py").exists() or os.environ.get("E2E_ENGINE") == "standin"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_workdir(root: Path) -> Path:
@@ -94,13 +89,6 @@ def alive(pid: int) -> bool:
     except OSError:
         return True
     return state != "Z"
-
-
-def eventually(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
-        time.sleep(0.2)
 
 
 @contextlib.contextmanager

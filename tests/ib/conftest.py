@@ -7,7 +7,6 @@ Every connection made through ``make_connection`` is stopped at teardown, then t
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,18 +16,7 @@ from core.clock import WallClock
 from core.config_models import IbConnectionConfig
 from core.ib_wrapper import IbConnection
 from ibsim import IbSim, SimConfig
-
-
-def eventually(cond: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.01) -> Any:
-    """Poll ``cond`` until truthy (returned) or fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(interval_s)
+from testkit.waiting import eventually
 
 
 class Recorder:

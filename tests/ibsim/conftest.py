@@ -7,7 +7,6 @@ and tests wait with ``eventually`` (polling, time-bounded) instead of sleeping.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from ibapi.client import EClient
 from ibapi.wrapper import EWrapper
 
 from ibsim import IbSim, SimConfig
+from testkit.waiting import eventually
 
 _CALLBACKS = [
     "nextValidId",
@@ -43,18 +43,6 @@ _CALLBACKS = [
     "connectionClosed",
     "error",
 ]
-
-
-def eventually(cond: Callable[[], Any], timeout_s: float = 5.0, interval_s: float = 0.01) -> Any:
-    """Poll ``cond`` until truthy (returned) or fail the test after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout_s} s")
-        time.sleep(interval_s)
 
 
 class RecordingClient(EWrapper, EClient):
