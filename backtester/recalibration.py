@@ -76,35 +76,32 @@ def recalibrate(
             },
         )
         log.warning("event=params_promoted strategy=%s path=%s params=%s", ctx.strategy, approved_path, full_params)
-    append_audit(
-        audit_db,
-        {
-            "ts_utc": now.replace(tzinfo=None),
-            "strategy": ctx.strategy,
-            "git_commit": git_commit,
-            "data_fingerprint": base["data_fingerprint"],
-            "config_id": base["config_id"],
-            "params": params,
-            "metrics": metrics,
-            "verdicts": [v.to_dict() for v in verdicts],
-            "passed": passed,
-            "promoted": promoted,
-            "dry_run": dry_run,
-            "results_dir": str(results_dir),
-        },
-    )
-    summary = {
-        **{k: base[k] for k in ("strategy", "config_id", "data_fingerprint", "data_source", "start", "end", "symbols")},
-        "mode": "recalibration",
+    verdict_fields = {  # the same facts go to the audit row and to summary.json
+        "git_commit": git_commit,
         "params": params,
         "metrics": metrics,
         "verdicts": [v.to_dict() for v in verdicts],
         "passed": passed,
         "promoted": promoted,
         "dry_run": dry_run,
+    }
+    append_audit(
+        audit_db,
+        {
+            "ts_utc": now.replace(tzinfo=None),
+            "strategy": ctx.strategy,
+            "data_fingerprint": base["data_fingerprint"],
+            "config_id": base["config_id"],
+            **verdict_fields,
+            "results_dir": str(results_dir),
+        },
+    )
+    summary = {
+        **{k: base[k] for k in ("strategy", "config_id", "data_fingerprint", "data_source", "start", "end", "symbols")},
+        "mode": "recalibration",
+        **verdict_fields,
         "approved_params_path": str(approved_path),
         "previous_approved_params": previous.get("params") if previous else None,
-        "git_commit": git_commit,
         "monte_carlo_on_oos": mc_stats,
     }
     outputs = {"walk_forward": wf, "scenario_analysis": scenarios}
