@@ -24,9 +24,9 @@ from core.config_models import IbConnectionConfig
 from core.errors import BrokerTemporaryError, ConfigError
 from core.ib_messages import IbBar, IbConnected, IbError, IbHistoricalEnd
 from core.ib_wrapper import IbConnection
-from data.bar_guard import BAR_COLUMNS
 from data.bar_store import BarStore
 from data.calendar import TradingCalendar
+from data.ib_daily_bars import daily_bars_frame
 from data.ib_handler import stock_contract
 
 log = logging.getLogger(__name__)
@@ -104,14 +104,7 @@ def _fetch_one(
         level = logging.ERROR if end.code in _REQUEST_FAILED_CODES else logging.WARNING
         log.log(level, "event=daily_bars_failed symbol=%s code=%d message=%r", symbol, end.code, end.message)
         return None
-    return bars_frame(rows)
-
-
-def bars_frame(rows: Sequence[IbBar]) -> pd.DataFrame:
-    """Daily IbBars (``YYYYMMDD`` dates) to a bar-store frame: tz-naive midnight "date" index, float columns."""
-    index = pd.DatetimeIndex(pd.to_datetime([r.time.strip()[:8] for r in rows], format="%Y%m%d"), name="date")
-    data = {c: [float(getattr(r, c)) for r in rows] for c in BAR_COLUMNS}
-    return pd.DataFrame(data, index=index)
+    return daily_bars_frame(rows)
 
 
 def _wait_for(

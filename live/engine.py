@@ -7,11 +7,18 @@
 2. the broker side: ``IbConnection`` (not started), ``IbOrderIds`` above every journaled id, ``IbExecutor``
    sending through ``live.order_client.ConnectionOrderClient``, ``IbMarketDataHandler``;
 3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
-   config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot);
+   config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot),
+   ``DailyBarFeed`` (the strategies' daily bars from the broker) and ``PerformanceTracker`` (daily equity);
 4. operations: ``HeartbeatPublisher`` (ZeroMQ PUB + CSV), ``CommandServer`` (CURVE, keys in ``state/keys``),
    ``KillFlagWatcher``, ``MonitorWatch`` (the risk monitor's heartbeat file, policy
    ``operational_risk.on_monitor_stale``: ``refuse_start`` blocks signals until a first fresh beat, ``reducing``
    is reduce-only while stale, ``ignore`` logs); SIGTERM/SIGINT handlers are installed by ``Engine.run``.
+
+Two bar streams, as in the backtest: strategies decide on **daily** bars only. At start-up the broker's daily
+history warms them up (no decision on a past bar); each time a session closes, its official daily bar is fetched and
+runs the backtester's per-session step (``PortfolioManager.on_market``, then the strategies), so a signal comes
+from the same bar and the same code as in the backtest, and orders (MKT at the next open, MOC at the next close)
+meet the same fill rules. The 5-s real-time bars only mark the book between closes (drawdown rules, heartbeat).
 
 After a crash the snapshot may predate the last journaled fills: those are applied to the ledger at start-up
 (``journal_fills_missing_from``, by exec id) before reconciliation compares positions with the broker.
@@ -40,6 +47,7 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig, StrategiesConfig
@@ -71,6 +79,7 @@ from core.ipc_commands import CommandServer
 from core.ipc_heartbeat import HeartbeatPublisher
 from data.bar_guard import BarGuard
 from data.calendar import TradingCalendar
+from data.ib_daily_bars import DailyBarFeed
 from data.ib_handler import IbMarketDataHandler
 from execution.commissions import build_commission_model
 from execution.ib_executor import IbExecutor, IbOrderIds
@@ -80,6 +89,7 @@ from live.commands import CommandHandler
 from live.kill_flags import KillFlagWatcher, KillLevel
 from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
+from performance.tracker import PerformanceTracker
 from portfolio.ledger import Ledger
 from portfolio.live_manager import LiveManager, calendar_settlement, restore_books
 from portfolio.monthly_counter import MonthlyTradeCounter
@@ -101,6 +111,8 @@ MONITOR_BLOCKED_REMINDER_S = 30.0  # refuse_start: repeat the "trading blocked" 
 KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
 POSITION_CHECK_DELAY_S = 1.0  # after positionEnd: time for reconciled executions to become fills
 SNAPSHOT_NAME = "portfolio_snapshot.json"
+DAILY_EQUITY_NAME = "daily_equity.csv"
+NEW_YORK = "America/New_York"
 JOURNAL_NAME = "order_journal.jsonl"
 EXIT_OK = 0
 EXIT_NOT_FLAT = 3
@@ -113,27 +125,34 @@ _IB_MESSAGES: tuple[type, ...] = (
 
 # ==================================================================================================== strategies
 class LiveStrategy:
-    """Runs a vectorized ``Strategy`` on a growing window of live bars (dispatcher thread).
+    """Runs a vectorized ``Strategy`` on a growing window of daily bars (dispatcher thread).
 
-    The strategy computes over the whole window each bar (its indicators are causal, so row t is the same as in
-    a backtest given the same history) and ``on_market`` reads the last row. The window keeps
-    ``max(4 x warmup, 256)`` bars so the cost per bar stays bounded.
+    The strategy computes over the whole window at each session close (its indicators are causal, so the last row
+    is what a backtest over the same history computes) and ``on_market`` reads that row. ``warm`` adds a past bar
+    without a decision. The window keeps ``history_rows`` bars (``max(4 x warmup, 256)``) so each decision costs
+    the same however long the engine runs; the engine asks the broker for that much history at start-up.
     """
 
     def __init__(self, strategy: Strategy, symbols: tuple[str, ...]) -> None:
         self.strategy = strategy
         self._symbols = symbols
-        self._max_rows = max(4 * strategy.warmup_bars, 256)
+        self.history_rows = max(4 * strategy.warmup_bars, 256)
         self._rows: list[np.ndarray] = []  # each (5, N): open, high, low, close, volume
 
+    def warm(self, event: MarketEvent) -> None:
+        self._append(event)
+
     def on_market(self, event: MarketEvent) -> None:
-        self._rows.append(np.vstack([event.open, event.high, event.low, event.close, event.volume]))
-        if len(self._rows) > self._max_rows:
-            del self._rows[0]
+        self._append(event)
         stack = np.stack(self._rows)  # (T, 5, N)
         bars = BarArrays(self._symbols, *(np.ascontiguousarray(stack[:, k, :]) for k in range(5)))
         self.strategy.prepare(bars)
         self.strategy.on_market(replace(event, bar_index=len(self._rows) - 1))
+
+    def _append(self, event: MarketEvent) -> None:
+        self._rows.append(np.vstack([event.open, event.high, event.low, event.close, event.volume]))
+        if len(self._rows) > self.history_rows:
+            del self._rows[0]
 
 
 def strategies_with_approved_params(config: AppConfig) -> tuple[StrategiesConfig, dict[str, str]]:
@@ -260,6 +279,11 @@ class Engine:
         )  # fmt: skip
         if snapshot is not None:
             self.live.restore(snapshot)
+        history = max([s.history_rows for s in self.strategies]
+                      + [config.pre_trade.adv_lookback_days, pcfg.optimizer.lookback_days + 1])  # fmt: skip
+        self.daily_bars = DailyBarFeed(self.symbols, self.connection, calendar, self.clock, history_sessions=history,
+                                       on_history=self._on_daily_history, on_close=self._on_session_close)  # fmt: skip
+        self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
         log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
                  len(self.journal.state.orders), working)  # fmt: skip
@@ -299,19 +323,22 @@ class Engine:
         ex = self.executor.routes()
         md = self.market_data
         table: dict[type, list[Any]] = {kind: [] for kind in _IB_MESSAGES}
-        table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected]
-        table[IbDisconnected] = [md.on_disconnected, self._on_disconnected]
-        table[IbError] = [ex[IbError], md.on_error]
+        daily = self.daily_bars
+        table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected,
+                              daily.on_connected]  # fmt: skip
+        table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected]
+        table[IbError] = [ex[IbError], md.on_error, daily.on_error]
         for kind in (IbOpenOrder, IbOrderStatus, IbExecDetails, IbCommissionReport):
             table[kind] = [ex[kind]]
         table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self._on_reconcile_progress]
         table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self._on_reconcile_progress]
         table[IbPosition] = [self._on_position]
         table[IbPositionEnd] = [self._on_position_end]
-        table[IbBar] = [md.on_bar]
+        table[IbBar] = [md.on_bar, daily.on_bar]
+        table[IbHistoricalEnd] = [daily.on_end]
         table[IbTick] = [md.on_tick]
         table[IbDataStale] = [md.on_data_stale]
-        table[MarketEvent] = [self.live.on_market, *(s.on_market for s in self.strategies)]
+        table[MarketEvent] = [self.live.on_mark, daily.on_intraday]  # intraday bars; daily ones come from `daily`
         table[SignalEvent] = [self._on_signal]
         table[OrderEvent] = [self._on_order]
         table[FillEvent] = [self.live.on_fill]
@@ -320,6 +347,22 @@ class Engine:
             self.queue.route(kind, handlers)
 
     # -------------------------------------------------------------------------------------------- handlers
+    def _on_daily_history(self, event: MarketEvent) -> None:
+        """A past session's bar: indicators and ADV only (no mark, no decision)."""
+        self.live.on_history(event)
+        for strategy in self.strategies:
+            strategy.warm(event)
+
+    def _on_session_close(self, event: MarketEvent) -> None:
+        """A session just closed: the backtester's per-session step (portfolio, then strategies), and the daily
+        equity record. Signals go through the queue and ``_on_signal``'s gates like any other."""
+        self.live.on_market(event)
+        equity, gross = self.portfolio.ledger.valuation()
+        session = pd.Timestamp(event.ts_event_ns, unit="ns", tz="UTC").tz_convert(NEW_YORK).tz_localize(None)
+        self.performance.record_session_close(session.normalize(), equity, gross)
+        for strategy in self.strategies:
+            strategy.on_market(event)
+
     def _on_connected(self, message: IbConnected) -> None:
         self.connected = True
         self._executor_reconciled = False
@@ -418,6 +461,8 @@ class Engine:
             "accepting_orders": self._accept_orders,
             "position_by_symbol": self.portfolio.ledger.open_positions(),
             "fills_today": self.live.fills_today(self.clock.now_ns()),
+            "last_daily_bar": None if self.daily_bars.last_date is None else str(self.daily_bars.last_date.date()),
+            "session_decisions": self.daily_bars.decisions,
             "monitor_policy": self.monitor.policy,
             "monitor_stale": None if self.monitor.last is None else self.monitor.last.stale,
             "monitor_age_s": None if self.monitor.last is None else self.monitor.last.age_s,

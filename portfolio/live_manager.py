@@ -249,10 +249,25 @@ class LiveManager:
 
     # -- event handlers (dispatcher thread) -------------------------------------------------------------------------
     def on_market(self, event: MarketEvent) -> None:
+        """A completed session's daily bar, exactly as the backtester sees it (mark, settle, ADV, risk, optimizer)."""
         try:
             self.portfolio.on_market(event)
         except Exception as exc:
             self._failed("on_market", event, exc)
+
+    def on_history(self, event: MarketEvent) -> None:
+        """A past daily bar (the engine's warm-up): volume history only (``PortfolioManager.record_history``)."""
+        try:
+            self.portfolio.record_history(event)
+        except Exception as exc:
+            self._failed("on_history", event, exc)
+
+    def on_mark(self, event: MarketEvent) -> None:
+        """An intraday bar: marks and drawdown between session closes (``PortfolioManager.mark_intraday``)."""
+        try:
+            self.portfolio.mark_intraday(event)
+        except Exception as exc:
+            self._failed("on_mark", event, exc)
 
     def on_signal(self, signal: SignalEvent) -> None:
         try:

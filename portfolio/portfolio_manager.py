@@ -173,6 +173,33 @@ class PortfolioManager:
             if state is TradingState.HALTED:
                 self.on_halt(self.risk.halt_reason or "risk manager halted")
 
+    def record_history(self, event: MarketEvent) -> None:
+        """A past daily bar seen only for its volume (the live engine's warm-up): ADV needs the history.
+
+        No mark, no risk update and no equity point: marking today's book at an old close would fake a drawdown.
+        """
+        self._record_volume(event.volume)
+
+    def mark_intraday(self, event: MarketEvent) -> None:
+        """An intraday bar (live only): mark the book, settle due cash, and let the drawdown rules see it.
+
+        Unlike ``on_market`` this is not a session: no volume for ADV, no return for the optimizer, no equity
+        point, and the flat-sessions count of REDUCING is left alone. An equity that cannot be computed yet (a
+        position not priced since a restart) is skipped rather than treated as a broken book.
+        """
+        ledger = self.ledger
+        ledger.mark(event.close)
+        ledger.settle(event.ts_event_ns)
+        equity, _gross = ledger.valuation()
+        if equity != equity:  # NaN: some held symbol has no price yet
+            return
+        previous_state = self.risk.state
+        state = self.risk.update(equity, event.ts_event_ns, flat=None)
+        if state is not previous_state:
+            self.state_history.append(f"{event.ts_event_ns}:{previous_state}->{state}")
+            if state is TradingState.HALTED:
+                self.on_halt(self.risk.halt_reason or "risk manager halted")
+
     def on_signal(self, signal: SignalEvent) -> None:
         if self._accept_signals_from_ns is not None and signal.ts_event_ns < self._accept_signals_from_ns:
             self.ignored_signals["warmup"] += 1

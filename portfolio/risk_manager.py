@@ -53,10 +53,11 @@ class RiskManager:
         self.halt_reason: str | None = None
         self.transitions: list[Transition] = []
 
-    def update(self, equity: float, now_ns: int, *, flat: bool = False) -> TradingState:
+    def update(self, equity: float, now_ns: int, *, flat: bool | None = False) -> TradingState:
         """Mark equity (account currency) at ``now_ns``; move the state if a threshold is crossed.
 
-        ``flat`` tells whether the book holds no position now (for ``rearm_after_flat_sessions``).
+        ``flat`` tells whether the book holds no position at this session close (for
+        ``rearm_after_flat_sessions``); ``None`` for an intraday mark, which is not a session and leaves the count.
         """
         if not (math.isfinite(equity) and equity > 0.0):
             self.halt(f"equity must be a positive finite number to measure drawdown (got {equity})", now_ns)
@@ -70,7 +71,8 @@ class RiskManager:
         cfg = self._cfg
         if self.state is TradingState.HALTED:
             return self.state
-        self._flat_updates = self._flat_updates + 1 if (flat and self.state is TradingState.REDUCING) else 0
+        if flat is not None:
+            self._flat_updates = self._flat_updates + 1 if (flat and self.state is TradingState.REDUCING) else 0
         if self.hard_drawdown_pct >= cfg.halt_drawdown_pct:
             self._move(
                 TradingState.HALTED,

@@ -37,7 +37,7 @@ from testkit.waiting import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-SYMBOLS = ["SPY", "QQQ", "AAPL"]
+SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "TLT", "GLD", "XLF"]  # all of ibsim's: more crossovers per session
 
 
 def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> Any:
@@ -63,12 +63,20 @@ def stop_process(proc: subprocess.Popen) -> None:
             proc.wait(timeout=10)
 
 
+DEFAULT_SIM_SPEED = 6000.0  # a 6.5 h session lasts ~3.9 s: the daily strategies decide every few seconds
+
+
 @pytest.fixture
-def ibsim_port(tmp_path: Path) -> Iterator[int]:
-    """A ``python -m ibsim`` process on a free port (replaying fast); its port."""
+def ibsim_port(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[int]:
+    """A ``python -m ibsim`` process on a free port (replaying fast); its port.
+
+    ``@pytest.mark.sim_speed(X)`` on a test sets ibsim's ``--speed`` (sim seconds per wall second) for it.
+    """
+    marker = request.node.get_closest_marker("sim_speed")
+    speed = float(marker.args[0]) if marker else DEFAULT_SIM_SPEED
     log_path = tmp_path / "ibsim.log"
     with log_path.open("w") as out:
-        proc = subprocess.Popen([PYTHON, "-m", "ibsim", "--port", "0", "--speed", "600", "--seed", "3"],
+        proc = subprocess.Popen([PYTHON, "-m", "ibsim", "--port", "0", "--speed", str(speed), "--seed", "3"],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         match = wait_for(lambda: re.search(r"event=listening host=\S+ port=(\d+)", log_path.read_text()), 30,
@@ -96,7 +104,6 @@ class EngineDir:
             enabled=True, params={"fast_period": 2, "slow_period": 5, "atr_period": 2, "atr_stop_multiple": 2.0}
         )
         raw["portfolio"]["sizing"].update(method="fixed_shares", fixed_shares=5)
-        raw["pre_trade"].update(max_adv_participation_pct=100, adv_lookback_days=3)
         raw["operational_risk"].update(
             heartbeat_interval_s=0.2,
             risk_log_interval_s=0.5,

@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from engine_harness import EngineDir, broker_view, wait_for
 
 from core.ipc_commands import CommandClient, CommandReply
@@ -26,9 +27,10 @@ from utils.atomic_files import atomic_write_bytes
 ACCEPTED = re.compile(r"event=order_accepted client_id=(\d+) order_id=(\d+) .* ref=(\S+)")
 
 
-def resting_limits(ed: EngineDir) -> None:
-    """Limit orders at the last close: some fill at once, some rest, so the engine holds positions *and* orders."""
-    ed.update_config(lambda raw: raw["strategies"]["sma_crossover"].update(order_type="LMT", limit_offset_bps=0.0))
+def resting_orders(ed: EngineDir) -> None:
+    """MOC orders: decided after a close, they work through the next session and fill at its close, so the engine
+    holds positions *and* working orders most of the time."""
+    ed.update_config(lambda raw: raw["strategies"]["sma_crossover"].update(order_type="MOC"))
 
 
 def placed_refs(ed: EngineDir) -> Counter[str]:
@@ -62,9 +64,10 @@ def send_ok(client: CommandClient, verb: str) -> CommandReply:
 
 
 # ==================================================================================================== (a) crash
+@pytest.mark.sim_speed(3000)
 def test_crash_restart_reconciles_adopts_working_orders_and_never_resends(engine_dir: EngineDir) -> None:
     ed = engine_dir
-    resting_limits(ed)
+    resting_orders(ed)
     first = ed.start()
     wait_keys(ed)
     with ed.client() as client:
@@ -111,7 +114,7 @@ def test_crash_restart_reconciles_adopts_working_orders_and_never_resends(engine
 # ==================================================================================================== (b) commands
 def test_halt_cancel_all_and_flatten_are_acknowledged_with_the_resulting_state(engine_dir: EngineDir) -> None:
     ed = engine_dir
-    resting_limits(ed)
+    resting_orders(ed)
     proc = ed.start()
     wait_keys(ed)
     with ed.client() as client:
