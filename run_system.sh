@@ -85,7 +85,7 @@ except ConfigError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
-                 c.system.state_dir]))
+                 c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data]))
 ' "$config")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
@@ -94,7 +94,7 @@ print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection
     echo "run_system.sh: could not read the config with $PY (exit $rc); is .venv complete?" >&2
     exit 1
   fi
-  IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir <<<"$out"
+  IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data <<<"$out"
   pid_dir="$state_dir/pids"
 }
 
@@ -289,7 +289,13 @@ do_start() {
         "free it or change ib_connection.port" >&2
       exit 1
     fi
-    launch ibsim "$log_dir/ibsim.log" "$PY" -m ibsim --host 127.0.0.1 --port "$ib_port"
+    local speed="$sim_speed"
+    if [ -n "$duration" ]; then
+      speed="$sim_demo_speed"
+      echo "demo run: ibsim replays at ${speed}x (ibsim.demo_speed), so the daily strategies decide every few seconds"
+    fi
+    launch ibsim "$log_dir/ibsim.log" "$PY" -m ibsim --host 127.0.0.1 --port "$ib_port" --speed "$speed" \
+      --seed "$sim_seed" --data "$sim_data"
     wait_for_ibsim "$ib_port"
     roles=(ibsim main risk_monitor)
   else

@@ -29,6 +29,17 @@ class IbConnectionConfig(Section):
     connect_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class IbSimConfig(Section):
+    """The simulated gateway ``run_system.sh`` starts when ``ib_connection.mode`` is ``sim``."""
+
+    speed: float = Field(default=60.0, gt=0, le=100_000, description="sim seconds per wall second")
+    demo_speed: float = Field(default=8000.0, gt=0, le=100_000,
+                              description="speed with run_system.sh --duration: a session in seconds")  # fmt: skip
+    seed: int = Field(default=7, ge=0)
+    data: str = Field(default="synthetic", min_length=1,
+                      description="'synthetic' or a bar store folder (etl/fetch_daily_bars.py writes one)")  # fmt: skip
+
+
 class RiskMonitorConfig(Section):
     risk_monitor_client_id: ClientId = 2
     kill_drawdown_pct: PositivePct = 15.0
@@ -340,6 +351,7 @@ class PreTradeConfig(Section):
 
 class AppConfig(Section):
     ib_connection: IbConnectionConfig = IbConnectionConfig()
+    ibsim: IbSimConfig = IbSimConfig()
     risk_monitor: RiskMonitorConfig = RiskMonitorConfig()
     portfolio: PortfolioConfig = PortfolioConfig()
     symbols: tuple[str, ...] = ()

@@ -247,9 +247,10 @@ class Engine:
         # 3. decision side
         strategies_cfg, sources = strategies_with_approved_params(config)
         self.strategies: list[LiveStrategy] = []
+        self._session_signals: list[SignalEvent] = []  # filled by the strategies during one session close
         for name, source in sources.items():
             strategy = build_strategy(name, strategies_cfg)
-            strategy.bind(self.queue.put, self.clock.now_ns)
+            strategy.bind(self._session_signals.append, self.clock.now_ns)
             self.strategies.append(LiveStrategy(strategy, self.symbols))
             log.info("event=strategy_loaded name=%s params_source=%s params=%s", name, source,
                      getattr(strategies_cfg, name).params.model_dump())  # fmt: skip
@@ -354,14 +355,26 @@ class Engine:
             strategy.warm(event)
 
     def _on_session_close(self, event: MarketEvent) -> None:
-        """A session just closed: the backtester's per-session step (portfolio, then strategies), and the daily
-        equity record. Signals go through the queue and ``_on_signal``'s gates like any other."""
+        """A session just closed: the backtester's per-session step (portfolio, then strategies, then their
+        signals), and the daily equity record.
+
+        The signals are handled here, not queued, so no intraday mark that is already waiting in the queue can move
+        the book between the decision and the sizing: the order is sized on the close, as in the backtest.
+        """
         self.live.on_market(event)
         equity, gross = self.portfolio.ledger.valuation()
         session = pd.Timestamp(event.ts_event_ns, unit="ns", tz="UTC").tz_convert(NEW_YORK).tz_localize(None)
         self.performance.record_session_close(session.normalize(), equity, gross)
+        self._session_signals.clear()
         for strategy in self.strategies:
             strategy.on_market(event)
+        signals = list(self._session_signals)  # the strategies hold this list's append: clear it, never replace it
+        self._session_signals.clear()
+        for signal_event in signals:
+            log.info("event=signal session=%s strategy_id=%s symbol=%s direction=%s reference_price=%r",
+                     session.date(), signal_event.strategy_id, signal_event.symbol, signal_event.direction.name,
+                     signal_event.reference_price)  # fmt: skip
+            self._on_signal(signal_event)
 
     def _on_connected(self, message: IbConnected) -> None:
         self.connected = True

@@ -220,3 +220,20 @@ def test_duration_demo_runs_stops_and_prints_a_summary(tmp_path: Path) -> None:
         if USE_STANDIN:
             assert "orders: 1 submitted  fills: 1" in out, out
             assert "last heartbeat: seq" in out and "trading_state ACTIVE" in out, out
+
+
+@pytest.mark.skipif(USE_STANDIN, reason="the stand-in engine does not trade; this checks the real demo")
+def test_the_readme_demo_trades_with_the_shipped_strategies(tmp_path: Path) -> None:
+    """The Quick start's ``--duration`` run with config.yaml as shipped (only free ports): orders go out and fill."""
+    work = make_workdir(tmp_path)
+    config = yaml.safe_load((work / "test_config.yaml").read_text(encoding="utf-8"))
+    config["symbols"] = list(DEFAULT_SYMBOLS)
+    (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with cleaned_up(work) as seen:
+        result = run_script(work, "--config", "test_config.yaml", "--duration", "30", timeout=150)
+        seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "demo run: ibsim replays at 8000.0x" in result.stdout
+        summary = re.search(r"orders: (\d+) submitted  fills: (\d+)", result.stdout)
+        assert summary, result.stdout
+        assert int(summary.group(1)) >= 1 and int(summary.group(2)) >= 1, result.stdout
