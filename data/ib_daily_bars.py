@@ -16,7 +16,9 @@ Flow (dispatcher thread; the wiring routes ``IbConnected``/``IbDisconnected``/``
    last one handed on are merged, each bar checked by the bad-bar rules (a bad bar is NaN for that symbol, logged,
    never traded on), and handed on in date order: older dates to ``on_history``; the newest one, if the batch is
    not the warm-up, to ``on_close`` (the decision bar). A date missed while disconnected is history, not a late
-   decision: its next session has already traded, so acting on it would not be what the backtest did.
+   decision, once the session after it has closed: acting on it then would not be what the backtest did.
+4. ``on_clock`` (an engine timer) also notices closes by the wall clock: with regular-hours real-time bars the
+   first bar after a close is the next morning's, and a real trader decides in the evening.
 
 A bar dated after the last completed session (IB sends today's bar while the session runs) is dropped.
 ``MarketEvent.ts_event_ns`` of a daily bar is its session close (the ``BarPanel`` convention) and ``bar_index``
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_REQ_ID_BASE = 70_000  # daily history req ids: base + batch * 1000 + index of the symbol
 REFRESH_SESSIONS = 5  # after a close: enough to cover a long weekend of holidays
+CLOSE_GRACE_S = 120.0  # on_clock: ask this long after a close (IB's daily bar settles in the minutes after 16:00)
 BATCH_TIMEOUT_S = 60.0  # a batch without every end within this is abandoned (logged) and asked again
 
 
@@ -102,6 +105,7 @@ class DailyBarFeed:
         self._last_date: pd.Timestamp | None = None  # newest daily bar handed on
         self._asked_for: pd.Timestamp | None = None  # newest completed session a refresh was sent for
         self._latest_intraday_ns: int | None = None
+        self._clock_hint_ns: int | None = None  # the last on_clock time (minus the grace)
         self._completed_cache: tuple[int, int, pd.Timestamp | None] | None = None  # (from_ns, until_ns, session)
         self.bar_index = 0
         self.decisions = 0
@@ -126,6 +130,17 @@ class DailyBarFeed:
         """A 5-s bar: when a session newer than the newest daily bar has closed, ask for its daily bar."""
         ts = event.ts_event_ns
         self._latest_intraday_ns = ts if self._latest_intraday_ns is None else max(self._latest_intraday_ns, ts)
+        self._refresh_if_closed(ts)
+
+    def on_clock(self, now_ns: int) -> None:
+        """A timer tick with the wall clock: with regular-hours bars the first bar after a close is the next
+        morning's, so against a real gateway the close is noticed by the clock (``CLOSE_GRACE_S`` after it, when the
+        daily bar is final). Against ibsim the sim clock runs ahead and this finds nothing new."""
+        settled_ns = now_ns - int(CLOSE_GRACE_S * NS_PER_SECOND)
+        self._clock_hint_ns = settled_ns
+        self._refresh_if_closed(settled_ns)
+
+    def _refresh_if_closed(self, ts: int) -> None:
         completed = self._last_completed_session(ts)
         if completed is None or (self._last_date is not None and completed <= self._last_date):
             return
@@ -203,7 +218,7 @@ class DailyBarFeed:
             event = self._event(day, frames)
             self._last_date = day
             self.bar_index += 1
-            if batch.warmup or k < len(dates) - 1:
+            if batch.warmup or k < len(dates) - 1 or self._too_late_to_decide(day):
                 self._on_history(event)
             else:
                 self.decisions += 1
@@ -213,12 +228,30 @@ class DailyBarFeed:
         log.info("event=daily_bars_handed_on warmup=%s dates=%d first=%s last=%s", batch.warmup, len(dates),
                  dates[0].date(), dates[-1].date())  # fmt: skip
 
+    def _too_late_to_decide(self, day: pd.Timestamp) -> bool:
+        """True when the market has already reached the close of the session after ``day`` (known from the
+        intraday bars): a decision on ``day`` would trade a session later than the backtest does, so it is skipped
+        (logged) and the bar only warms the indicators."""
+        now = self._latest_intraday_ns
+        if now is None:
+            return False
+        try:
+            following = self._calendar.next_session(day)
+        except ValueError:
+            return False
+        deadline = int(self._calendar.session_close_ns(pd.DatetimeIndex([following]))[0])
+        if now < deadline:
+            return False
+        log.warning("event=daily_decision_skipped date=%s reason=next_session_already_closed (the bar came too late, "
+                    "e.g. after a long disconnect): history only", day.date())  # fmt: skip
+        return True
+
     def _new_dates(self, frames: dict[str, pd.DataFrame]) -> list[pd.Timestamp]:
         if not frames:
             return []
         dates = pd.DatetimeIndex(sorted(set().union(*(f.index for f in frames.values()))))
-        now = self._latest_intraday_ns if self._latest_intraday_ns is not None else self._clock.now_ns()
-        completed = self._last_completed_session(now)
+        hints = [t for t in (self._latest_intraday_ns, self._clock_hint_ns) if t is not None]
+        completed = self._last_completed_session(max(hints) if hints else self._clock.now_ns())
         keep = []
         for day in dates:
             if self._last_date is not None and day <= self._last_date:

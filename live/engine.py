@@ -109,6 +109,7 @@ LOOP_MAX_WAIT_S = 0.05  # longest the loop sleeps: bounds command latency and ki
 KILL_POLL_S = 0.1
 MONITOR_BLOCKED_REMINDER_S = 30.0  # refuse_start: repeat the "trading blocked" log this often while blocked
 KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
+DAILY_BARS_POLL_S = 30.0  # wall-clock check for a session close (a real gateway; ibsim's closes come via bars)
 POSITION_CHECK_DELAY_S = 1.0  # after positionEnd: time for reconciled executions to become fills
 SNAPSHOT_NAME = "portfolio_snapshot.json"
 DAILY_EQUITY_NAME = "daily_equity.csv"
@@ -560,6 +561,10 @@ class Engine:
         interval = self.config.operational_risk.heartbeat_interval_s
         self.clock.call_at(now + int(interval * NS_PER_SECOND), self._monitor_tick)
 
+    def _daily_bars_tick(self, _due_ns: int) -> None:
+        self.daily_bars.on_clock(self.clock.now_ns())
+        self.clock.call_at(self.clock.now_ns() + int(DAILY_BARS_POLL_S * NS_PER_SECOND), self._daily_bars_tick)
+
     def _risk_tick(self, _due_ns: int) -> None:
         self.live.on_timer(self.clock.now_ns())
         interval = self.config.operational_risk.risk_log_interval_s
@@ -585,6 +590,7 @@ class Engine:
         self.connection.start()
         self._beat(start_ns)
         self._risk_tick(start_ns)
+        self.clock.call_at(start_ns + int(DAILY_BARS_POLL_S * NS_PER_SECOND), self._daily_bars_tick)
         log.info("event=engine_started symbols=%s strategies=%s duration_s=%s heartbeat=%s commands=%s",
                  ",".join(self.symbols), ",".join(s.strategy.strategy_id for s in self.strategies), duration_s,
                  self.heartbeat.endpoint, self.commands.endpoint)  # fmt: skip
