@@ -36,21 +36,18 @@ longer than ``LOOP_MAX_WAIT_S``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import signal
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from core.clock import NS_PER_SECOND, WallClock
-from core.config_models import AppConfig, StrategiesConfig
+from core.config_models import AppConfig
 from core.errors import ConfigError, StateCorruptError
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
@@ -83,12 +80,15 @@ from data.ib_daily_bars import DailyBarFeed
 from data.ib_handler import IbMarketDataHandler
 from execution.commissions import build_commission_model
 from execution.ib_executor import IbExecutor, IbOrderIds
-from execution.order_journal import JournalKind, JournalState, OrderJournal
+from execution.order_journal import OrderJournal
 from execution.order_log import OrderSubmissionLog
 from live.commands import CommandHandler
+from live.journal_catchup import journal_fills_missing_from
 from live.kill_flags import KillFlagWatcher, KillLevel
 from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
+from live.reconcile import PositionReconciler
+from live.strategies import LiveStrategy, strategies_with_approved_params
 from performance.tracker import PerformanceTracker
 from portfolio.ledger import Ledger
 from portfolio.live_manager import LiveManager, calendar_settlement, restore_books
@@ -100,8 +100,7 @@ from portfolio.pre_trade import PreTradeGate
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.snapshot import read_snapshot
-from strategy.base import BarArrays, Strategy
-from strategy.registry import STRATEGY_NAMES, build_strategy
+from strategy.registry import build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,6 @@ KILL_POLL_S = 0.1
 MONITOR_BLOCKED_REMINDER_S = 30.0  # refuse_start: repeat the "trading blocked" log this often while blocked
 KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
 DAILY_BARS_POLL_S = 30.0  # wall-clock check for a session close (a real gateway; ibsim's closes come via bars)
-POSITION_CHECK_DELAY_S = 1.0  # after positionEnd: time for reconciled executions to become fills
 SNAPSHOT_NAME = "portfolio_snapshot.json"
 DAILY_EQUITY_NAME = "daily_equity.csv"
 NEW_YORK = "America/New_York"
@@ -122,70 +120,6 @@ _IB_MESSAGES: tuple[type, ...] = (
     IbExecDetailsEnd, IbCommissionReport, IbPosition, IbPositionEnd, IbAccountValue, IbTick, IbBar,
     IbHistoricalEnd, IbContractDetails, IbContractDetailsEnd, IbDataStale,
 )  # fmt: skip
-
-
-# ==================================================================================================== strategies
-class LiveStrategy:
-    """Runs a vectorized ``Strategy`` on a growing window of daily bars (dispatcher thread).
-
-    The strategy computes over the whole window at each session close (its indicators are causal, so the last row
-    is what a backtest over the same history computes) and ``on_market`` reads that row. ``warm`` adds a past bar
-    without a decision. The window keeps ``history_rows`` bars (``max(4 x warmup, 256)``) so each decision costs
-    the same however long the engine runs; the engine asks the broker for that much history at start-up.
-    """
-
-    def __init__(self, strategy: Strategy, symbols: tuple[str, ...]) -> None:
-        self.strategy = strategy
-        self._symbols = symbols
-        self.history_rows = max(4 * strategy.warmup_bars, 256)
-        self._rows: list[np.ndarray] = []  # each (5, N): open, high, low, close, volume
-
-    def warm(self, event: MarketEvent) -> None:
-        self._append(event)
-
-    def on_market(self, event: MarketEvent) -> None:
-        self._append(event)
-        stack = np.stack(self._rows)  # (T, 5, N)
-        bars = BarArrays(self._symbols, *(np.ascontiguousarray(stack[:, k, :]) for k in range(5)))
-        self.strategy.prepare(bars)
-        self.strategy.on_market(replace(event, bar_index=len(self._rows) - 1))
-
-    def _append(self, event: MarketEvent) -> None:
-        self._rows.append(np.vstack([event.open, event.high, event.low, event.close, event.volume]))
-        if len(self._rows) > self.history_rows:
-            del self._rows[0]
-
-
-def strategies_with_approved_params(config: AppConfig) -> tuple[StrategiesConfig, dict[str, str]]:
-    """The strategies config with ``state/approved_params/<name>.yaml`` applied; also name -> source logged.
-
-    The reader lives in ``backtester.promotion`` (research code, imported here only when the folder exists, so
-    the engine does not load duckdb & co. for nothing). An unreadable file raises ``StateCorruptError``.
-    """
-    folder = Path(config.system.state_dir) / "approved_params"
-    strategies = config.strategies
-    sources: dict[str, str] = {}
-    for name in STRATEGY_NAMES:
-        section = getattr(strategies, name)
-        if not section.enabled:
-            continue
-        path = folder / f"{name}.yaml"
-        record = None
-        if path.exists():
-            from backtester.promotion import read_approved_params  # research code: only when a file exists
-
-            record = read_approved_params(path)
-        if record is None:
-            sources[name] = "config"
-            continue
-        params_model = type(section.params)
-        try:
-            params = params_model.model_validate({**section.params.model_dump(), **record["params"]})
-        except ValueError as exc:
-            raise StateCorruptError(f"{path}: approved params invalid for {name}: {exc}") from exc
-        strategies = strategies.model_copy(update={name: section.model_copy(update={"params": params})})
-        sources[name] = str(path)
-    return strategies, sources
 
 
 # ==================================================================================================== engine
@@ -212,14 +146,8 @@ class Engine:
         self._flattened_by_kill = False
         self._accept_orders = True
         self.connected = False
-        self.reconciled = False  # executor + positions reconciled: trading may start
-        self._executor_reconciled = False
-        self._broker_positions: dict[str, float] = {}
-        self._positions_pending = False
-        self._position_check_armed = False
         self._next_kill_poll_ns = 0
         self._next_reflatten_ns = 0
-        self._open_end = self._exec_end = False
         self._closables: list[Any] = []
 
         # 1. state: snapshot and journal (a corrupt file raises StateCorruptError naming it; never replaced)
@@ -285,6 +213,10 @@ class Engine:
                       + [config.pre_trade.adv_lookback_days, pcfg.optimizer.lookback_days + 1])  # fmt: skip
         self.daily_bars = DailyBarFeed(self.symbols, self.connection, calendar, self.clock, history_sessions=history,
                                        on_history=self._on_daily_history, on_close=self._on_session_close)  # fmt: skip
+        self.positions = PositionReconciler(
+            self.clock, self.portfolio.ledger.open_positions, self.order_client.reqPositions, self._halt_no_orders,
+            lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
+        )  # fmt: skip
         self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
         log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
@@ -327,15 +259,15 @@ class Engine:
         table: dict[type, list[Any]] = {kind: [] for kind in _IB_MESSAGES}
         daily = self.daily_bars
         table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected,
-                              daily.on_connected]  # fmt: skip
+                              self.positions.on_connected, daily.on_connected]  # fmt: skip
         table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected]
         table[IbError] = [ex[IbError], md.on_error, daily.on_error]
         for kind in (IbOpenOrder, IbOrderStatus, IbExecDetails, IbCommissionReport):
             table[kind] = [ex[kind]]
-        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self._on_reconcile_progress]
-        table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self._on_reconcile_progress]
-        table[IbPosition] = [self._on_position]
-        table[IbPositionEnd] = [self._on_position_end]
+        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self.positions.on_progress]
+        table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self.positions.on_progress]
+        table[IbPosition] = [self.positions.on_position]
+        table[IbPositionEnd] = [self.positions.on_position_end]
         table[IbBar] = [md.on_bar, daily.on_bar]
         table[IbHistoricalEnd] = [daily.on_end]
         table[IbTick] = [md.on_tick]
@@ -379,62 +311,16 @@ class Engine:
 
     def _on_connected(self, message: IbConnected) -> None:
         self.connected = True
-        self._executor_reconciled = False
-        self._open_end = self._exec_end = False
-        self._broker_positions = {}
-        self._positions_pending = True
-        if not message.reconnect:  # on a reconnect the wrapper itself asks for positions
-            self.order_client.reqPositions()
         log.info("event=engine_connected reconnect=%s next_valid_id=%d", message.reconnect, message.next_valid_id)
 
     def _on_disconnected(self, message: IbDisconnected) -> None:
         self.connected = False
         log.warning("event=engine_disconnected reason=%s", message.reason)
 
-    def _on_reconcile_progress(self, message: object) -> None:
-        if isinstance(message, IbOpenOrderEnd):
-            self._open_end = True
-        elif isinstance(message, IbExecDetailsEnd):
-            self._exec_end = True
-        if self._open_end and self._exec_end:
-            self._executor_reconciled = True
-            self._arm_position_check()
-
-    def _on_position(self, message: IbPosition) -> None:
-        if self._positions_pending:
-            self._broker_positions[message.symbol] = self._broker_positions.get(message.symbol, 0.0) + message.position
-
-    def _on_position_end(self, message: IbPositionEnd) -> None:
-        if self._positions_pending:
-            self._positions_pending = False
-            self._arm_position_check()
-
-    def _arm_position_check(self) -> None:
-        if self._positions_pending or not self._executor_reconciled or self._position_check_armed:
-            return
-        self._position_check_armed = True
-        self.clock.call_at(self.clock.now_ns() + int(POSITION_CHECK_DELAY_S * NS_PER_SECOND), self._check_positions)
-
-    def _check_positions(self, _due_ns: int) -> None:
-        """Broker positions vs the ledger after reconciliation: equal -> trading may start; else HALTED."""
-        self._position_check_armed = False
-        ours = self.portfolio.ledger.open_positions()
-        symbols = sorted(set(ours) | {s for s, q in self._broker_positions.items() if q != 0})
-        diffs = {s: (ours.get(s, 0), self._broker_positions.get(s, 0.0)) for s in symbols
-                 if ours.get(s, 0) != self._broker_positions.get(s, 0.0)}  # fmt: skip
-        if diffs:
-            report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
-            log.error(
-                "event=reconcile_positions_mismatch action=HALTED_no_trading report=%r (the journal and "
-                "snapshot cannot explain the broker's positions: reconcile by hand, then restart)",
-                report,
-            )
-            self._halt_no_orders(f"position mismatch with broker: {report}")
-            return
-        if not self.reconciled:
-            self.reconciled = True
-            log.info("event=reconcile_positions_ok positions=%s trading=%s", ours,
-                     "blocked" if self.live.state is TradingState.HALTED else "enabled")  # fmt: skip
+    @property
+    def reconciled(self) -> bool:
+        """The broker's positions matched the books after start-up: trading may start."""
+        return self.positions.reconciled
 
     def _on_signal(self, signal_event: SignalEvent) -> None:
         if not self.reconciled or self.kill_level is not KillLevel.NONE or not self._accept_orders:
@@ -657,37 +543,6 @@ class Engine:
                 log.exception("event=close_failed part=%s", type(item).__name__)
         log.info("event=engine_stopped reason=%s exit_code=%d status=%s", self._stop_requested, self.exit_code,
                  _short_status(self.status()))  # fmt: skip
-
-
-def journal_fills_missing_from(path: Path, state: JournalState, applied: set[str]) -> list[FillEvent]:
-    """The journal's fill records whose exec id is not in ``applied``, in journal order, as FillEvents.
-
-    Reads the file again because ``JournalState`` keeps exec ids only, not each fill's quantity, price and
-    commission. The journal was validated by its replay already; a line it set aside (torn tail) is skipped.
-    """
-    fills: list[FillEvent] = []
-    if not path.exists():
-        return fills
-    for line in path.read_bytes().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if record.get("kind") != JournalKind.FILL or record.get("exec_id") in applied:
-            continue
-        managed = state.orders.get(record.get("client_order_id", ""))
-        if managed is None or record["exec_id"] not in managed.exec_ids:
-            continue
-        order = managed.order
-        ts_ns = int(record.get("ts_ns") or 0)
-        fills.append(FillEvent(
-            ts_event_ns=ts_ns, ts_init_ns=ts_ns, client_order_id=order.client_order_id,
-            broker_order_id=order.broker_order_id, exec_id=record["exec_id"], strategy_id=order.strategy_id,
-            symbol=order.symbol, side=order.side, quantity=int(record["quantity"]), price=float(record["price"]),
-            commission=float(record.get("commission") or 0.0), order_type=order.order_type,
-        ))  # fmt: skip
-        applied.add(record["exec_id"])
-    return fills
 
 
 def _short_status(status: Mapping[str, Any]) -> str:

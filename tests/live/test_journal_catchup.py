@@ -1,4 +1,4 @@
-"""``live.engine.journal_fills_missing_from``: fills journaled after the last snapshot are found by exec id.
+"""``live.journal_catchup.journal_fills_missing_from``: fills journaled after the last snapshot are found by exec id.
 
 Why it matters: after a SIGKILL the snapshot can lag the journal; the engine applies these fills at start-up so its
 ledger matches the broker's positions (otherwise the start-up reconciliation halts trading).
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.events import OrderEvent, OrderType, Side
 from execution.order_journal import JournalKind, OrderJournal
-from live.engine import journal_fills_missing_from
+from live.journal_catchup import journal_fills_missing_from
 
 
 def order(coid: str, symbol: str) -> OrderEvent:

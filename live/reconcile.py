@@ -1,0 +1,97 @@
+"""Positions check after every (re)connect: the broker's positions must equal the ledger's before trading.
+
+Sequence per IB session: ``on_connected`` resets; the executor's own reconciliation (open orders and executions
+replayed into the journal and ledger) ends with ``IbOpenOrderEnd`` + ``IbExecDetailsEnd``; the positions arrive
+with ``IbPosition`` ... ``IbPositionEnd``. When both are complete, the comparison runs ``POSITION_CHECK_DELAY_S``
+later (time for reconciled executions to become fills on the queue). Equal: ``reconciled`` becomes True (trading
+may start; it stays True across later reconnects unless a later check fails). Different: ``on_mismatch(report)``,
+which the engine turns into HALTED with no order sent, since books that the journal cannot explain are not
+trusted for anything, a flatten included.
+
+Dispatcher thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from core.clock import NS_PER_SECOND, WallClock
+from core.ib_messages import IbConnected, IbExecDetailsEnd, IbOpenOrderEnd, IbPosition, IbPositionEnd
+
+log = logging.getLogger(__name__)
+
+POSITION_CHECK_DELAY_S = 1.0  # after both ends: time for reconciled executions to become fills
+
+
+class PositionReconciler:
+    def __init__(
+        self,
+        clock: WallClock,
+        ledger_positions: Callable[[], dict[str, int]],
+        request_positions: Callable[[], object],
+        on_mismatch: Callable[[str], None],
+        describe_trading: Callable[[], str],
+    ) -> None:
+        self._clock = clock
+        self._ledger_positions = ledger_positions
+        self._request_positions = request_positions
+        self._on_mismatch = on_mismatch
+        self._describe_trading = describe_trading
+        self.reconciled = False
+        self._executor_done = False
+        self._open_end = self._exec_end = False
+        self._broker: dict[str, float] = {}
+        self._positions_pending = False
+        self._armed = False
+
+    def on_connected(self, message: IbConnected) -> None:
+        self._executor_done = False
+        self._open_end = self._exec_end = False
+        self._broker = {}
+        self._positions_pending = True
+        if not message.reconnect:  # on a reconnect the wrapper itself asks for positions
+            self._request_positions()
+
+    def on_progress(self, message: object) -> None:
+        if isinstance(message, IbOpenOrderEnd):
+            self._open_end = True
+        elif isinstance(message, IbExecDetailsEnd):
+            self._exec_end = True
+        if self._open_end and self._exec_end:
+            self._executor_done = True
+            self._arm()
+
+    def on_position(self, message: IbPosition) -> None:
+        if self._positions_pending:
+            self._broker[message.symbol] = self._broker.get(message.symbol, 0.0) + message.position
+
+    def on_position_end(self, _message: IbPositionEnd) -> None:
+        if self._positions_pending:
+            self._positions_pending = False
+            self._arm()
+
+    def _arm(self) -> None:
+        if self._positions_pending or not self._executor_done or self._armed:
+            return
+        self._armed = True
+        self._clock.call_at(self._clock.now_ns() + int(POSITION_CHECK_DELAY_S * NS_PER_SECOND), self._check)
+
+    def _check(self, _due_ns: int) -> None:
+        self._armed = False
+        ours = self._ledger_positions()
+        symbols = sorted(set(ours) | {s for s, q in self._broker.items() if q != 0})
+        diffs = {s: (ours.get(s, 0), self._broker.get(s, 0.0)) for s in symbols
+                 if ours.get(s, 0) != self._broker.get(s, 0.0)}  # fmt: skip
+        if diffs:
+            report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
+            log.error(
+                "event=reconcile_positions_mismatch action=HALTED_no_trading report=%r (the journal and "
+                "snapshot cannot explain the broker's positions: reconcile by hand, then restart)",
+                report,
+            )
+            self._on_mismatch(f"position mismatch with broker: {report}")
+            return
+        if not self.reconciled:
+            self.reconciled = True
+            log.info("event=reconcile_positions_ok positions=%s trading=%s", ours, self._describe_trading())
