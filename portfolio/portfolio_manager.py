@@ -50,6 +50,7 @@ from portfolio.shared_sizing_logic import PositionSizer
 
 log = logging.getLogger(__name__)
 
+FLATTEN_STRATEGY_ID = "flatten"  # strategy id of the orders flatten() sends
 CASH_BUFFER = 0.02  # headroom kept on buys for an adverse open; the venue still caps to real cash at fill time
 
 
@@ -58,6 +59,7 @@ class WorkingOrder:
     side: Side
     quantity: int
     reserved_cash: float
+    flatten: bool = False  # sent by flatten(): counts as already closing the position
 
 
 class LedgerPositions(Mapping[str, int]):
@@ -263,17 +265,27 @@ class PortfolioManager:
             self.flatten(reason)
 
     def flatten(self, reason: str) -> None:
-        """Close every position with reduce-only market orders (bypasses the risk gate: exposure only shrinks)."""
+        """Close every position with reduce-only market orders (bypasses the risk gate: exposure only shrinks).
+
+        Idempotent: shares already covered by a working flatten order are not sent again. A halt, a kill flag and
+        the monitor's FLATTEN can all ask within milliseconds, before the first flatten's fills reach the ledger;
+        sending the full position each time would turn a long into a short.
+        """
         now = self._now_ns()
         for symbol, quantity in self.ledger.open_positions().items():
             if quantity == 0:
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
+            covered = sum(w.quantity for w in self._working.get(symbol, {}).values() if w.flatten and w.side is side)
+            remaining = abs(quantity) - covered
+            if remaining <= 0:
+                log.info("event=flatten_already_working symbol=%s position=%d covered=%d", symbol, quantity, covered)
+                continue
             order = self._make_order(
-                "flatten",
+                FLATTEN_STRATEGY_ID,
                 symbol,
                 side,
-                abs(quantity),
+                remaining,
                 OrderType.MKT,
                 None,
                 self.ledger.last_price(symbol),
@@ -395,7 +407,7 @@ class PortfolioManager:
             reserved = order.quantity * order.reference_price * (1.0 + CASH_BUFFER)
             self._reserved_cash += reserved
         self._working.setdefault(order.symbol, {})[order.client_order_id] = WorkingOrder(
-            order.side, order.quantity, reserved
+            order.side, order.quantity, reserved, order.strategy_id == FLATTEN_STRATEGY_ID
         )
         log.debug(
             "event=order_created client_order_id=%s symbol=%s side=%s qty=%d type=%s reason=%s",

@@ -13,7 +13,16 @@ import pytest
 from core.clock import NS_PER_SECOND, SimClock
 from core.config_models import PortfolioConfig, PreTradeConfig, StrategiesConfig
 from core.errors import StateCorruptError
-from core.events import MarketEvent, OrderEvent, Side, SignalDirection, SignalEvent, TradingState
+from core.events import (
+    MarketEvent,
+    OrderEvent,
+    OrderFailedEvent,
+    OrderStatus,
+    Side,
+    SignalDirection,
+    SignalEvent,
+    TradingState,
+)
 from data.calendar import TradingCalendar
 from portfolio.ledger import Ledger
 from portfolio.live_manager import RISK_LOG_COLUMNS, LiveManager, calendar_settlement, restore_books
@@ -337,3 +346,23 @@ def test_snapshot_written_by_the_manager_reads_back_identically(books: Books, tm
     path = tmp_path / "state" / "snap.json"
     write_snapshot(path, snapshot)
     assert read_snapshot(path) == snapshot
+
+
+def test_flatten_asked_again_before_its_fills_arrive_sends_nothing_more(books: Books) -> None:
+    """A halt, a kill flag and the monitor's FLATTEN can all ask within milliseconds: one long, one closing sale."""
+    live, pm = books.live, books.portfolio
+    live.on_market(market(TUE_1500_NY))
+    live.on_fill(make_fill("AAA", Side.BUY, 100, 10.0, ts_event_ns=TUE_1500_NY))
+    pm.flatten("halt")
+    pm.flatten("kill flag")
+    pm.flatten("monitor FLATTEN")
+    orders = [o for o in books.sent if isinstance(o, OrderEvent)]
+    assert [(o.symbol, o.side, o.quantity, o.strategy_id) for o in orders] == [("AAA", Side.SELL, 100, "flatten")]
+
+    # a flatten order that the broker cancelled no longer covers the position: the next flatten sends again
+    pm.on_order_failed(OrderFailedEvent(ts_event_ns=TUE_1500_NY, ts_init_ns=TUE_1500_NY,
+                                        client_order_id=orders[0].client_order_id, strategy_id="flatten", symbol="AAA",
+                                        status=OrderStatus.CANCELLED, reason="global cancel"))  # fmt: skip
+    pm.flatten("again")
+    orders = [o for o in books.sent if isinstance(o, OrderEvent)]
+    assert len(orders) == 2 and orders[1].quantity == 100
