@@ -1,50 +1,50 @@
-"""PLACEHOLDER risk monitor: ``python risk_monitor.py [--config config.yaml] [--interval-s 1.0]``.
+"""The independent risk monitor: ``python risk_monitor.py [--config config.yaml] [--set KEY.PATH=VALUE] [--port N]``.
 
-This is **not** the independent risk monitor of ``architecture.md``. Until that issue lands it only:
+A separate process that watches the engine and can stop it even when the engine is frozen, crashed or wrong. It
+knows the engine only through files (heartbeat CSV, order log, risk log, kill flags), ZeroMQ (heartbeat and the
+authenticated command channel) and the broker (its own IB connection, client id
+``risk_monitor.risk_monitor_client_id``). What it checks and how it kills: ``monitor/`` (start at
+``monitor/runner.py``). It writes ``flags/KILL.flag`` but never removes a flag: after a kill an operator decides.
 
-- reads the engine's heartbeat CSV (``operational_risk.heartbeat_flag_path``) every ``--interval-s`` seconds and
-  logs its age (``event=engine_heartbeat ...`` or ``event=engine_heartbeat_missing``);
-- rewrites ``operational_risk.monitor_heartbeat_path`` atomically (temp file + ``os.replace``) with its own beat,
-  which says ``"placeholder": true`` and ``"can_stop_engine": false``;
-- exits 0 on SIGTERM or SIGINT.
-
-It never sends a command, writes no kill flag and has no broker connection: it cannot stop the engine. It says so
-on stdout at start and in its log at start and every minute.
-
-Like the real monitor it imports no engine runtime module, only config types and the IPC helpers.
+Thin on purpose: parse arguments, load and validate the config, set up logging, ``monitor.build_monitor``, run.
+Exit codes: 0 stopped by SIGTERM or SIGINT, 1 could not start, 2 invalid configuration. Like the engine's
+``main.py`` it imports no engine runtime module (``tests/monitor`` checks this file's imports).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
 
-from core.clock import NS_PER_SECOND, WallClock
+import zmq
+
 from core.config_loader import load_config
 from core.errors import ConfigError
-from core.ipc_heartbeat import read_heartbeat_csv
-from utils.logger import setup_logging, shutdown_logging
 
-log = logging.getLogger("risk_monitor")
-
-PLACEHOLDER_BANNER = "risk monitor placeholder: logs heartbeats only, cannot stop the engine"
-BANNER_REPEAT_S = 60.0
-MONITOR_HEARTBEAT_VERSION = 1
+EXIT_START_FAILED = 1
+EXIT_CONFIG = 2
 
 
-def write_monitor_heartbeat(path: Path, body: dict[str, Any]) -> None:
-    """Replace ``path`` atomically with ``body`` as JSON (a reader sees the old beat or the new one)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(body, separators=(",", ":")) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="risk_monitor.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", default="config.yaml", help="the operator config (default: %(default)s)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override one config key (repeatable), validated like the file",
+    )
+    parser.add_argument("--port", type=int, default=None, help="override ib_connection.port")
+    return parser.parse_args(argv)
 
 
 def stderr_is_file(path: Path) -> bool:
@@ -56,64 +56,35 @@ def stderr_is_file(path: Path) -> bool:
     return (err.st_dev, err.st_ino) == (target.st_dev, target.st_ino)
 
 
-def check_once(heartbeat_csv: Path, monitor_path: Path, seq: int, clock: WallClock) -> None:
-    """Read the engine's beat, log its age, write our own beat (failures are logged, never raised)."""
-    now_ns = clock.now_ns()
-    beat = read_heartbeat_csv(heartbeat_csv)
-    age_s: float | None = None
-    if beat is None:
-        log.warning("event=engine_heartbeat_missing path=%s", heartbeat_csv)
-    else:
-        age_s = round(beat.age_s(now_ns), 3)
-        log.info("event=engine_heartbeat age_s=%.3f seq=%d pid=%d state=%s equity=%.2f drawdown_pct=%.4f",
-                 age_s, beat.seq, beat.pid, beat.trading_state, beat.equity, beat.drawdown_pct)  # fmt: skip
-    body = {
-        "v": MONITOR_HEARTBEAT_VERSION, "seq": seq, "ts_ns": now_ns, "pid": os.getpid(), "placeholder": True,
-        "can_stop_engine": False, "engine_heartbeat_age_s": age_s, "engine_seq": beat.seq if beat else None,
-    }  # fmt: skip
-    try:
-        write_monitor_heartbeat(monitor_path, body)
-    except OSError as exc:
-        log.error("event=monitor_heartbeat_write_failed path=%s error=%s", monitor_path, exc)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="config.yaml")
-    parser.add_argument("--interval-s", type=float, default=1.0, help="seconds between checks")
-    args = parser.parse_args(argv)
-    if args.interval_s <= 0:
-        print(f"risk_monitor: --interval-s must be > 0 (got {args.interval_s})", file=sys.stderr)
-        return 2
+    args = parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = load_config(args.config, args.overrides)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
+        print(f"risk_monitor.py: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    from utils.logger import setup_logging, shutdown_logging  # after validation: log_dir comes from the config
+
     log_file = Path(config.system.log_dir) / "risk_monitor.log"
-    setup_logging(config.system.log_dir, "risk_monitor", config.system.log_level,
-                  console=not stderr_is_file(log_file))  # fmt: skip
-    print(f"WARNING: {PLACEHOLDER_BANNER}", flush=True)
+    setup_logging(config.system.log_dir, "risk_monitor", config.system.log_level, console=not stderr_is_file(log_file))
+    logging.getLogger("ibapi").setLevel(logging.WARNING)  # ibapi logs every request and answer at INFO
+    log = logging.getLogger("risk_monitor")
+    if args.overrides:
+        log.info("event=config_overrides overrides=%s", args.overrides)
+    from monitor import build_monitor
+
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, _frame: stop.set())
-    heartbeat_csv = Path(config.operational_risk.heartbeat_flag_path)
-    monitor_path = Path(config.operational_risk.monitor_heartbeat_path)
-    clock = WallClock()
-    log.warning("event=placeholder_started message=%r pid=%d engine_heartbeat=%s monitor_heartbeat=%s",
-                PLACEHOLDER_BANNER, os.getpid(), heartbeat_csv, monitor_path)  # fmt: skip
-    seq = 0
-    last_banner_ns = clock.now_ns()
-    while not stop.is_set():
-        seq += 1
-        check_once(heartbeat_csv, monitor_path, seq, clock)
-        if clock.now_ns() - last_banner_ns >= BANNER_REPEAT_S * NS_PER_SECOND:
-            log.warning("event=placeholder_reminder message=%r", PLACEHOLDER_BANNER)
-            last_banner_ns = clock.now_ns()
-        stop.wait(args.interval_s)
-    log.info("event=stopped reason=signal beats=%d", seq)
+        signal.signal(sig, lambda _signum, _frame: stop.set())  # only sets a flag: the loop ends its turn
+    try:
+        monitor = build_monitor(config, port=args.port)
+    except (OSError, ValueError, zmq.ZMQError) as exc:
+        log.critical("event=monitor_start_failed error=%s", exc)
+        print(f"risk_monitor.py: cannot start: {exc}", file=sys.stderr)
+        return EXIT_START_FAILED
+    code = monitor.run(stop)
     shutdown_logging()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

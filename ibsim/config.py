@@ -15,7 +15,8 @@ class SimConfig:
     """Everything an ``IbSim`` needs; the defaults give a synthetic market starting 2024-01-02.
 
     ``data`` is ``"synthetic"`` or a bar store folder (``data.bar_store.BarStore`` root). ``speed`` is sim
-    seconds per wall second. ``port=0`` picks a free port (``IbSim.start`` returns it).
+    seconds per wall second. ``port=0`` picks a free port (``IbSim.start`` returns it). ``price_shock`` =
+    (seconds of wall time after start, percent move) schedules one ``Market.add_price_shock`` (risk tests).
     """
 
     host: str = "127.0.0.1"
@@ -35,6 +36,7 @@ class SimConfig:
     twap_slices: int = 5
     twap_window_s: float = 600.0
     costs: CostsConfig = field(default_factory=CostsConfig)
+    price_shock: tuple[float, float] | None = None
 
 
 @dataclass(slots=True)

@@ -10,6 +10,11 @@ seeded order) to the close, with a small seeded wiggle, clamped to [low, high] a
 replayed day reproduces the stored bar exactly at its open, extremes and close. Quotes put a spread of
 ``spread_bps`` (at least one cent) around the path price.
 
+Price shocks (a fault for risk tests): ``add_price_shock(pct, at_wall_ns)`` multiplies every price the market
+hands out (quotes, marks, fills, closes, daily history) by ``1 + pct / 100`` from that wall-clock instant on;
+several shocks compound. The move is a pure function of wall time, so a test that shocks at a known moment sees
+the same prices every run; with no shock the prices are exactly those of the replay.
+
 Thread-safety: none; the server calls it under its one lock.
 """
 
@@ -101,6 +106,7 @@ class Market:
         self._wall_start_ns = self._wall.now_ns()
         self._offset_s = 0.0
         self._paths: dict[tuple[str, int], np.ndarray] = {}
+        self._shocks: list[tuple[int, float]] = []  # (wall ns from which it applies, multiplicative factor)
 
     # ------------------------------------------------------------------ clock
     def elapsed_s(self) -> float:
@@ -131,6 +137,36 @@ class Market:
     def finished(self) -> bool:
         return self.elapsed_s() >= float(self._cum_s[-1])
 
+    # ------------------------------------------------------------------ shocks
+    def add_price_shock(self, pct: float, at_wall_ns: int | None = None) -> None:
+        """Move every price by ``pct`` percent (-40 = a 40 % fall) from ``at_wall_ns`` (default: now) on."""
+        if pct <= -100.0:
+            raise ValueError(f"a price shock must keep prices positive: pct > -100 (got {pct})")
+        at_ns = self._wall.now_ns() if at_wall_ns is None else int(at_wall_ns)
+        self._shocks.append((at_ns, 1.0 + pct / 100.0))
+        log.warning("event=price_shock_scheduled pct=%s at_wall_ns=%d in_s=%.3f", pct, at_ns,
+                    (at_ns - self._wall.now_ns()) / NS_PER_SECOND)  # fmt: skip
+
+    def add_price_shock_after_start(self, seconds: float, pct: float) -> None:
+        """``add_price_shock`` at ``seconds`` of wall time after this market was created."""
+        if seconds < 0:
+            raise ValueError(f"a price shock cannot be scheduled before the start (got {seconds} s)")
+        self.add_price_shock(pct, self._wall_start_ns + int(seconds * NS_PER_SECOND))
+
+    def price_factor(self) -> float:
+        """The product of every shock in force now (1.0 without shocks)."""
+        if not self._shocks:
+            return 1.0
+        now_ns = self._wall.now_ns()
+        factor = 1.0
+        for at_ns, shock in self._shocks:
+            if now_ns >= at_ns:
+                factor *= shock
+        return factor
+
+    def _scaled(self, price: float, factor: float) -> float:
+        return price if factor == 1.0 else round(price * factor, 2)
+
     # ------------------------------------------------------------------ prices
     def has(self, symbol: str) -> bool:
         return symbol in self.stocks
@@ -152,7 +188,7 @@ class Market:
         path = self._path(symbol, idx)
         if path is None:
             return self.prev_close(symbol, idx + 1)
-        return _path_price(path, self._fraction(idx, ts_ns))
+        return self._scaled(_path_price(path, self._fraction(idx, ts_ns)), self.price_factor())
 
     def _fraction(self, idx: int, ts_ns: int) -> float:
         open_ns, close_ns = self.session_bounds_ns(idx)
@@ -166,7 +202,8 @@ class Market:
         frame = self.frames[symbol]
         day = self.sessions[min(idx, len(self.sessions) - 1)] if idx < len(self.sessions) else None
         before = frame if day is None else frame.loc[frame.index < day]
-        return float(before["close"].iloc[-1]) if len(before) else float(frame["open"].iloc[0])
+        raw = float(before["close"].iloc[-1]) if len(before) else float(frame["open"].iloc[0])
+        return self._scaled(raw, self.price_factor())
 
     def quote(self, symbol: str) -> Quote:
         idx, ts = self.position()
@@ -175,14 +212,15 @@ class Market:
     def quote_at(self, symbol: str, idx: int, ts_ns: int) -> Quote:
         path = self._path(symbol, idx)
         prev = self.prev_close(symbol, idx)
+        factor = self.price_factor()
         if path is None:
             px = prev
             so_far = np.array([px])
             volume = 0
         else:
             i = self._minute_index(idx, ts_ns)
-            px = _path_price(path, self._fraction(idx, ts_ns))
-            so_far = np.append(path[: i + 1], px)
+            px = self._scaled(_path_price(path, self._fraction(idx, ts_ns)), factor)
+            so_far = np.append(path[: i + 1] if factor == 1.0 else np.round(path[: i + 1] * factor, 2), px)
             volume = int(float(self.bar(symbol, idx)["volume"]) * i / (_PATH_POINTS - 1))
         spread = max(0.01, round(px * self.spread_bps / 10_000.0, 2))
         bid = round(px - spread / 2.0, 2)
@@ -203,12 +241,24 @@ class Market:
 
     def close_price(self, symbol: str, idx: int) -> float:
         bar = self.bar(symbol, idx)
-        return self.prev_close(symbol, idx + 1) if bar is None else float(bar["close"])
+        if bar is None:
+            return self.prev_close(symbol, idx + 1)
+        return self._scaled(float(bar["close"]), self.price_factor())
 
     def daily_bars(self, symbol: str, end_idx: int, n_days: int) -> pd.DataFrame:
-        """Up to ``n_days`` completed daily bars before session ``end_idx`` (the session in progress is excluded)."""
+        """Up to ``n_days`` completed daily bars before session ``end_idx`` (the session in progress is excluded).
+
+        Under a price shock the whole history is scaled too (as a back-adjusted series would be).
+        """
         frame = self.frames[symbol]
-        return frame.loc[frame.index < self.sessions[end_idx]].tail(n_days)
+        bars = frame.loc[frame.index < self.sessions[end_idx]].tail(n_days)
+        factor = self.price_factor()
+        if factor == 1.0:
+            return bars
+        prices = [c for c in ("open", "high", "low", "close") if c in bars.columns]
+        scaled = bars.copy()
+        scaled[prices] = (scaled[prices] * factor).round(2)
+        return scaled
 
 
 def _intraday_path(bar: pd.Series, seed: int, symbol: str, day: pd.Timestamp) -> np.ndarray:

@@ -47,7 +47,11 @@ def build_market(cfg: SimConfig) -> Market:
         symbols = [s for s in cfg.symbols if store.has(s)] or store.symbols()
         frames = {s: store.read(s, cfg.history_start, cfg.end_session) for s in symbols}
         frames = {s: f for s, f in frames.items() if len(f)}
-    return Market(frames, calendar, cfg.start_session, cfg.speed, cfg.seed, cfg.spread_bps)
+    market = Market(frames, calendar, cfg.start_session, cfg.speed, cfg.seed, cfg.spread_bps)
+    if cfg.price_shock is not None:
+        seconds, pct = cfg.price_shock
+        market.add_price_shock_after_start(seconds, pct)
+    return market
 
 
 class IbSim:
@@ -281,6 +285,12 @@ class IbSim:
     def duplicate_next_exec_details(self) -> None:
         with self.lock:
             self.faults.duplicate_next_exec = True
+
+    def price_shock(self, pct: float) -> None:
+        """Move every price by ``pct`` percent from now on (see ``Market.add_price_shock``), then run one tick."""
+        with self.lock:
+            self.market.add_price_shock(pct)
+            self.gateway.on_tick()
 
     def advance_market_s(self, seconds: float) -> None:
         """Fast-forward the sim clock by ``seconds`` of trading time, then run one tick."""

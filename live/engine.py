@@ -408,6 +408,13 @@ class Engine:
 
     # -------------------------------------------------------------------------------------------- loop
     def _beat(self, _due_ns: int) -> None:
+        self._publish_beat()
+        interval = self.config.operational_risk.heartbeat_interval_s
+        self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._beat)
+
+    def _publish_beat(self, *, stopping: bool = False) -> None:
+        """One heartbeat; ``stopping`` marks the last one of a clean stop, so the risk monitor can tell an engine
+        that exited on purpose (signal, ``--duration``, a completed kill) from one that died."""
         fields = self.live.heartbeat_fields()
         equity, dd = fields["equity"], fields["drawdown_pct"]
         self.heartbeat.beat(
@@ -419,10 +426,10 @@ class Engine:
                 "open_orders": fields["open_orders"],
                 "connected": self.connected,
                 "kill": self.kill_level.name,
+                "stopping": stopping,
+                "stop_reason": self._stop_requested if stopping else None,
             },
         )
-        interval = self.config.operational_risk.heartbeat_interval_s
-        self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._beat)
 
     def _monitor_tick(self, _due_ns: int) -> None:
         """Read the risk monitor's heartbeat file and apply ``on_monitor_stale`` (see ``live.monitor_watch``).
@@ -536,6 +543,10 @@ class Engine:
             self.live.close()  # writes the last snapshot atomically
         except Exception:
             log.exception("event=close_failed part=live_manager")
+        try:
+            self._publish_beat(stopping=True)  # after the last snapshot: the monitor may now see the pid gone
+        except Exception:
+            log.exception("event=close_failed part=last_heartbeat")
         for item in reversed(self._closables):
             try:
                 item.close()

@@ -140,6 +140,12 @@ def monitor_heartbeat_section(config: AppConfig) -> None:
         return
     note = "  PLACEHOLDER: cannot stop the engine" if body.get("placeholder") else ""
     print(f"  {_age(body.get('ts_ns'))}  seq {body.get('seq')}  pid {body.get('pid')}{note}")
+    if "state" in body:
+        print(f"  monitor_state {body.get('state')}  engine {body.get('engine_status')}  "
+              f"can_stop_engine {body.get('can_stop_engine')}")  # fmt: skip
+        for label in ("breaches", "alarms"):
+            for item in body.get(label) or []:
+                print(f"  {label[:-2] if label == 'breaches' else label[:-1]}: {item}")
 
 
 def positions_section(config: AppConfig) -> None:

@@ -130,7 +130,8 @@ def test_start_runs_every_process_with_its_log_and_pid_file(system: Path) -> Non
     port = yaml.safe_load((system / "test_config.yaml").read_text())["ib_connection"]["port"]
     socket.create_connection(("127.0.0.1", port), timeout=5).close()
     monitor_log = system / "logs" / "risk_monitor.log"
-    assert "risk monitor placeholder: logs heartbeats only, cannot stop the engine" in monitor_log.read_text()
+    eventually(lambda: "event=monitor_started" in monitor_log.read_text(), 30, "the risk monitor's start line")
+    assert "can_stop_engine=true" in monitor_log.read_text()
     eventually(lambda: (system / "logs" / "risk_monitor_heartbeat.json").exists(), 10, "the monitor heartbeat")
 
 
@@ -143,7 +144,8 @@ def test_status_prints_every_section(system: Path) -> None:
                     "== engine STATUS"):  # fmt: skip
         assert section in out, out
     assert out.count(" alive ") == 3, out
-    assert "trading_state" in out and "PLACEHOLDER" in out, out
+    assert "trading_state" in out and "monitor_state" in out and "can_stop_engine True" in out, out
+    assert "PLACEHOLDER" not in out, out
     if USE_STANDIN:
         assert "OK: stand-in engine" in out and "positions 1" in out, out
 
