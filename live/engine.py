@@ -216,6 +216,7 @@ class Engine:
         self.positions = PositionReconciler(
             self.clock, self.portfolio.ledger.open_positions, self.order_client.reqPositions, self._halt_no_orders,
             lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
+            lambda: {m.order.symbol for m in self.executor.book.working()},
         )  # fmt: skip
         self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written

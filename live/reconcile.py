@@ -8,6 +8,11 @@ may start; it stays True across later reconnects unless a later check fails). Di
 which the engine turns into HALTED with no order sent, since books that the journal cannot explain are not
 trusted for anything, a flatten included.
 
+Orders keep filling while this runs (an adopted MOC at the close): ``reqPositions`` is a subscription, so position
+updates after ``positionEnd`` replace the snapshot (the broker's latest word per account and symbol), and a
+difference on a symbol that still has a working order is checked again (up to ``MAX_RECHECKS`` times) instead of
+halting, because the broker's position and our fill of the same execution arrive on different messages.
+
 Dispatcher thread only.
 """
 
@@ -22,6 +27,7 @@ from core.ib_messages import IbConnected, IbExecDetailsEnd, IbOpenOrderEnd, IbPo
 log = logging.getLogger(__name__)
 
 POSITION_CHECK_DELAY_S = 1.0  # after both ends: time for reconciled executions to become fills
+MAX_RECHECKS = 5  # a difference on a symbol with a working order is looked at again this many times
 
 
 class PositionReconciler:
@@ -32,16 +38,19 @@ class PositionReconciler:
         request_positions: Callable[[], object],
         on_mismatch: Callable[[str], None],
         describe_trading: Callable[[], str],
+        working_symbols: Callable[[], set[str]] = set,
     ) -> None:
         self._clock = clock
         self._ledger_positions = ledger_positions
         self._request_positions = request_positions
         self._on_mismatch = on_mismatch
         self._describe_trading = describe_trading
+        self._working_symbols = working_symbols
+        self._rechecks = 0
         self.reconciled = False
         self._executor_done = False
         self._open_end = self._exec_end = False
-        self._broker: dict[str, float] = {}
+        self._broker: dict[tuple[str, str], float] = {}  # (account, symbol) -> the broker's latest position
         self._positions_pending = False
         self._armed = False
 
@@ -63,8 +72,7 @@ class PositionReconciler:
             self._arm()
 
     def on_position(self, message: IbPosition) -> None:
-        if self._positions_pending:
-            self._broker[message.symbol] = self._broker.get(message.symbol, 0.0) + message.position
+        self._broker[(message.account, message.symbol)] = message.position  # also after positionEnd: updates
 
     def on_position_end(self, _message: IbPositionEnd) -> None:
         if self._positions_pending:
@@ -80,9 +88,19 @@ class PositionReconciler:
     def _check(self, _due_ns: int) -> None:
         self._armed = False
         ours = self._ledger_positions()
-        symbols = sorted(set(ours) | {s for s, q in self._broker.items() if q != 0})
-        diffs = {s: (ours.get(s, 0), self._broker.get(s, 0.0)) for s in symbols
-                 if ours.get(s, 0) != self._broker.get(s, 0.0)}  # fmt: skip
+        broker: dict[str, float] = {}
+        for (_account, symbol), quantity in self._broker.items():
+            broker[symbol] = broker.get(symbol, 0.0) + quantity
+        symbols = sorted(set(ours) | {s for s, q in broker.items() if q != 0})
+        diffs = {s: (ours.get(s, 0), broker.get(s, 0.0)) for s in symbols if ours.get(s, 0) != broker.get(s, 0.0)}
+        moving = set(diffs) & self._working_symbols()
+        if diffs and moving and self._rechecks < MAX_RECHECKS:
+            self._rechecks += 1
+            log.info("event=reconcile_positions_recheck symbols=%s attempt=%d (orders still working: a fill may be "
+                     "between the broker's position and ours)", sorted(moving), self._rechecks)  # fmt: skip
+            self._arm()
+            return
+        self._rechecks = 0
         if diffs:
             report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
             log.error(
