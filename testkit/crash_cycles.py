@@ -237,6 +237,27 @@ def start_ibsim(log_path: Path, speed: float, seed: int) -> tuple[subprocess.Pop
     return proc, int(found.group(1))
 
 
+def fast_trading_config(ib_port: int, heartbeat_endpoint: str, command_endpoint: str,
+                        monitor_policy: str = "ignore") -> dict[str, Any]:  # fmt: skip
+    """config.yaml made to trade every session in a test: sma_crossover with very short periods on all of ibsim's
+    symbols, 5 shares per order, fast heartbeats and risk-log rows, the given ports; no risk monitor runs unless a
+    test starts one, so ``on_monitor_stale`` is "ignore" unless asked."""
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    raw["ib_connection"].update(port=ib_port, connect_timeout_s=3)
+    raw["symbols"] = list(SYMBOLS)
+    raw["strategies"]["momentum"]["enabled"] = False
+    raw["strategies"]["mean_reversion"]["enabled"] = False
+    raw["strategies"]["sma_crossover"].update(
+        enabled=True, params={"fast_period": 2, "slow_period": 5, "atr_period": 2, "atr_stop_multiple": 2.0}
+    )
+    raw["portfolio"]["sizing"].update(method="fixed_shares", fixed_shares=5)
+    raw["operational_risk"].update(
+        heartbeat_interval_s=0.2, risk_log_interval_s=0.5, on_monitor_stale=monitor_policy,
+        heartbeat_endpoint=heartbeat_endpoint, command_endpoint=command_endpoint,
+    )  # fmt: skip
+    return raw
+
+
 class EngineWorkDir:
     """The engine's working directory (config, state, logs, flags) and the engine processes started in it.
 
@@ -249,19 +270,7 @@ class EngineWorkDir:
         self.root = root
         (root / "runs").mkdir(parents=True, exist_ok=True)
         self.cmd_endpoint = f"tcp://127.0.0.1:{free_port()}"
-        raw = yaml.safe_load((REPO / "config.yaml").read_text())
-        raw["ib_connection"].update(port=ib_port, connect_timeout_s=3)
-        raw["symbols"] = SYMBOLS
-        raw["strategies"]["momentum"]["enabled"] = False
-        raw["strategies"]["mean_reversion"]["enabled"] = False
-        raw["strategies"]["sma_crossover"].update(
-            enabled=True, params={"fast_period": 2, "slow_period": 5, "atr_period": 2, "atr_stop_multiple": 2.0}
-        )
-        raw["portfolio"]["sizing"].update(method="fixed_shares", fixed_shares=5)
-        raw["operational_risk"].update(heartbeat_interval_s=0.2, risk_log_interval_s=0.5, on_monitor_stale="ignore",
-                                       heartbeat_endpoint=f"tcp://127.0.0.1:{free_port()}",
-                                       command_endpoint=self.cmd_endpoint)  # fmt: skip
-        self._raw = raw
+        self._raw = fast_trading_config(ib_port, f"tcp://127.0.0.1:{free_port()}", self.cmd_endpoint)
         self._write()
         self.proc: subprocess.Popen | None = None
 

@@ -11,7 +11,6 @@ in their own session and are always stopped at teardown (SIGTERM, then SIGKILL o
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -28,16 +27,12 @@ import pytest
 import yaml
 
 from core.clock import WallClock
-from core.config_models import IbConnectionConfig
-from core.event_queue import EventQueue
-from core.ib_messages import IbConnected, IbOpenOrder, IbOpenOrderEnd, IbPosition, IbPositionEnd
-from core.ib_wrapper import IbConnection
 from core.ipc_commands import CommandClient
+from testkit.crash_cycles import broker_book, fast_trading_config
 from testkit.waiting import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-SYMBOLS = ["AAPL", "MSFT", "SPY", "QQQ", "IWM", "TLT", "GLD", "XLF"]  # all of ibsim's: more crossovers per session
 
 
 def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> Any:
@@ -95,22 +90,7 @@ class EngineDir:
         self.hb_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.cmd_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.proc: subprocess.Popen | None = None
-        raw = yaml.safe_load((REPO / "config.yaml").read_text())
-        raw["ib_connection"].update(port=ib_port, connect_timeout_s=3)
-        raw["symbols"] = SYMBOLS
-        raw["strategies"]["momentum"]["enabled"] = False
-        raw["strategies"]["mean_reversion"]["enabled"] = False
-        raw["strategies"]["sma_crossover"].update(
-            enabled=True, params={"fast_period": 2, "slow_period": 5, "atr_period": 2, "atr_stop_multiple": 2.0}
-        )
-        raw["portfolio"]["sizing"].update(method="fixed_shares", fixed_shares=5)
-        raw["operational_risk"].update(
-            heartbeat_interval_s=0.2,
-            risk_log_interval_s=0.5,
-            heartbeat_endpoint=self.hb_endpoint,
-            command_endpoint=self.cmd_endpoint,
-            on_monitor_stale=monitor_policy,  # no risk monitor runs in these tests: "ignore" unless testing it
-        )
+        raw = fast_trading_config(ib_port, self.hb_endpoint, self.cmd_endpoint, monitor_policy)
         (root / "config.yaml").write_text(yaml.safe_dump(raw))
 
     def update_config(self, change: Callable[[dict[str, Any]], None]) -> None:
@@ -167,36 +147,6 @@ def engine_dir(tmp_path: Path, ibsim_port: int) -> Iterator[EngineDir]:
             stop_process(made.proc)
 
 
-def broker_view(port: int, client_id: int = 9) -> tuple[dict[str, float], list[int]]:
+def broker_view(port: int, client_id: int | None = None) -> tuple[dict[str, float], list[int]]:
     """(non-zero positions, open order ids of every client) as ibsim reports them to a second API client."""
-    queue, clock = EventQueue(), WallClock()
-    got: dict[str, list[Any]] = {"pos": [], "orders": []}
-    done = {"pos": False, "orders": False}
-    conn = IbConnection(IbConnectionConfig(port=port, connect_timeout_s=3.0), client_id, queue.put, clock,
-                        backoff_initial_s=0.1, backoff_max_s=0.5)  # fmt: skip
-
-    def on_connected(_: IbConnected) -> None:
-        conn.send(lambda c: c.reqPositions(), "reqPositions")
-        conn.send(lambda c: c.reqAllOpenOrders(), "reqAllOpenOrders")
-
-    routes = {IbConnected: [on_connected], IbPosition: [got["pos"].append], IbOpenOrder: [got["orders"].append],
-              IbPositionEnd: [lambda _: done.__setitem__("pos", True)],
-              IbOpenOrderEnd: [lambda _: done.__setitem__("orders", True)]}  # fmt: skip
-    for kind, handlers in routes.items():
-        queue.route(kind, handlers)
-    conn.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not (done["pos"] and done["orders"]):
-            assert time.monotonic() < deadline, "second client got no positions/open orders from ibsim"
-            queue.wait(0.05)
-            while len(queue):
-                with contextlib.suppress(TypeError):  # a message type this probe does not route
-                    queue.dispatch_one()
-    finally:
-        conn.stop()
-    positions = {m.symbol: m.position for m in got["pos"] if m.position != 0}
-    working = [
-        m.order_id for m in got["orders"] if getattr(m.order_state, "status", "") in ("Submitted", "PreSubmitted")
-    ]
-    return positions, working
+    return broker_book(port, client_id)

@@ -19,7 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from engine_harness import SYMBOLS, EngineDir, wait_for
+from engine_harness import EngineDir, wait_for
 
 from backtester.engine import build_backtest
 from core.config_loader import load_config
@@ -29,6 +29,7 @@ from data.panel import BarPanel
 from ibsim.config import SimConfig
 from ibsim.server import build_market
 from strategy.registry import build_strategy
+from testkit.crash_cycles import SYMBOLS
 
 SESSIONS_TO_TRADE = 12
 SIM_SEED = 3  # the engine_harness ibsim seed
