@@ -6,7 +6,8 @@
 #   ./run_system.sh stop    [--config FILE] [--timeout SECONDS]
 #
 # start     bootstraps .venv if missing, validates the config (exit 2 with every problem), starts ibsim on
-#           127.0.0.1:<ib_connection.port> (sim mode) and waits for it to accept connections, then main.py and
+#           127.0.0.1:<ib_connection.port> (sim mode: a fresh account, so the previous sim run's journal, snapshot
+#           and daily equity move to <state_dir>/sim_runs/<time>/; kill flags stay) and waits for it, then main.py and
 #           risk_monitor.py in the background. Logs: <log_dir>/{ibsim,main,risk_monitor}.log; pid files:
 #           <state_dir>/pids/{ibsim,main,risk_monitor}.pid. Refuses to start while a pid file names a live process.
 #           With --duration S (the demo): runs S seconds, stops everything gracefully, prints a summary, exits 0
@@ -23,7 +24,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die_usage() {
@@ -264,6 +265,18 @@ check_still_running() {  # roles...: prints the first dead role and fails
   done
 }
 
+archive_sim_books() {  # a new ibsim is a new, flat account: the books of the previous sim run cannot match it
+  local f dest files=()
+  for f in order_journal.jsonl portfolio_snapshot.json daily_equity.csv risk_monitor_marks.json; do
+    [ -e "$state_dir/$f" ] && files+=("$state_dir/$f")
+  done
+  [ "${#files[@]}" -gt 0 ] || return 0
+  dest="$state_dir/sim_runs/$(date -u +%Y%m%dT%H%M%SZ)"
+  mkdir -p "$dest"
+  mv "${files[@]}" "$dest/"
+  echo "sim mode: ibsim starts with a fresh account, so the previous sim run's books were moved to $dest"
+}
+
 do_start() {
   local engine_cmd=() roles=(main risk_monitor) dead waited=0 since_ns
   read_config
@@ -289,6 +302,7 @@ do_start() {
         "free it or change ib_connection.port" >&2
       exit 1
     fi
+    archive_sim_books
     local speed="$sim_speed"
     if [ -n "$duration" ]; then
       speed="$sim_demo_speed"

@@ -239,3 +239,22 @@ def test_the_readme_demo_trades_with_the_shipped_strategies(tmp_path: Path) -> N
         summary = re.search(r"orders: (\d+) submitted  fills: (\d+)", result.stdout)
         assert summary, result.stdout
         assert int(summary.group(1)) >= 1 and int(summary.group(2)) >= 1, result.stdout
+
+
+def test_sim_start_moves_the_previous_sim_runs_books_aside(tmp_path: Path) -> None:
+    """A new ibsim is a fresh account: the last sim run's books would never reconcile with it (HALTED), so start
+    moves them to state/sim_runs/<time>/ (kept, not deleted); here an unreadable snapshot proves the engine never
+    read it (it would refuse to start, exit 1)."""
+    work = make_workdir(tmp_path)
+    old = {"portfolio_snapshot.json": "not the new account's books\n", "order_journal.jsonl": "{}\n"}
+    for name, text in old.items():
+        (work / "state" / name).write_text(text)
+    with cleaned_up(work) as seen:
+        result = run_script(work, "--config", "test_config.yaml", "--duration", "6", timeout=120)
+        seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "previous sim run's books were moved to" in result.stdout
+        moved = list((work / "state" / "sim_runs").glob("*/portfolio_snapshot.json"))
+        assert len(moved) == 1 and moved[0].read_text() == old["portfolio_snapshot.json"]
+        assert (moved[0].parent / "order_journal.jsonl").read_text() == old["order_journal.jsonl"]
+        assert "state_corrupt" not in (work / "logs" / "main.log").read_text()
