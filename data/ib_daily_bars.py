@@ -60,6 +60,19 @@ def history_duration(sessions: int) -> str:
     return f"{math.ceil(calendar_days / 365)} Y"
 
 
+def request_daily_history(connection: IbConnection, req_id: int, symbol: str, duration: str) -> bool:
+    """Send one daily-history request (1 day, TRADES, regular hours, ``YYYYMMDD`` dates); False if not sent.
+
+    One definition of "the daily bar" for the bar store (``etl/fetch_daily_bars.py``) and the live strategies, so
+    research and trading read the same bars.
+    """
+    contract = stock_contract(symbol)
+    return connection.send(
+        lambda c: c.reqHistoricalData(req_id, contract, "", duration, "1 day", "TRADES", 1, 1, False, []),
+        what=f"reqHistoricalData:{symbol}",
+    )
+
+
 def daily_bars_frame(rows: Sequence[IbBar]) -> pd.DataFrame:
     """Daily IbBars (``YYYYMMDD`` dates) to a bar frame: tz-naive midnight "date" index, float columns."""
     index = pd.DatetimeIndex(pd.to_datetime([r.time.strip()[:8] for r in rows], format="%Y%m%d"), name="date")
@@ -186,14 +199,7 @@ class DailyBarFeed:
         for i, symbol in enumerate(self.symbols):
             req_id = base + i
             batch.pending[req_id] = symbol
-            contract = stock_contract(symbol)
-            sent = self._connection.send(
-                lambda c, r=req_id, k=contract: c.reqHistoricalData(
-                    r, k, "", duration, "1 day", "TRADES", 1, 1, False, []
-                ),
-                what=f"reqHistoricalData:{symbol}",
-            )
-            if not sent:
+            if not request_daily_history(self._connection, req_id, symbol, duration):
                 batch.pending.pop(req_id, None)
         log.info("event=daily_bars_requested warmup=%s duration=%r symbols=%d", warmup, duration,
                  len(batch.pending))  # fmt: skip

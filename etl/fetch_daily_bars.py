@@ -26,8 +26,7 @@ from core.ib_messages import IbBar, IbConnected, IbError, IbHistoricalEnd
 from core.ib_wrapper import IbConnection
 from data.bar_store import BarStore
 from data.calendar import TradingCalendar
-from data.ib_daily_bars import daily_bars_frame
-from data.ib_handler import stock_contract
+from data.ib_daily_bars import daily_bars_frame, request_daily_history
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +80,7 @@ def _fetch_one(
     timeout_s: float,
 ) -> pd.DataFrame | None:
     """One request; the bar frame, or None after an error for this request or a timeout (logged)."""
-    sent = connection.send(
-        lambda c: c.reqHistoricalData(req_id, stock_contract(symbol), "", duration, "1 day", "TRADES", 1, 1, False, []),
-        what=f"reqHistoricalData:{symbol}",
-    )
-    if not sent:
+    if not request_daily_history(connection, req_id, symbol, duration):
         log.error("event=daily_bars_failed symbol=%s reason=not_sent", symbol)
         return None
     rows: list[IbBar] = []
