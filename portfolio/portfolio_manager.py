@@ -170,10 +170,7 @@ class PortfolioManager:
         self.equity_ts.append(event.ts_event_ns)
         self.equity_values.append(equity)
         self.gross_exposure_values.append(gross)
-        if state is not previous_state:
-            self.state_history.append(f"{event.ts_event_ns}:{previous_state}->{state}")
-            if state is TradingState.HALTED:
-                self.on_halt(self.risk.halt_reason or "risk manager halted")
+        self._after_risk_update(previous_state, state, event.ts_event_ns)
 
     def record_history(self, event: MarketEvent) -> None:
         """A past daily bar seen only for its volume (the live engine's warm-up): ADV needs the history.
@@ -197,8 +194,12 @@ class PortfolioManager:
             return
         previous_state = self.risk.state
         state = self.risk.update(equity, event.ts_event_ns, flat=None)
+        self._after_risk_update(previous_state, state, event.ts_event_ns)
+
+    def _after_risk_update(self, previous_state: TradingState, state: TradingState, ts_ns: int) -> None:
+        """Record a state change; a move to HALTED cancels and (by policy) flattens."""
         if state is not previous_state:
-            self.state_history.append(f"{event.ts_event_ns}:{previous_state}->{state}")
+            self.state_history.append(f"{ts_ns}:{previous_state}->{state}")
             if state is TradingState.HALTED:
                 self.on_halt(self.risk.halt_reason or "risk manager halted")
 
