@@ -156,3 +156,12 @@ class IbDataStale(IbMessage):
 
     silent_for_s: float
     subscriptions: int
+
+
+IB_MESSAGE_TYPES: tuple[type[IbMessage], ...] = (
+    IbConnected, IbDisconnected, IbError, IbOpenOrder, IbOpenOrderEnd, IbOrderStatus, IbExecDetails,
+    IbExecDetailsEnd, IbCommissionReport, IbPosition, IbPositionEnd, IbAccountValue, IbTick, IbBar,
+    IbHistoricalEnd, IbContractDetails, IbContractDetailsEnd, IbDataStale,
+)  # fmt: skip
+"""Every message type the reader thread can put (kept next to the definitions, so a new one is listed here): a
+dispatcher routes them all, since an unrouted type raises."""

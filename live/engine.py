@@ -52,12 +52,10 @@ from core.errors import ConfigError, StateCorruptError
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
 from core.ib_messages import (
-    IbAccountValue,
+    IB_MESSAGE_TYPES,
     IbBar,
     IbCommissionReport,
     IbConnected,
-    IbContractDetails,
-    IbContractDetailsEnd,
     IbDataStale,
     IbDisconnected,
     IbError,
@@ -115,11 +113,6 @@ NEW_YORK = "America/New_York"
 JOURNAL_NAME = "order_journal.jsonl"
 EXIT_OK = 0
 EXIT_NOT_FLAT = 3
-_IB_MESSAGES: tuple[type, ...] = (
-    IbConnected, IbDisconnected, IbError, IbOpenOrder, IbOpenOrderEnd, IbOrderStatus, IbExecDetails,
-    IbExecDetailsEnd, IbCommissionReport, IbPosition, IbPositionEnd, IbAccountValue, IbTick, IbBar,
-    IbHistoricalEnd, IbContractDetails, IbContractDetailsEnd, IbDataStale,
-)  # fmt: skip
 
 
 # ==================================================================================================== engine
@@ -257,7 +250,7 @@ class Engine:
     def _route(self) -> None:
         ex = self.executor.routes()
         md = self.market_data
-        table: dict[type, list[Any]] = {kind: [] for kind in _IB_MESSAGES}
+        table: dict[type, list[Any]] = {kind: [] for kind in IB_MESSAGE_TYPES}
         daily = self.daily_bars
         table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected,
                               self.positions.on_connected, daily.on_connected]  # fmt: skip
