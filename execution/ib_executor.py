@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from ibapi.execution import ExecutionFilter
 
 from core.clock import NS_PER_SECOND, Clock
-from core.errors import OrderRejected, TradingSystemError
+from core.errors import OrderRejected
 from core.events import OrderEvent, OrderFailedEvent, OrderStatus, Side
 from core.ib_errors import IbErrorAction, classify
 from core.ib_messages import (
@@ -171,13 +171,14 @@ class IbExecutor:
         self._matcher = CommissionMatcher(self._estimate, self._timeout_ns)
         self._generation = 0
         self._reconciliation: _Reconciliation | None = None
+        self._client_id: int | None = None  # our IB client id, from IbConnected: IB order ids are per client id
 
     # -- wiring ----------------------------------------------------------------------------------------------
     def routes(self) -> dict[type, Callable[[Any], None]]:
         """Message/event type -> handler, for the dispatcher table (the wiring adds them next to others').
 
-        Each handler is guarded: a ``TradingSystemError`` is logged with context and reported to ``on_halt``
-        instead of unwinding the dispatcher loop.
+        Handlers raise typed errors (an impossible transition is an ``InvariantViolation``); the dispatcher's error
+        policy (``core.error_policy``) decides what follows, as for every other handler.
         """
         table: dict[type, Callable[[Any], None]] = {
             OrderEvent: self.submit,
@@ -190,18 +191,7 @@ class IbExecutor:
             IbCommissionReport: self.on_commission_report,
             IbError: self.on_error,
         }
-        return {kind: self._guarded(handler) for kind, handler in table.items()}
-
-    def _guarded(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
-        def run(message: Any) -> None:
-            try:
-                handler(message)
-            except TradingSystemError as exc:
-                log.exception("event=executor_failure handler=%s message=%r", handler.__name__, message)
-                self._halt(f"{handler.__name__}: {type(exc).__name__}: {exc}")
-
-        run.__name__ = handler.__name__
-        return run
+        return table
 
     def _halt(self, reason: str) -> None:
         log.error("event=executor_halt_requested reason=%s", reason)
@@ -297,7 +287,13 @@ class IbExecutor:
         return working
 
     def on_connected(self, message: IbConnected) -> None:
-        """Reconcile: ask for our open orders and today's executions; judge journaled orders when both end."""
+        """Reconcile: ask for our open orders and today's executions; judge journaled orders when both end.
+
+        The executions asked for are this client id's only (``ExecutionFilter.clientId``): as TWS's master API
+        client, or from a gateway that ignores the filter, other clients' executions can still come, and
+        ``_lookup`` refuses them.
+        """
+        self._client_id = message.client_id
         self._generation += 1
         self._reconciliation = _Reconciliation(self._generation)
         for live in self._live.values():
@@ -305,8 +301,9 @@ class IbExecutor:
         log.info("event=reconcile_started reconnect=%s next_valid_id=%d working=%d",
                  message.reconnect, message.next_valid_id, len(self.book.working()))
         self._enqueue(None, "reqOpenOrders", self._client.reqOpenOrders)
-        self._enqueue(None, "reqExecutions",
-                      lambda: self._client.reqExecutions(RECONCILE_EXEC_REQ_ID, ExecutionFilter()))
+        exec_filter = ExecutionFilter()
+        exec_filter.clientId = message.client_id
+        self._enqueue(None, "reqExecutions", lambda: self._client.reqExecutions(RECONCILE_EXEC_REQ_ID, exec_filter))
 
     def on_open_order_end(self, message: IbOpenOrderEnd) -> None:
         if self._reconciliation is not None:
@@ -339,9 +336,18 @@ class IbExecutor:
         log.info("event=reconcile_done adopted=%d missing=%d", adopted, missing)
 
     # -- IB order callbacks ----------------------------------------------------------------------------------
-    def _lookup(self, ib_order_id: int, order_ref: str = "") -> tuple[ManagedOrder, _Live] | None:
+    def _lookup(self, ib_order_id: int, order_ref: str = "", client_id: int | None = None,
+                ) -> tuple[ManagedOrder, _Live] | None:  # fmt: skip
+        """Our order behind an IB message, or None for another client's (never applied to ours).
+
+        IB order ids are per client id (the risk monitor's order 1 is not ours), so a message that names another
+        client id is foreign; and where it carries an ``orderRef`` (our client order id), that must agree with
+        the order the id points at.
+        """
+        if client_id is not None and self._client_id is not None and client_id != self._client_id:
+            return None
         coid = self._by_ib_id.get(ib_order_id)
-        if coid is None and order_ref:
+        if order_ref and coid != order_ref:
             coid = order_ref if order_ref in self._live else None
         if coid is None:
             return None
@@ -349,9 +355,11 @@ class IbExecutor:
         return (managed, self._live[coid]) if managed is not None else None
 
     def on_open_order(self, message: IbOpenOrder) -> None:
-        found = self._lookup(message.order_id, getattr(message.order, "orderRef", "") or "")
+        order = message.order
+        found = self._lookup(message.order_id, getattr(order, "orderRef", "") or "", getattr(order, "clientId", None))
         if found is None:
-            log.debug("event=foreign_open_order ib_order_id=%d", message.order_id)
+            log.debug("event=foreign_open_order ib_order_id=%d client_id=%s", message.order_id,
+                      getattr(order, "clientId", None))  # fmt: skip
             return
         managed, live = found
         live.reported = True
@@ -403,9 +411,12 @@ class IbExecutor:
 
     def on_exec_details(self, message: IbExecDetails) -> None:
         execution = message.execution
-        found = self._lookup(execution.orderId, getattr(execution, "orderRef", "") or "")
+        found = self._lookup(execution.orderId, getattr(execution, "orderRef", "") or "",
+                             getattr(execution, "clientId", None))  # fmt: skip
         if found is None:
-            log.debug("event=foreign_execution exec_id=%s ib_order_id=%s", execution.execId, execution.orderId)
+            log.info("event=foreign_execution_ignored exec_id=%s ib_order_id=%s client_id=%s order_ref=%r",
+                     execution.execId, execution.orderId, getattr(execution, "clientId", None),
+                     getattr(execution, "orderRef", ""))  # fmt: skip
             return
         managed, live = found
         if execution.execId not in self._exec_seen:

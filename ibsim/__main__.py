@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="move every price by PCT percent from SECONDS of wall time after start")  # fmt: skip
     parser.add_argument("--price-shock-signal", type=float, default=None, metavar="PCT",
                         help="move every price by PCT percent on each SIGUSR1")  # fmt: skip
+    parser.add_argument("--master-client-id", type=int, default=None,
+                        help="TWS's Master API client ID: also gets every other client's executions")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.speed <= 0:
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ibsim: {exc}", file=sys.stderr)
         return 2
     cfg = SimConfig(host=args.host, port=args.port, data=args.data, seed=args.seed, speed=args.speed,
-                    cash_usd=args.cash_usd, price_shock=shock)  # fmt: skip
+                    cash_usd=args.cash_usd, price_shock=shock, master_client_id=args.master_client_id)  # fmt: skip
     try:
         sim = IbSim(cfg)
         port = sim.start()

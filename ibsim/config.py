@@ -17,6 +17,9 @@ class SimConfig:
     ``data`` is ``"synthetic"`` or a bar store folder (``data.bar_store.BarStore`` root). ``speed`` is sim
     seconds per wall second. ``port=0`` picks a free port (``IbSim.start`` returns it). ``price_shock`` =
     (seconds of wall time after start, percent move) schedules one ``Market.add_price_shock`` (risk tests).
+    ``master_client_id`` is TWS's "Master API client ID": that client also receives execDetails and commission
+    reports of every other client's orders, and its reqExecutions sees them; ``None`` (TWS's default) means
+    every client sees only its own executions.
     """
 
     host: str = "127.0.0.1"
@@ -37,6 +40,7 @@ class SimConfig:
     twap_window_s: float = 600.0
     costs: CostsConfig = field(default_factory=CostsConfig)
     price_shock: tuple[float, float] | None = None
+    master_client_id: int | None = None
 
 
 @dataclass(slots=True)

@@ -169,7 +169,10 @@ class Gateway:
 
     def _executions(self, session: ClientSession, req: ReqExecutions) -> None:
         since_ns = _filter_time_ns(req.time)
+        sees_all = session.client_id is not None and session.client_id == self.cfg.master_client_id
         for e in self.book.executions:
+            if not sees_all and e.client_id != session.client_id:
+                continue  # as at TWS: a client sees its own executions only, unless it is the master client
             if req.client_id and e.client_id != req.client_id:
                 continue
             if req.account and req.account != e.account:

@@ -211,6 +211,10 @@ class OrderDesk:
             self._send(order.client_id, responses.open_order(order))
         self._send(order.client_id, responses.order_status(order))
         self._send(order.client_id, responses.commission_report(execution))
+        master = self.cfg.master_client_id
+        if master is not None and master != order.client_id:  # TWS's master API client sees every execution
+            self._send(master, responses.execution_data(-1, execution))
+            self._send(master, responses.commission_report(execution))
         self._on_fill(execution)
 
     def on_tick(self) -> None:
