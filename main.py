@@ -1,9 +1,10 @@
 """The live trading engine: ``python main.py --config config.yaml [--duration SECONDS] [--port PORT]``.
 
 Thin on purpose: parse arguments, load and validate the config, set up logging, ``live.engine.build_engine``,
-``Engine.run``. Exit codes: 0 clean stop (signal, duration, kill flag completed flat), 1 corrupt state (the
-message names the file, which is left untouched), 2 invalid configuration, 3 a kill that did not end flat
-within its timeout.
+``Engine.run``. Exit codes (``live.exit_codes.ExitCode``): 0 a stop somebody ordered (signal, ``--duration``, a
+kill that ended flat), 1 corrupt state (the message names the file, which is left untouched), 2 invalid
+configuration, 3 a kill that did not end flat within its timeout, 4 a crash (an exception nothing expected; the
+last heartbeat says ``stopping: crash`` and the risk monitor kills and flattens).
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import sys
 
 from core.config_loader import load_config
 from core.errors import ConfigError, StateCorruptError
-
-EXIT_STATE_CORRUPT = 1
-EXIT_CONFIG = 2
+from live.exit_codes import ExitCode
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config, args.overrides)
     except ConfigError as exc:
         print(f"main.py: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
     from utils.logger import setup_logging  # after validation: log_dir comes from the config
 
     setup_logging(config.system.log_dir, "engine", config.system.log_level)
@@ -50,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     except StateCorruptError as exc:
         log.critical("event=state_corrupt action=refuse_start message=%s", exc)
         print(f"main.py: corrupt state, engine not started: {exc}", file=sys.stderr)
-        return EXIT_STATE_CORRUPT
+        return ExitCode.STATE_CORRUPT
     except ConfigError as exc:
         print(f"main.py: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG
+    except Exception:
+        log.critical("event=engine_crashed phase=build action=exit_crash", exc_info=True)
+        print("main.py: the engine crashed while starting (see the log); nothing was sent", file=sys.stderr)
+        return ExitCode.CRASH
     return engine.run(duration_s=args.duration)
 
 

@@ -79,11 +79,18 @@ class WallClock:
     def call_at(self, ts_ns: int, callback: Callable[[int], None]) -> None:
         self._timers.push(ts_ns, callback)
 
-    def fire_due(self) -> int:
-        """Run every timer that is due now; returns how many fired."""
+    def fire_due(self, run: Callable[[Callable[[int], None], int], None] | None = None) -> int:
+        """Run every timer that is due now; returns how many fired.
+
+        ``run(callback, due_ns)``, when given, calls each callback (the live engine passes ``EventQueue.call``, so
+        a timer that raises meets the same error policy as a handler).
+        """
         due = self._timers.pop_due(self.now_ns())
         for due_ns, callback in due:
-            callback(due_ns)
+            if run is None:
+                callback(due_ns)
+            else:
+                run(callback, due_ns)
         return len(due)
 
     def seconds_until_next_timer(self, default_s: float) -> float:

@@ -49,6 +49,10 @@ class OrderRejected(TradingSystemError):
 class StrategyError(TradingSystemError):
     """A strategy raised or produced nonsense; it is disabled, other strategies continue."""
 
+    def __init__(self, strategy_id: str, message: str) -> None:
+        self.strategy_id = strategy_id
+        super().__init__(f"strategy {strategy_id}: {message}")
+
 
 class InvariantViolation(TradingSystemError):
     """Our own accounting or order books disagree with themselves; trading must halt."""

@@ -131,6 +131,8 @@ def decode_command(payload: bytes) -> Command | CommandReply:
         raw = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return CommandReply.refused(ReplyCode.MALFORMED, f"request is not UTF-8 JSON ({exc})")
+    except RecursionError:
+        return CommandReply.refused(ReplyCode.MALFORMED, "request JSON is nested too deeply")
     if not isinstance(raw, dict):
         return CommandReply.refused(ReplyCode.MALFORMED, f"request must be a JSON object (got {type(raw).__name__})")
     problems = []

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HEARTBEAT_ENDPOINT = "tcp://127.0.0.1:5556"
 TOPIC = b"hb"
 WIRE_VERSION = 1
+LAST_BEAT_LINGER_MS = 200  # at close: time for queued beats to reach a subscriber (none connected: no wait)
 CSV_COLUMNS = ("seq", "ts_ns", "pid", "trading_state", "equity", "drawdown_pct", "extra_json")
 _MAX_DRAIN_PER_POLL = 10_000
 
@@ -217,7 +218,7 @@ class HeartbeatPublisher:
 
     def close(self) -> None:
         """Close the socket and its context; idempotent."""
-        self._socket.close(linger=0)
+        self._socket.close(linger=LAST_BEAT_LINGER_MS)  # the last beat (stopping: why) must still leave
         self._context.term()
 
     def __enter__(self) -> HeartbeatPublisher:

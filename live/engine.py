@@ -48,8 +48,9 @@ import pandas as pd
 
 from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig
-from core.errors import ConfigError, StateCorruptError
-from core.event_queue import EventQueue
+from core.error_policy import LIVE_ERROR_POLICY, ErrorAction, action_for
+from core.errors import ConfigError, StateCorruptError, StrategyError
+from core.event_queue import EventQueue, Handler
 from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
 from core.ib_messages import (
     IB_MESSAGE_TYPES,
@@ -80,7 +81,9 @@ from execution.commissions import build_commission_model
 from execution.ib_executor import IbExecutor, IbOrderIds
 from execution.order_journal import OrderJournal
 from execution.order_log import OrderSubmissionLog
+from live.broker_flatten import BrokerFlatten
 from live.commands import CommandHandler
+from live.exit_codes import ExitCode
 from live.journal_catchup import journal_fills_missing_from
 from live.kill_flags import KillFlagWatcher, KillLevel
 from live.monitor_watch import MonitorWatch, stale_after_s
@@ -111,8 +114,16 @@ SNAPSHOT_NAME = "portfolio_snapshot.json"
 DAILY_EQUITY_NAME = "daily_equity.csv"
 NEW_YORK = "America/New_York"
 JOURNAL_NAME = "order_journal.jsonl"
-EXIT_OK = 0
-EXIT_NOT_FLAT = 3
+CRASH_TEXT_MAX = 300  # characters of the error kept in the last heartbeat
+
+
+class EngineCrashed(BaseException):
+    """An exception nothing expected (the error policy said CRASH): unwinds the loop past every ``except
+    Exception`` so nothing can swallow it; ``Engine.run`` turns it into the crash exit."""
+
+    def __init__(self, error: BaseException, where: str) -> None:
+        super().__init__(f"{where}: {type(error).__name__}: {error}")
+        self.error = error
 
 
 # ==================================================================================================== engine
@@ -130,13 +141,16 @@ class Engine:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.clock = WallClock()
-        self.queue = EventQueue()
+        self.queue = EventQueue(on_error=self._on_handler_error)
         self._stop_requested: str | None = None
+        self._stop_kind = "operator"  # the last heartbeat's ``stopping``: operator | kill | crash
+        self._crash_text: str | None = None
         self._closed = False
-        self.exit_code = EXIT_OK
+        self.exit_code = ExitCode.OK
         self.kill_level = KillLevel.NONE
         self._kill_deadline_ns: int | None = None
         self._flattened_by_kill = False
+        self._kill_actions_pending = False  # a kill seen before connect + reconcile: its cancel/flatten wait
         self._accept_orders = True
         self.connected = False
         self._next_kill_poll_ns = 0
@@ -163,6 +177,12 @@ class Engine:
             on_halt=self._on_executor_halt,
         )  # fmt: skip
         working = self.executor.recover(self.journal.state)
+        self.broker_flatten = BrokerFlatten(
+            self.clock, request_positions=self.order_client.reqPositions,
+            request_open_orders=self.order_client.reqOpenOrders,
+            flatten=lambda reason, positions: self.portfolio.flatten(reason, positions),
+            ready=lambda: self.connected and self.reconciled,
+        )  # fmt: skip
         self.market_data = IbMarketDataHandler(self.symbols, self.connection, self.queue.put, self.clock,
                                                BarGuard(calendar))  # fmt: skip
 
@@ -192,9 +212,11 @@ class Engine:
             monthly=monthly, gate=PreTradeGate(config.pre_trade, self.symbols), order_ids=OrderIdFactory(),
             put=self.queue.put, now_ns=self.clock.now_ns,
             settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
-            adv_lookback_days=config.pre_trade.adv_lookback_days,
+            adv_lookback_days=config.pre_trade.adv_lookback_days, flatten_via=self.broker_flatten.request,
         )  # fmt: skip
         self.portfolio.router = self.executor
+        for managed in self.executor.book.working():  # adopted orders count for one-per-symbol, cash and flatten
+            self.portfolio.adopt_working(managed.order, managed.filled_quantity)
         self.live = LiveManager(
             self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.book.working()),
             now_ns=self.clock.now_ns, risk_log_path=self.log_dir / "risk_log.csv", snapshot_path=self.snapshot_path,
@@ -209,7 +231,7 @@ class Engine:
         self.positions = PositionReconciler(
             self.clock, self.portfolio.ledger.open_positions, self.order_client.reqPositions, self._halt_no_orders,
             lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
-            lambda: {m.order.symbol for m in self.executor.book.working()},
+            lambda: {m.order.symbol for m in self.executor.book.working()}, on_reconciled=self._on_reconciled,
         )  # fmt: skip
         self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
@@ -252,16 +274,17 @@ class Engine:
         md = self.market_data
         table: dict[type, list[Any]] = {kind: [] for kind in IB_MESSAGE_TYPES}
         daily = self.daily_bars
+        flat = self.broker_flatten
         table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected,
-                              self.positions.on_connected, daily.on_connected]  # fmt: skip
-        table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected]
+                              self.positions.on_connected, daily.on_connected, flat.on_connected]  # fmt: skip
+        table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected, flat.on_disconnected]
         table[IbError] = [ex[IbError], md.on_error, daily.on_error]
         for kind in (IbOpenOrder, IbOrderStatus, IbExecDetails, IbCommissionReport):
             table[kind] = [ex[kind]]
-        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self.positions.on_progress]
+        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self.positions.on_progress, flat.on_open_order_end]
         table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self.positions.on_progress]
-        table[IbPosition] = [self.positions.on_position]
-        table[IbPositionEnd] = [self.positions.on_position_end]
+        table[IbPosition] = [self.positions.on_position, flat.on_position]
+        table[IbPositionEnd] = [self.positions.on_position_end, flat.on_position_end]
         table[IbBar] = [md.on_bar, daily.on_bar]
         table[IbHistoricalEnd] = [daily.on_end]
         table[IbTick] = [md.on_tick]
@@ -279,7 +302,8 @@ class Engine:
         """A past session's bar: indicators and ADV only (no mark, no decision)."""
         self.live.on_history(event)
         for strategy in self.strategies:
-            strategy.warm(event)
+            if strategy.enabled:
+                self.queue.call(strategy.warm, event)
 
     def _on_session_close(self, event: MarketEvent) -> None:
         """A session just closed: the backtester's per-session step (portfolio, then strategies, then their
@@ -294,7 +318,8 @@ class Engine:
         self.performance.record_session_close(session.normalize(), equity, gross)
         self._session_signals.clear()
         for strategy in self.strategies:
-            strategy.on_market(event)
+            if strategy.enabled:
+                self.queue.call(strategy.on_market, event)  # a StrategyError disables that strategy only
         signals = list(self._session_signals)  # the strategies hold this list's append: clear it, never replace it
         self._session_signals.clear()
         for signal_event in signals:
@@ -353,6 +378,8 @@ class Engine:
             "connected": self.connected,
             "reconciled": self.reconciled,
             "accepting_orders": self._accept_orders,
+            "reserved_cash": round(self.portfolio.reserved_cash, 2),
+            "working_symbols": sorted(self.portfolio.working_symbols()),
             "position_by_symbol": self.portfolio.ledger.open_positions(),
             "fills_today": self.live.fills_today(self.clock.now_ns()),
             "last_daily_bar": None if self.daily_bars.last_date is None else str(self.daily_bars.last_date.date()),
@@ -370,14 +397,65 @@ class Engine:
         self.executor.cancel_all(reason)
 
     def flatten(self, reason: str) -> None:
+        """Cancel all and close what the broker holds (asked first: ``live.broker_flatten``); reduce-only after."""
         self.live.set_reduce_only(True, reason, source="flatten")
         self.executor.cancel_all(reason)
-        self.portfolio.flatten(reason)
+        self.broker_flatten.request(reason)
 
-    def request_stop(self, reason: str) -> None:
+    def _on_reconciled(self) -> None:
+        """The start-up positions check passed: a kill seen earlier now cancels and flattens; flattens go out."""
+        if self._kill_actions_pending:
+            self._kill_actions_pending = False
+            self._kill_actions(self.kill_level, f"{self.kill_level.name} flag present at start-up")
+        self.broker_flatten.try_start()
+
+    def request_stop(self, reason: str, kind: str = "operator") -> None:
+        """Stop the loop after this pass; ``kind`` (operator | kill | crash) goes into the last heartbeat."""
         if self._stop_requested is None:
             self._stop_requested = reason
-            log.warning("event=stop_requested reason=%s", reason)
+            self._stop_kind = kind
+            log.warning("event=stop_requested reason=%s kind=%s", reason, kind)
+
+    # -------------------------------------------------------------------------------------------- error policy
+    def _on_handler_error(self, error: Exception, event: object, handler: Handler) -> None:
+        """The dispatcher's error rule for every handler and timer (``core.error_policy.LIVE_ERROR_POLICY``)."""
+        if isinstance(error, EngineCrashed):
+            raise error  # a nested step (a strategy inside a session close) crashed: keep unwinding
+        where = getattr(handler, "__qualname__", type(handler).__name__)
+        action = action_for(error, LIVE_ERROR_POLICY)
+        log.error("event=handler_error action=%s handler=%s event_type=%s error_type=%s error=%s", action, where,
+                  type(event).__name__, type(error).__name__, error, exc_info=error)  # fmt: skip
+        if action is ErrorAction.SKIP:
+            return
+        if action is ErrorAction.DISABLE_STRATEGY and isinstance(error, StrategyError):
+            self._disable_strategy(error.strategy_id, str(error))
+            return
+        if action in (ErrorAction.HALT, ErrorAction.STOP_CORRUPT):
+            self.live.halt(f"{type(error).__name__} in {where}: {error}")
+            if action is ErrorAction.STOP_CORRUPT:
+                self.exit_code = ExitCode.STATE_CORRUPT
+                self._crash_text = f"{type(error).__name__}: {error}"[:CRASH_TEXT_MAX]
+                self.request_stop(f"state not trusted: {error}", kind="crash")
+            return
+        raise EngineCrashed(error, where) from error
+
+    def _disable_strategy(self, strategy_id: str, why: str) -> None:
+        for live_strategy in self.strategies:
+            if live_strategy.strategy.strategy_id == strategy_id and live_strategy.enabled:
+                live_strategy.enabled = False
+                log.error("event=strategy_disabled strategy_id=%s reason=%r (the other strategies go on)",
+                          strategy_id, why)  # fmt: skip
+
+    def _crash(self, error: BaseException) -> None:
+        """An exit nobody ordered: the crash exit code and a last heartbeat that says so (the monitor kills)."""
+        cause = error.error if isinstance(error, EngineCrashed) else error
+        self._crash_text = f"{error}"[:CRASH_TEXT_MAX] if isinstance(error, EngineCrashed) else \
+            f"{type(cause).__name__}: {cause}"[:CRASH_TEXT_MAX]
+        log.critical("event=engine_crashed error=%r action=exit_crash (the risk monitor kills and flattens)",
+                     self._crash_text, exc_info=cause)  # fmt: skip
+        self.exit_code = ExitCode.CRASH
+        self._stop_requested = self._stop_requested or "crash"
+        self._stop_kind = "crash"
 
     def _on_kill(self, level: KillLevel, *, at_startup: bool = False) -> None:
         self.kill_level = level
@@ -387,18 +465,31 @@ class Engine:
         if self._kill_deadline_ns is None:
             self._kill_deadline_ns = self.clock.now_ns() + int(KILL_EXIT_TIMEOUT_S * NS_PER_SECOND)
         self._next_reflatten_ns = self.clock.now_ns() + NS_PER_SECOND  # let the first flatten's orders go out
+        if not (self.connected and self.reconciled):
+            # nothing is journaled or sent before connect and reconcile: HALTED now, cancel and flatten then
+            risk = self.portfolio.risk
+            if risk.state is not TradingState.HALTED:
+                risk.halt(reason, self.clock.now_ns())
+            self._kill_actions_pending = True
+            log.warning("event=kill_actions_deferred level=%s reason=not_reconciled (cancel and flatten once the "
+                        "broker's positions are known)", level.name)  # fmt: skip
+            return
+        self._kill_actions(level, reason)
+
+    def _kill_actions(self, level: KillLevel, reason: str) -> None:
         flatten_by_policy = self.config.portfolio.risk.flatten_on_halt
         already_halted = self.portfolio.risk.state is TradingState.HALTED
-        self.live.halt(reason)
+        self.live.halt(reason)  # cancels and, by policy, flattens (from the broker's positions)
         if already_halted or level is KillLevel.KILL_NOW:
             self.executor.cancel_all(reason)
         must_flatten = level is KillLevel.KILL_NOW or flatten_by_policy
         if must_flatten and not self._flattened_by_kill and (already_halted or not flatten_by_policy):
-            self.portfolio.flatten(reason)  # live.halt flattened already when the policy says so and was first
+            self.broker_flatten.request(reason)  # live.halt flattened already when the policy says so and was first
         self._flattened_by_kill = self._flattened_by_kill or must_flatten
 
     def _is_flat(self) -> bool:
-        return not self.portfolio.ledger.open_positions() and not self.executor.book.working()
+        """Flat at the broker (its positions, as the last flatten round trip learned them) with nothing working."""
+        return not self.executor.book.working() and self.broker_flatten.broker_flat()
 
     # -------------------------------------------------------------------------------------------- loop
     def _beat(self, _due_ns: int) -> None:
@@ -407,8 +498,9 @@ class Engine:
         self.clock.call_at(self.clock.now_ns() + int(interval * NS_PER_SECOND), self._beat)
 
     def _publish_beat(self, *, stopping: bool = False) -> None:
-        """One heartbeat; ``stopping`` marks the last one of a clean stop, so the risk monitor can tell an engine
-        that exited on purpose (signal, ``--duration``, a completed kill) from one that died."""
+        """One heartbeat; ``stopping`` marks the last one, saying why (``operator``: a signal or ``--duration``;
+        ``kill``: a kill that ended flat; ``crash``: nobody ordered it, with the error), so the risk monitor is told,
+        not left to guess, whether to kill."""
         fields = self.live.heartbeat_fields()
         equity, dd = fields["equity"], fields["drawdown_pct"]
         self.heartbeat.beat(
@@ -420,8 +512,9 @@ class Engine:
                 "open_orders": fields["open_orders"],
                 "connected": self.connected,
                 "kill": self.kill_level.name,
-                "stopping": stopping,
+                "stopping": self._stop_kind if stopping else False,
                 "stop_reason": self._stop_requested if stopping else None,
+                "error": self._crash_text if stopping else None,
             },
         )
 
@@ -482,45 +575,51 @@ class Engine:
                  ",".join(self.symbols), ",".join(s.strategy.strategy_id for s in self.strategies), duration_s,
                  self.heartbeat.endpoint, self.commands.endpoint)  # fmt: skip
         try:
-            while self._stop_requested is None:
-                self.queue.wait(self.clock.seconds_until_next_timer(LOOP_MAX_WAIT_S))
-                self.queue.run_until_empty()
-                self.clock.fire_due()
-                self.queue.run_until_empty()
-                self.commands.serve_once(0)
-                self.queue.run_until_empty()
-                now = self.clock.now_ns()
-                if now >= self._next_kill_poll_ns:
-                    self._next_kill_poll_ns = now + int(KILL_POLL_S * NS_PER_SECOND)
-                    level = self.kill_flags.poll()
-                    if level is not None:
-                        self._on_kill(level)
-                self._check_exit(now, end_ns)
+            self._loop(end_ns)
+        except (Exception, EngineCrashed) as error:  # raised outside a handler, or a handler's crash
+            self._crash(error)
         finally:
             self.close()
-        return self.exit_code
+        return int(self.exit_code)
+
+    def _loop(self, end_ns: int | None) -> None:
+        while self._stop_requested is None:
+            self.queue.wait(self.clock.seconds_until_next_timer(LOOP_MAX_WAIT_S))
+            self.queue.run_until_empty()
+            self.clock.fire_due(self.queue.call)
+            self.queue.run_until_empty()
+            self.commands.serve_once(0)
+            self.queue.run_until_empty()
+            now = self.clock.now_ns()
+            if now >= self._next_kill_poll_ns:
+                self._next_kill_poll_ns = now + int(KILL_POLL_S * NS_PER_SECOND)
+                level = self.kill_flags.poll()
+                if level is not None:
+                    self._on_kill(level)
+            self._check_exit(now, end_ns)
 
     def _check_exit(self, now_ns: int, end_ns: int | None) -> None:
         if end_ns is not None and now_ns >= end_ns:
             self.request_stop("duration elapsed")
         if self.kill_level is KillLevel.NONE or self._kill_deadline_ns is None:
             return
-        stray = self.reconciled and not self.executor.book.working() and self.portfolio.ledger.open_positions()
-        if stray and self._flattened_by_kill and now_ns >= self._next_reflatten_ns:
-            # an order in flight at the kill filled after the flatten went out: close what it opened
+        settled = self.reconciled and not self.executor.book.working() and not self.broker_flatten.busy
+        if settled and self._flattened_by_kill and not self._is_flat() and now_ns >= self._next_reflatten_ns:
+            # an order in flight at the kill filled after the flatten went out: ask the broker again, close the rest
             self._next_reflatten_ns = now_ns + NS_PER_SECOND
-            log.warning("event=kill_reflatten positions=%s", self.portfolio.ledger.open_positions())
-            self.portfolio.flatten(f"{self.kill_level.name}: position left after the first flatten")
+            log.warning("event=kill_reflatten last_broker_positions=%s", self.broker_flatten.last_broker_positions)
+            self.broker_flatten.request(f"{self.kill_level.name}: position left after the first flatten")
         if self.reconciled and self._is_flat():
             log.warning("event=kill_complete level=%s state=%s message=\"flat, no working orders: exiting\"",
                         self.kill_level.name, self.live.state)  # fmt: skip
-            self.request_stop(f"{self.kill_level.name} complete")
+            self.request_stop(f"{self.kill_level.name} complete", kind="kill")
         elif now_ns >= self._kill_deadline_ns:
             log.error("event=kill_timeout level=%s timeout_s=%s positions=%s working=%d message=\"NOT FLAT after "
                       "the kill timeout: check the broker by hand\"", self.kill_level.name, KILL_EXIT_TIMEOUT_S,
                       self.portfolio.ledger.open_positions(), len(self.executor.book.working()))  # fmt: skip
-            self.exit_code = EXIT_NOT_FLAT
-            self.request_stop(f"{self.kill_level.name} timeout")
+            self.exit_code = ExitCode.KILL_NOT_FLAT
+            self._crash_text = "kill did not end flat within its timeout"  # the monitor must take over
+            self.request_stop(f"{self.kill_level.name} timeout", kind="crash")
 
     def close(self) -> None:
         """Graceful stop: no new orders, disconnect, last snapshot and risk-log row, close files and sockets."""

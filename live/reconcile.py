@@ -39,6 +39,7 @@ class PositionReconciler:
         on_mismatch: Callable[[str], None],
         describe_trading: Callable[[], str],
         working_symbols: Callable[[], set[str]] = set,
+        on_reconciled: Callable[[], None] | None = None,
     ) -> None:
         self._clock = clock
         self._ledger_positions = ledger_positions
@@ -46,7 +47,9 @@ class PositionReconciler:
         self._on_mismatch = on_mismatch
         self._describe_trading = describe_trading
         self._working_symbols = working_symbols
+        self._on_reconciled = on_reconciled
         self._rechecks = 0
+        self._session_checked = False
         self.reconciled = False
         self._executor_done = False
         self._open_end = self._exec_end = False
@@ -55,6 +58,7 @@ class PositionReconciler:
         self._armed = False
 
     def on_connected(self, message: IbConnected) -> None:
+        self._session_checked = False
         self._executor_done = False
         self._open_end = self._exec_end = False
         self._broker = {}
@@ -63,6 +67,8 @@ class PositionReconciler:
             self._request_positions()
 
     def on_progress(self, message: object) -> None:
+        if self._session_checked:
+            return  # a later open-orders answer (a flatten's round trip) is not this session's reconciliation
         if isinstance(message, IbOpenOrderEnd):
             self._open_end = True
         elif isinstance(message, IbExecDetailsEnd):
@@ -101,6 +107,7 @@ class PositionReconciler:
             self._arm()
             return
         self._rechecks = 0
+        self._session_checked = True
         if diffs:
             report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
             log.error(
@@ -113,3 +120,5 @@ class PositionReconciler:
         if not self.reconciled:
             self.reconciled = True
             log.info("event=reconcile_positions_ok positions=%s trading=%s", ours, self._describe_trading())
+            if self._on_reconciled is not None:
+                self._on_reconciled()

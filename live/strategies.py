@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from core.config_models import AppConfig, StrategiesConfig
-from core.errors import StateCorruptError
+from core.errors import StateCorruptError, StrategyError
 from core.events import MarketEvent
 from strategy.base import BarArrays, Strategy
 from strategy.registry import STRATEGY_NAMES
@@ -32,16 +32,21 @@ class LiveStrategy:
         self._symbols = symbols
         self.history_rows = max(4 * strategy.warmup_bars, 256)
         self._rows: list[np.ndarray] = []  # each (5, N): open, high, low, close, volume
+        self.enabled = True  # the engine's error policy switches a strategy that raised off (StrategyError)
 
     def warm(self, event: MarketEvent) -> None:
         self._append(event)
 
     def on_market(self, event: MarketEvent) -> None:
+        """Decide on the session just closed; whatever the strategy's own code raises is a ``StrategyError``."""
         self._append(event)
         stack = np.stack(self._rows)  # (T, 5, N)
         bars = BarArrays(self._symbols, *(np.ascontiguousarray(stack[:, k, :]) for k in range(5)))
-        self.strategy.prepare(bars)
-        self.strategy.on_market(replace(event, bar_index=len(self._rows) - 1))
+        try:
+            self.strategy.prepare(bars)
+            self.strategy.on_market(replace(event, bar_index=len(self._rows) - 1))
+        except Exception as exc:
+            raise StrategyError(self.strategy.strategy_id, f"{type(exc).__name__}: {exc}") from exc
 
     def _append(self, event: MarketEvent) -> None:
         self._rows.append(np.vstack([event.open, event.high, event.low, event.close, event.volume]))

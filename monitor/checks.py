@@ -8,6 +8,7 @@ kind                   rule                                                     
 =====================  ==========================================================  ===========================
 kill_now               ``flags/KILL_NOW.flag`` exists (immediate, no confirmation)    system.kill_now_flag_path
 engine_gone            the engine's process vanished (immediate)                     -
+engine_crashed         the engine's last beat says ``stopping: crash`` (immediate)    -
 engine_frozen          process there, no beat for missed x interval                  operational_risk.*heartbeat*
 order_rate             more than N submits in the sliding window                     max_orders_per_window, window
 duplicate_orders       the same order submitted >= N times in the window             duplicate_order_alarm_count
@@ -43,6 +44,7 @@ class Kind(StrEnum):
     # breaches
     KILL_NOW = "kill_now"
     ENGINE_GONE = "engine_gone"
+    ENGINE_CRASHED = "engine_crashed"
     ENGINE_FROZEN = "engine_frozen"
     ORDER_RATE = "order_rate"
     DUPLICATE_ORDERS = "duplicate_orders"
@@ -65,7 +67,7 @@ class Kind(StrEnum):
     COMMAND_KEYS_UNAVAILABLE = "command_keys_unavailable"
 
 
-IMMEDIATE = frozenset({Kind.KILL_NOW, Kind.ENGINE_GONE})  # no confirmation: nothing to wait for
+IMMEDIATE = frozenset({Kind.KILL_NOW, Kind.ENGINE_GONE, Kind.ENGINE_CRASHED})  # no confirmation: nothing to wait for
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ def liveness_findings(report: LivenessReport) -> list[Finding]:
     status = report.status
     if status is EngineStatus.GONE:
         return [breach(Kind.ENGINE_GONE, report.detail)]
+    if status is EngineStatus.CRASHED:
+        return [breach(Kind.ENGINE_CRASHED, report.detail)]
     if status is EngineStatus.FROZEN:
         return [breach(Kind.ENGINE_FROZEN, report.detail)]
     if status is EngineStatus.IPC_BROKEN:

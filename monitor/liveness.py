@@ -12,8 +12,10 @@ Verdicts (``EngineStatus``) and how each is told apart:
   socket path between us is broken. An alarm: the engine is fine, the kill switch's fast path is not.
 - ``FROZEN``: every beat is older than the dead-after age and the engine's process still exists (running, or
   stopped by SIGSTOP / a debugger, which ``/proc`` shows as state T). A breach, confirmed over several checks.
-- ``STOPPED``: the newest beat is the engine's last one of a clean stop (``"stopping": true``: a signal, the end
-  of ``--duration``, a completed kill). An alarm: an operator stopped it, nothing is left running to kill.
+- ``STOPPED``: the newest beat is the engine's last one of a stop somebody ordered (``"stopping": "operator"``: a
+  signal, the end of ``--duration``; ``"kill"``: a completed kill). An alarm: nothing is left running to kill.
+- ``CRASHED``: the newest beat is the engine's last one of an exit nobody ordered (``"stopping": "crash"``, with
+  the error). A breach acted on at once, like ``GONE``: the account may hold positions that no engine watches.
 - ``GONE``: the process that sent the newest beat no longer exists (no ``/proc`` entry, a zombie, or its pid now
   belongs to a process started later). A breach acted on at once: nothing can answer commands any more.
 
@@ -41,6 +43,7 @@ class EngineStatus(StrEnum):
     ALIVE = "ALIVE"
     IPC_BROKEN = "IPC_BROKEN"
     STOPPED = "STOPPED"
+    CRASHED = "CRASHED"
     FROZEN = "FROZEN"
     GONE = "GONE"
 
@@ -162,9 +165,14 @@ class LivenessTracker:
                 return report(EngineStatus.STARTING, "no fresh heartbeat yet; inside the start-up grace")
             what = "no heartbeat at all" if newest is None else f"only a heartbeat of a gone or silent pid {newest.pid}"
             return report(EngineStatus.NOT_SEEN, f"{what} since the monitor started", info)
-        if newest.extra.get("stopping") is True:  # the newest beat of all: a restarted engine's beats are newer
+        stopping = newest.extra.get("stopping")  # the newest beat of all: a restarted engine's beats are newer
+        if stopping == "crash":
+            error = newest.extra.get("error") or newest.extra.get("stop_reason")
+            return report(EngineStatus.CRASHED, f"engine process {newest.pid} crashed ({error})", info)
+        if stopping in ("operator", "kill"):
             reason = newest.extra.get("stop_reason")
-            return report(EngineStatus.STOPPED, f"engine process {newest.pid} stopped on purpose ({reason})", info)
+            return report(EngineStatus.STOPPED, f"engine process {newest.pid} stopped on purpose: {stopping} "
+                                                f"({reason})", info)  # fmt: skip
         if info.state is ProcessState.GONE:
             return report(EngineStatus.GONE, f"engine process {newest.pid} is gone", info)
         if zmq_fresh:

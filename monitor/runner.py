@@ -357,7 +357,7 @@ class MonitorRunner:
 
     def _engine_gone(self) -> bool:
         report = self.report
-        return report is not None and report.status is EngineStatus.GONE
+        return report is not None and report.status in (EngineStatus.GONE, EngineStatus.CRASHED)
 
     def _prepare_keys(self) -> None:
         """Create the command keys if this is the first run (the engine does the same; both are race-safe)."""

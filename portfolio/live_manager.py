@@ -3,8 +3,6 @@
 ``LiveManager`` wraps (does not copy) a ``PortfolioManager``, so ledger, sizing, risk, pre-trade checks and the
 monthly cap are the very calls the backtester makes. On top it adds:
 
-- a guard on every handler: an exception is logged with its context and moves trading to HALTED (as an
-  ``InvariantViolation``) instead of escaping the event loop, so every failure ends in a known state;
 - ``on_timer(now_ns)``, called by the engine loop every few seconds: settles due T+N proceeds in the ledger,
   appends one row to the risk log and, if configured, rewrites the portfolio snapshot;
 - a fills-today counter that restarts at each New York calendar date (the risk monitor's daily limits);
@@ -26,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from pathlib import Path
@@ -170,7 +167,7 @@ def restore_books(snapshot: Mapping[str, Any], risk_config: RiskConfig) -> tuple
 
 
 class LiveManager:
-    """The engine's portfolio: a guarded ``PortfolioManager`` plus risk log, fills today, reduce-only, snapshot.
+    """The engine's portfolio: a ``PortfolioManager`` plus risk log, fills today, reduce-only, snapshot.
 
     ``monthly`` must be the counter given to ``portfolio`` (it is snapshotted); ``open_orders`` returns the
     executor's count of working orders (the broker-side truth); ``now_ns`` is the engine clock.
@@ -197,7 +194,6 @@ class LiveManager:
         self._reduce_only_on_monitor_stale = reduce_only_on_monitor_stale
         self._fills = DailyFillCounter(session_tz)
         self._reduce_only_reasons: dict[str, str] = {}  # source -> reason; reduce-only while non-empty
-        self.handler_failures: Counter[str] = Counter()
 
     # -- state ---------------------------------------------------------------------------------------------------
     @property
@@ -248,77 +244,50 @@ class LiveManager:
                 risk.state, risk.halt_reason = TradingState.HALTED, reason
 
     # -- event handlers (dispatcher thread) -------------------------------------------------------------------------
+    # They raise what the decision core raises; the dispatcher's error policy (``core.error_policy``) decides what
+    # follows (an InvariantViolation halts, anything unexpected is a crash), the same for every handler.
     def on_market(self, event: MarketEvent) -> None:
         """A completed session's daily bar, exactly as the backtester sees it (mark, settle, ADV, risk, optimizer)."""
-        try:
-            self.portfolio.on_market(event)
-        except Exception as exc:
-            self._failed("on_market", event, exc)
+        self.portfolio.on_market(event)
 
     def on_history(self, event: MarketEvent) -> None:
         """A past daily bar (the engine's warm-up): volume history only (``PortfolioManager.record_history``)."""
-        try:
-            self.portfolio.record_history(event)
-        except Exception as exc:
-            self._failed("on_history", event, exc)
+        self.portfolio.record_history(event)
 
     def on_mark(self, event: MarketEvent) -> None:
         """An intraday bar: marks and drawdown between session closes (``PortfolioManager.mark_intraday``)."""
-        try:
-            self.portfolio.mark_intraday(event)
-        except Exception as exc:
-            self._failed("on_mark", event, exc)
+        self.portfolio.mark_intraday(event)
 
     def on_signal(self, signal: SignalEvent) -> None:
-        try:
-            if (
-                self._reduce_only_reasons
-                and signal.direction is not SignalDirection.EXIT
-                and self.portfolio.ledger.position(signal.symbol) == 0
-            ):
-                self.portfolio.ignored_signals["reduce_only"] += 1
-                log.info(
-                    "event=signal_ignored reason=reduce_only strategy_id=%s symbol=%s direction=%s sources=%s",
-                    signal.strategy_id, signal.symbol, signal.direction.name, ",".join(self._reduce_only_reasons),
-                )  # fmt: skip
-                return
-            self.portfolio.on_signal(signal)
-        except Exception as exc:
-            self._failed("on_signal", signal, exc)
+        if (
+            self._reduce_only_reasons
+            and signal.direction is not SignalDirection.EXIT
+            and self.portfolio.ledger.position(signal.symbol) == 0
+        ):
+            self.portfolio.ignored_signals["reduce_only"] += 1
+            log.info(
+                "event=signal_ignored reason=reduce_only strategy_id=%s symbol=%s direction=%s sources=%s",
+                signal.strategy_id, signal.symbol, signal.direction.name, ",".join(self._reduce_only_reasons),
+            )  # fmt: skip
+            return
+        self.portfolio.on_signal(signal)
 
     def on_fill(self, fill: FillEvent) -> None:
-        try:
-            is_new = not self.portfolio.ledger.has_exec_id(fill.exec_id)
-            self.portfolio.on_fill(fill)
-            if is_new:
-                self._fills.add(fill.ts_event_ns)
-        except Exception as exc:
-            self._failed("on_fill", fill, exc)
+        is_new = not self.portfolio.ledger.has_exec_id(fill.exec_id)
+        self.portfolio.on_fill(fill)
+        if is_new:
+            self._fills.add(fill.ts_event_ns)
 
     def on_order_failed(self, event: OrderFailedEvent) -> None:
-        try:
-            self.portfolio.on_order_failed(event)
-        except Exception as exc:
-            self._failed("on_order_failed", event, exc)
+        self.portfolio.on_order_failed(event)
 
     def on_timer(self, now_ns: int) -> None:
         """Settle due proceeds, roll the fills-today day, append a risk-log row, rewrite the snapshot."""
-        try:
-            self.portfolio.ledger.settle(now_ns)
-            self._fills.roll(now_ns)
-            self._risk_log.write(self.risk_row(now_ns))
-            if self._snapshot_path is not None:
-                write_snapshot(self._snapshot_path, self.snapshot(now_ns))
-        except Exception as exc:
-            self._failed("on_timer", now_ns, exc)
-
-    def _failed(self, handler: str, event: object, exc: Exception) -> None:
-        self.handler_failures[handler] += 1
-        log.error(
-            "event=handler_failed handler=%s %s error_type=%s error=%s", handler, _describe(event),
-            type(exc).__name__, exc, exc_info=exc,
-        )  # fmt: skip
-        self.halt(f"InvariantViolation: {handler} raised {type(exc).__name__}: {exc}")
+        self.portfolio.ledger.settle(now_ns)
+        self._fills.roll(now_ns)
+        self._risk_log.write(self.risk_row(now_ns))
+        if self._snapshot_path is not None:
+            write_snapshot(self._snapshot_path, self.snapshot(now_ns))
 
     # -- reporting ---------------------------------------------------------------------------------------------------
     def _marks(self) -> tuple[float, float, float]:
@@ -430,13 +399,3 @@ def _field(value: object) -> str:
 
 def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
-
-
-def _describe(event: object) -> str:
-    """key=value context of the event a handler failed on."""
-    if isinstance(event, int):
-        return f"now_ns={event}"
-    fields = ("ts_event_ns", "symbol", "strategy_id", "client_order_id", "exec_id", "side", "quantity", "price")
-    parts = [f"event_type={type(event).__name__}"]
-    parts += [f"{name}={getattr(event, name)}" for name in fields if hasattr(event, name)]
-    return " ".join(parts)

@@ -101,6 +101,7 @@ class PortfolioManager:
         settles_at_ns: Callable[[int], int],
         adv_lookback_days: int,
         accept_signals_from_ns: int | None = None,
+        flatten_via: Callable[[str], None] | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
@@ -118,6 +119,9 @@ class PortfolioManager:
         self._settles_at_ns = settles_at_ns
         self._accept_signals_from_ns = accept_signals_from_ns  # earlier bars only warm up indicators (None: all)
         self.router: OrderRouter | None = None
+        # how a halt flattens: the backtester closes its ledger's positions (``flatten``); the live engine passes a
+        # flattener that first asks the broker what it holds (``live.broker_flatten``)
+        self._flatten_via = flatten_via or self.flatten
         self._working: dict[str, dict[str, WorkingOrder]] = {}
         self._reserved_cash = 0.0
         self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
@@ -263,18 +267,28 @@ class PortfolioManager:
             self.router.cancel_all(f"halted: {reason}")
         if self.config.risk.flatten_on_halt and not self._flattened:
             self._flattened = True
-            self.flatten(reason)
+            self._flatten_via(reason)
 
-    def flatten(self, reason: str) -> None:
+    def flatten(self, reason: str, positions: Mapping[str, float] | None = None) -> None:
         """Close every position with reduce-only market orders (bypasses the risk gate: exposure only shrinks).
+
+        ``positions`` (symbol -> signed shares) is what to close: the broker's, as the live engine just learned
+        them; the ledger's when None (the backtester, whose venue is its ledger). Symbols outside the universe are
+        left alone (logged): no order can be priced or booked for them.
 
         Idempotent: shares already covered by a working flatten order are not sent again. A halt, a kill flag and
         the monitor's FLATTEN can all ask within milliseconds, before the first flatten's fills reach the ledger;
         sending the full position each time would turn a long into a short.
         """
         now = self._now_ns()
-        for symbol, quantity in self.ledger.open_positions().items():
+        held = self.ledger.open_positions() if positions is None else positions
+        for symbol, signed in held.items():
+            quantity = int(signed)
             if quantity == 0:
+                continue
+            if symbol not in self._index:
+                log.warning("event=flatten_symbol_unknown symbol=%s position=%s (not in the universe: left alone)",
+                            symbol, signed)  # fmt: skip
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
             covered = sum(w.quantity for w in self._working.get(symbol, {}).values() if w.flatten and w.side is side)
@@ -295,6 +309,34 @@ class PortfolioManager:
                 reason=f"flatten: {reason}",
             )
             self._send(order)
+
+    def adopt_working(self, order: OrderEvent, filled_quantity: int) -> None:
+        """Count an order that is already working (recovered after a restart) as if this object had sent it.
+
+        Why: the one-working-order-per-symbol rule, the cash reserved by working buys and flatten's "already
+        covered" sum must include orders working at the broker since before the restart, or a restart next to a
+        working flatten sells the position twice.
+        """
+        remaining = order.quantity - filled_quantity
+        if remaining <= 0 or order.client_order_id in self._working.get(order.symbol, {}):
+            return
+        reserved = 0.0
+        if order.side is Side.BUY and not order.reduce_only:
+            reserved = remaining * order.reference_price * (1.0 + CASH_BUFFER)
+            self._reserved_cash += reserved
+        self._working.setdefault(order.symbol, {})[order.client_order_id] = WorkingOrder(
+            order.side, remaining, reserved, order.strategy_id == FLATTEN_STRATEGY_ID
+        )
+        log.info("event=working_order_adopted client_order_id=%s symbol=%s side=%s remaining=%d reserved_cash=%.2f",
+                 order.client_order_id, order.symbol, order.side, remaining, reserved)  # fmt: skip
+
+    @property
+    def reserved_cash(self) -> float:
+        """Cash held back for working buys (a cash account's entries are sized on what is left)."""
+        return self._reserved_cash
+
+    def working_symbols(self) -> set[str]:
+        return {symbol for symbol, orders in self._working.items() if orders}
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _order_for(self, signal: SignalEvent, position: int) -> OrderEvent | None:

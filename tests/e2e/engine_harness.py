@@ -105,10 +105,11 @@ class EngineDir:
         path = self.root / "engine.out"
         return path.read_text() if path.exists() else ""
 
-    def start(self) -> subprocess.Popen:
+    def start(self, script: Path | None = None) -> subprocess.Popen:
+        """``python main.py`` (or ``script``, a test wrapper with main.py's command line) in this folder."""
         with (self.root / "engine.out").open("w") as out:
             self.proc = subprocess.Popen(
-                [PYTHON, str(REPO / "main.py"), "--config", "config.yaml"],
+                [PYTHON, str(script or REPO / "main.py"), "--config", "config.yaml"],
                 cwd=self.root,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -123,12 +123,45 @@ def test_an_engine_whose_last_beat_said_stopping_is_stopped_not_gone() -> None:
     live = tracker()
     live.observe_zmq(beat(T0 + S))
     assert live.assess(T0 + 2 * S, RUNNING).status is EngineStatus.ALIVE
-    extra = MappingProxyType({"stopping": True, "stop_reason": "SIGTERM"})
-    last = Heartbeat(seq=2, ts_ns=T0 + 2 * S, pid=4242, trading_state=TradingState.ACTIVE, equity=1.0,
-                     drawdown_pct=0.0, extra=extra)  # fmt: skip
-    live.observe_csv(last)
+    live.observe_csv(last_beat("operator", stop_reason="SIGTERM"))
     report = live.assess(T0 + 3 * S, GONE)
     assert report.status is EngineStatus.STOPPED and "SIGTERM" in report.detail
     live.observe_zmq(beat(T0 + 4 * S, pid=77, seq=1))  # a restarted engine is watched again
     assert live.assess(T0 + 4 * S, RUNNING).status is EngineStatus.ALIVE
     assert live.assess(T0 + 5 * S, GONE).status is EngineStatus.GONE
+
+
+def last_beat(stopping: object, **fields: str) -> Heartbeat:
+    extra = MappingProxyType({"stopping": stopping, **fields})
+    return Heartbeat(seq=2, ts_ns=T0 + 2 * S, pid=4242, trading_state=TradingState.ACTIVE, equity=1.0,
+                     drawdown_pct=0.0, extra=extra)  # fmt: skip
+
+
+@pytest.mark.parametrize("process", [RUNNING, GONE])
+def test_an_engine_whose_last_beat_said_crash_is_crashed_while_exiting_and_after(process: ProcessInfo) -> None:
+    """A crash is told by the beat, not guessed: while the process still closes its files, and after it is gone."""
+    live = tracker()
+    live.observe_zmq(beat(T0 + S))
+    assert live.assess(T0 + 2 * S, RUNNING).status is EngineStatus.ALIVE
+    live.observe_csv(last_beat("crash", error="RuntimeError: injected"))
+    report = live.assess(T0 + 3 * S, process)
+    assert report.status is EngineStatus.CRASHED and "RuntimeError: injected" in report.detail
+
+
+@pytest.mark.parametrize("stopping", ["kill", "operator"])
+def test_a_stop_somebody_ordered_is_stopped(stopping: str) -> None:
+    live = tracker()
+    live.observe_zmq(beat(T0 + S))
+    assert live.assess(T0 + 2 * S, RUNNING).status is EngineStatus.ALIVE
+    live.observe_csv(last_beat(stopping, stop_reason="why"))
+    assert live.assess(T0 + 3 * S, GONE).status is EngineStatus.STOPPED
+
+
+@pytest.mark.parametrize("stopping", [True, "", "maybe", None])
+def test_a_last_beat_without_a_known_stop_kind_is_not_a_clean_stop(stopping: object) -> None:
+    """Only the engine's own words ``operator`` or ``kill`` make an exit clean; anything else that vanished is gone."""
+    live = tracker()
+    live.observe_zmq(beat(T0 + S))
+    assert live.assess(T0 + 2 * S, RUNNING).status is EngineStatus.ALIVE
+    live.observe_csv(last_beat(stopping))
+    assert live.assess(T0 + 3 * S, GONE).status is EngineStatus.GONE

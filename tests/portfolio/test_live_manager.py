@@ -12,12 +12,13 @@ import pytest
 
 from core.clock import NS_PER_SECOND, SimClock
 from core.config_models import PortfolioConfig, PreTradeConfig, StrategiesConfig
-from core.errors import StateCorruptError
+from core.errors import InvariantViolation, StateCorruptError
 from core.events import (
     MarketEvent,
     OrderEvent,
     OrderFailedEvent,
     OrderStatus,
+    OrderType,
     Side,
     SignalDirection,
     SignalEvent,
@@ -212,38 +213,28 @@ def test_calendar_settlement_is_t_plus_one_session_open() -> None:
     assert settles_at(saturday) == _ns("2024-03-12T13:30:00")
 
 
-def test_ledger_invariant_violation_in_a_handler_halts_instead_of_escaping(books: Books) -> None:
+def test_handlers_raise_typed_errors_and_leave_the_policy_to_the_dispatcher(books: Books) -> None:
+    """No local guard: what follows an error is decided once, by ``core.error_policy`` at the dispatcher."""
     live = books.live
-    live.on_fill(make_fill("AAA", Side.SELL, 100, 10.0, ts_event_ns=TUE_1500_NY))  # a short in a cash account
-    assert live.state is TradingState.HALTED
-    assert books.portfolio.risk.halt_reason.startswith("InvariantViolation: on_fill raised InvariantViolation")
-    assert live.handler_failures["on_fill"] == 1
-    assert live.heartbeat_fields()["state"] == "HALTED"
+    with pytest.raises(InvariantViolation):
+        live.on_fill(make_fill("AAA", Side.SELL, 100, 10.0, ts_event_ns=TUE_1500_NY))  # a short in a cash account
+    with pytest.raises(ValueError):
+        live.on_market(market(TUE_1500_NY, closes=(10.0, 20.0, 30.0)))  # wrong shape
 
 
-def test_unexpected_exception_in_a_handler_halts(books: Books) -> None:
-    books.live.on_market(market(TUE_1500_NY, closes=(10.0, 20.0, 30.0)))  # wrong shape: ValueError in the ledger
-    assert books.live.state is TradingState.HALTED
-    books.live.on_signal(signal("AAA", SignalDirection.LONG))
-    assert books.sent == []  # HALTED is one-way: no new order
-
-
-def test_failing_order_path_and_failing_flatten_still_end_halted(tmp_path: Path) -> None:
+def test_halt_is_one_way_and_never_raises_even_when_cancel_and_flatten_fail(tmp_path: Path) -> None:
     def broken_put(event: object) -> None:
         raise RuntimeError("event queue full")
 
     books = Books(tmp_path, put=broken_put)
     books.live.on_market(market(TUE_1500_NY))
+    books.portfolio.ledger.apply_fill(make_fill("AAA", Side.BUY, 10, 10.0, ts_event_ns=TUE_1500_NY), TUE_1500_NY)
+    books.live.halt("first halt")  # flatten_on_halt: the flatten order cannot be put
+    assert books.live.state is TradingState.HALTED
+    books.live.halt("second halt")
+    assert books.portfolio.risk.halt_reason == "first halt"
     books.live.on_signal(signal("AAA", SignalDirection.LONG))
-    assert books.live.state is TradingState.HALTED
-    books.live.halt("second halt")  # one-way and idempotent
-    assert books.portfolio.risk.halt_reason.startswith("InvariantViolation: on_signal raised RuntimeError")
-
-
-def test_risk_log_failure_on_the_timer_halts(books: Books, tmp_path: Path) -> None:
-    books.live.close()  # the risk log file is closed: writing raises ValueError
-    books.live.on_timer(TUE_1500_NY)
-    assert books.live.state is TradingState.HALTED
+    assert books.sent == []
 
 
 def test_reduce_only_blocks_new_exposure_but_lets_exits_through(books: Books) -> None:
@@ -366,3 +357,37 @@ def test_flatten_asked_again_before_its_fills_arrive_sends_nothing_more(books: B
     pm.flatten("again")
     orders = [o for o in books.sent if isinstance(o, OrderEvent)]
     assert len(orders) == 2 and orders[1].quantity == 100
+
+
+def _order(symbol: str, side: Side, quantity: int, strategy_id: str, *, reduce_only: bool = False) -> OrderEvent:
+    return OrderEvent(
+        ts_event_ns=TUE_1500_NY, ts_init_ns=TUE_1500_NY, client_order_id=f"{strategy_id}.{symbol}.{side.name}",
+        strategy_id=strategy_id, symbol=symbol, side=side, quantity=quantity, order_type=OrderType.MOC,
+        reference_price=10.0 if symbol == "AAA" else 20.0, reduce_only=reduce_only,
+    )  # fmt: skip
+
+
+def test_orders_adopted_after_a_restart_count_for_one_per_symbol_reserved_cash_and_flatten(books: Books) -> None:
+    """After a restart the executor recovers a working BUY of AAA and a working flatten SELL of BBB; the decision
+    core must see both, exactly as if it had sent them itself."""
+    pm = books.portfolio
+    books.live.on_market(market(TUE_1500_NY))
+    books.live.on_fill(make_fill("BBB", Side.BUY, 10, 20.0, ts_event_ns=TUE_1500_NY))
+    pm.adopt_working(_order("AAA", Side.BUY, 100, "momentum"), filled_quantity=0)
+    pm.adopt_working(_order("BBB", Side.SELL, 10, "flatten", reduce_only=True), filled_quantity=4)
+    assert pm.reserved_cash == pytest.approx(100 * 10.0 * 1.02)  # the working buy's cash stays reserved
+    books.live.on_signal(signal("AAA", SignalDirection.LONG))
+    assert books.sent == [] and pm.ignored_signals["order_working"] == 1  # one working order per symbol
+    pm.flatten("operator", positions={"BBB": 10})  # the broker still holds 10: 6 are covered by the working order
+    assert [(o.symbol, o.side, o.quantity) for o in books.sent] == [("BBB", Side.SELL, 4)]
+    pm.adopt_working(_order("AAA", Side.BUY, 100, "momentum"), filled_quantity=0)  # adopted once only
+    assert pm.reserved_cash == pytest.approx(100 * 10.0 * 1.02)
+
+
+def test_flatten_closes_the_positions_it_is_given_not_the_ledgers(books: Books) -> None:
+    books.live.on_market(market(TUE_1500_NY))
+    books.live.on_fill(make_fill("BBB", Side.BUY, 10, 20.0, ts_event_ns=TUE_1500_NY))
+    books.portfolio.flatten("kill", positions={})  # the broker is flat (the monitor flattened): nothing to send
+    assert books.sent == []
+    books.portfolio.flatten("kill", positions={"BBB": 3, "ZZZ": 5})  # ZZZ is outside the universe: left alone
+    assert [(o.symbol, o.side, o.quantity, o.reduce_only) for o in books.sent] == [("BBB", Side.SELL, 3, True)]
