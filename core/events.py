@@ -48,6 +48,7 @@ class OrderStatus(StrEnum):
 
 
 class TradingState(StrEnum):
+    STARTING = "STARTING"  # live only: not yet reconciled with the broker; no orders at all
     ACTIVE = "ACTIVE"
     REDUCING = "REDUCING"  # only orders that shrink exposure
     HALTED = "HALTED"  # no new orders; one-way for the life of the process

@@ -101,6 +101,7 @@ from portfolio.pre_trade import PreTradeGate
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.snapshot import read_snapshot
+from portfolio.trading_state import Reason, TradingStateMachine
 from strategy.registry import build_strategy
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,7 @@ class Engine:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.clock = WallClock()
+        self.trading = TradingStateMachine(starting=True)  # the one owner of the trading state: STARTING until synced
         self.queue = EventQueue(on_error=self._on_handler_error)
         self._stop_requested: str | None = None
         self._stop_kind = "operator"  # the last heartbeat's ``stopping``: operator | kill | crash
@@ -197,14 +199,14 @@ class Engine:
             log.info("event=strategy_loaded name=%s params_source=%s params=%s", name, source,
                      getattr(strategies_cfg, name).params.model_dump())  # fmt: skip
         if snapshot is not None:
-            ledger, risk = restore_books(snapshot, pcfg.risk)
+            ledger, risk = restore_books(snapshot, pcfg.risk, self.trading)
             if tuple(ledger.symbols) != self.symbols:
                 raise StateCorruptError(f"{self.snapshot_path}: snapshot symbols {list(ledger.symbols)} differ from "
                                         f"config symbols {list(self.symbols)}; reconcile by hand")  # fmt: skip
         else:
             ledger = Ledger(pcfg.initial_capital, self.symbols, account_type=pcfg.account_type,
                             allow_short=pcfg.allow_short)  # fmt: skip
-            risk = RiskManager(pcfg.risk)
+            risk = RiskManager(pcfg.risk, trading=self.trading)
         monthly = MonthlyTradeCounter(pcfg.max_trades_per_month)
         self.portfolio = PortfolioManager(
             config=pcfg, strategies=strategies_cfg, symbols=self.symbols, ledger=ledger, risk=risk,
@@ -342,13 +344,7 @@ class Engine:
         return self.positions.reconciled
 
     def _on_signal(self, signal_event: SignalEvent) -> None:
-        if not self.reconciled or self.kill_level is not KillLevel.NONE or not self._accept_orders:
-            log.debug("event=signal_dropped reason=not_trading symbol=%s", signal_event.symbol)
-            return
-        if not self.monitor.trading_allowed:
-            log.info("event=signal_dropped reason=monitor_heartbeat_never_fresh policy=refuse_start strategy_id=%s "
-                     "symbol=%s", signal_event.strategy_id, signal_event.symbol)  # fmt: skip
-            return
+        """Every gate (STARTING, REDUCING and its reasons, HALTED) is the trading-state machine's one check."""
         self.live.on_signal(signal_event)
 
     def _on_order(self, order: OrderEvent) -> None:
@@ -362,9 +358,7 @@ class Engine:
 
     def _halt_no_orders(self, reason: str) -> None:
         """HALTED without cancel or flatten: our books are not trusted, so we send nothing at all."""
-        risk = self.portfolio.risk
-        if risk.state is not TradingState.HALTED:
-            risk.halt(reason, self.clock.now_ns())
+        self.trading.halt(reason, self.clock.now_ns())
         self._accept_orders = False
 
     # -------------------------------------------------------------------------------------------- controls
@@ -373,7 +367,8 @@ class Engine:
         fields = self.live.heartbeat_fields()
         return {
             **fields,
-            "halt_reason": self.portfolio.risk.halt_reason,
+            "halt_reason": self.trading.halt_cause,
+            "reasons": {str(reason): detail for reason, detail in self.trading.reasons.items()},
             "kill": self.kill_level.name,
             "connected": self.connected,
             "reconciled": self.reconciled,
@@ -398,12 +393,13 @@ class Engine:
 
     def flatten(self, reason: str) -> None:
         """Cancel all and close what the broker holds (asked first: ``live.broker_flatten``); reduce-only after."""
-        self.live.set_reduce_only(True, reason, source="flatten")
+        self.live.set_reduce_only(True, reason, source=Reason.OPERATOR)
         self.executor.cancel_all(reason)
         self.broker_flatten.request(reason)
 
     def _on_reconciled(self) -> None:
-        """The start-up positions check passed: a kill seen earlier now cancels and flattens; flattens go out."""
+        """The start-up positions check passed: STARTING ends; a kill seen earlier cancels and flattens now."""
+        self.trading.reconciled(self.clock.now_ns())
         if self._kill_actions_pending:
             self._kill_actions_pending = False
             self._kill_actions(self.kill_level, f"{self.kill_level.name} flag present at start-up")
@@ -467,9 +463,7 @@ class Engine:
         self._next_reflatten_ns = self.clock.now_ns() + NS_PER_SECOND  # let the first flatten's orders go out
         if not (self.connected and self.reconciled):
             # nothing is journaled or sent before connect and reconcile: HALTED now, cancel and flatten then
-            risk = self.portfolio.risk
-            if risk.state is not TradingState.HALTED:
-                risk.halt(reason, self.clock.now_ns())
+            self.trading.halt(reason, self.clock.now_ns())
             self._kill_actions_pending = True
             log.warning("event=kill_actions_deferred level=%s reason=not_reconciled (cancel and flatten once the "
                         "broker's positions are known)", level.name)  # fmt: skip
@@ -530,6 +524,9 @@ class Engine:
         assert beat is not None
         if changed or self.monitor.policy == "reducing":  # idempotent; keeps LiveManager in step with the file
             self.live.on_monitor_status(stale=beat.stale, heartbeat_age_s=beat.age_s)
+        if self.monitor.policy == "refuse_start":  # no new exposure until the monitor has been seen once
+            never_seen = f"no fresh risk monitor heartbeat yet ({beat.reason})"
+            self.live.set_reduce_only(not self.monitor.trading_allowed, never_seen, source=Reason.MONITOR_NEVER_SEEN)
         if changed and self.monitor.trading_allowed and self.monitor.policy == "refuse_start":
             log.warning("event=trading_unblocked reason=monitor_heartbeat_fresh policy=refuse_start age_s=%.3f pid=%s",
                         beat.age_s or 0.0, beat.pid)  # fmt: skip

@@ -6,8 +6,9 @@ monthly cap are the very calls the backtester makes. On top it adds:
 - ``on_timer(now_ns)``, called by the engine loop every few seconds: settles due T+N proceeds in the ledger,
   appends one row to the risk log and, if configured, rewrites the portfolio snapshot;
 - a fills-today counter that restarts at each New York calendar date (the risk monitor's daily limits);
-- ``reduce_only``: no new exposure while set (by the operator, or when the risk monitor's heartbeat is stale
-  and ``reduce_only_on_monitor_stale`` is on); the effective state then reads REDUCING;
+- ``set_reduce_only``: the live-only REDUCING reasons (an operator's FLATTEN, the risk monitor's heartbeat stale
+  when ``reduce_only_on_monitor_stale`` is on), held by the one trading-state machine
+  (``portfolio.trading_state``) next to the risk manager's drawdown reason;
 - ``heartbeat_fields()`` for the heartbeat publisher and ``snapshot()``/``restore()`` for restarts.
 
 Risk log format (``logs/risk_log.csv``; the contract with ``risk_monitor.py``, change both together): UTF-8 CSV,
@@ -53,6 +54,7 @@ from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.portfolio_manager import PortfolioManager
 from portfolio.risk_manager import RiskManager
 from portfolio.snapshot import canonical_json, write_snapshot
+from portfolio.trading_state import Reason, TradingStateMachine
 from utils.append_csv import AppendOnlyCsv
 
 log = logging.getLogger(__name__)
@@ -155,14 +157,16 @@ def calendar_settlement(calendar: SessionCalendar, settlement_days: int) -> Call
     return settles_at_ns
 
 
-def restore_books(snapshot: Mapping[str, Any], risk_config: RiskConfig) -> tuple[Ledger, RiskManager]:
+def restore_books(
+    snapshot: Mapping[str, Any], risk_config: RiskConfig, trading: TradingStateMachine | None = None
+) -> tuple[Ledger, RiskManager]:
     """The ledger and risk manager a restarted engine builds its ``PortfolioManager`` from.
 
     They must exist before the PortfolioManager (it binds to its ledger at construction); ``LiveManager.restore``
     then applies the rest of the snapshot and checks the ledger really came from it.
     """
     return Ledger.from_snapshot(dict(snapshot["ledger"])), RiskManager(
-        risk_config, initial_peak_equity=snapshot["peak_equity"]
+        risk_config, initial_peak_equity=snapshot["peak_equity"], trading=trading
     )
 
 
@@ -193,33 +197,27 @@ class LiveManager:
         self._snapshot_path = None if snapshot_path is None else Path(snapshot_path)
         self._reduce_only_on_monitor_stale = reduce_only_on_monitor_stale
         self._fills = DailyFillCounter(session_tz)
-        self._reduce_only_reasons: dict[str, str] = {}  # source -> reason; reduce-only while non-empty
+        self.trading: TradingStateMachine = portfolio.risk.trading  # the one owner of the trading state
 
     # -- state ---------------------------------------------------------------------------------------------------
     @property
     def state(self) -> TradingState:
-        """The risk manager's state, shown as REDUCING while ``reduce_only`` holds (HALTED always wins)."""
-        state = self.portfolio.risk.state
-        if state is TradingState.ACTIVE and self._reduce_only_reasons:
-            return TradingState.REDUCING
-        return state
+        return self.trading.state
 
     @property
     def reduce_only(self) -> bool:
-        return bool(self._reduce_only_reasons)
+        """Only exposure-reducing orders: REDUCING for any reason (or worse)."""
+        return self.trading.state is not TradingState.ACTIVE
 
     def fills_today(self, now_ns: int) -> int:
         return self._fills.count(now_ns)
 
-    def set_reduce_only(self, enabled: bool, reason: str, *, source: str = "operator") -> None:
-        """Allow only exposure-reducing signals while any source holds reduce-only; each source clears its own."""
-        was = self.reduce_only
+    def set_reduce_only(self, enabled: bool, detail: str, *, source: Reason = Reason.OPERATOR) -> None:
+        """Hold or clear one REDUCING reason; each reason is cleared by its own owner only."""
         if enabled:
-            self._reduce_only_reasons[source] = reason
+            self.trading.reduce(source, detail, self._now_ns())
         else:
-            self._reduce_only_reasons.pop(source, None)
-        if was != self.reduce_only:
-            log.warning('event=reduce_only_changed enabled=%s source=%s reason="%s"', self.reduce_only, source, reason)
+            self.trading.clear(source, self._now_ns(), detail)
 
     def on_monitor_status(self, *, stale: bool, heartbeat_age_s: float | None = None) -> None:
         """Called by the heartbeat reader: a silent risk monitor means no independent kill switch, so by config
@@ -227,21 +225,18 @@ class LiveManager:
         if not self._reduce_only_on_monitor_stale:
             return
         reason = f"risk monitor heartbeat stale (age_s={heartbeat_age_s})" if stale else "risk monitor heartbeat ok"
-        self.set_reduce_only(stale, reason, source="monitor_stale")
+        self.set_reduce_only(stale, reason, source=Reason.MONITOR_STALE)
 
     def halt(self, reason: str) -> None:
-        """Move to HALTED for the life of the process (cancel and, by policy, flatten); never raises."""
-        risk = self.portfolio.risk
+        """Move to HALTED for the life of the process (cancel and, by policy, flatten); never raises.
+
+        The state moves first (the machine cannot fail), so even a cancel or flatten that raises leaves HALTED.
+        """
+        self.trading.halt(reason, self._now_ns())
         try:
             self.portfolio.on_halt(reason)
         except Exception:
-            log.exception('event=halt_path_failed reason="%s" (cancel/flatten raised; state forced to HALTED)', reason)
-        if risk.state is not TradingState.HALTED:
-            try:
-                risk.halt(reason, self._now_ns())
-            except Exception:
-                log.exception('event=halt_forced reason="%s"', reason)
-                risk.state, risk.halt_reason = TradingState.HALTED, reason
+            log.exception('event=halt_path_failed reason="%s" (cancel/flatten raised; the state is HALTED)', reason)
 
     # -- event handlers (dispatcher thread) -------------------------------------------------------------------------
     # They raise what the decision core raises; the dispatcher's error policy (``core.error_policy``) decides what
@@ -260,14 +255,14 @@ class LiveManager:
 
     def on_signal(self, signal: SignalEvent) -> None:
         if (
-            self._reduce_only_reasons
+            self.trading.state is TradingState.REDUCING
             and signal.direction is not SignalDirection.EXIT
             and self.portfolio.ledger.position(signal.symbol) == 0
         ):
             self.portfolio.ignored_signals["reduce_only"] += 1
             log.info(
                 "event=signal_ignored reason=reduce_only strategy_id=%s symbol=%s direction=%s sources=%s",
-                signal.strategy_id, signal.symbol, signal.direction.name, ",".join(self._reduce_only_reasons),
+                signal.strategy_id, signal.symbol, signal.direction.name, ",".join(self.trading.reasons),
             )  # fmt: skip
             return
         self.portfolio.on_signal(signal)
@@ -332,7 +327,7 @@ class LiveManager:
             "ledger": self.portfolio.ledger.snapshot(),
             "peak_equity": risk.peak_equity,
             "high_water_mark": risk.high_water_mark,
-            "trading_state": risk.state.value,
+            "trading_state": risk.persisted_state().value,
             "halt_reason": risk.halt_reason,
             "monthly_trades": self._monthly.count(ts_ns),
             "fills_today": self._fills.to_json(),
@@ -360,7 +355,7 @@ class LiveManager:
         elif state is TradingState.HALTED:
             risk.halt(f"restored HALTED from snapshot: {snapshot['halt_reason']}", self._now_ns())
         elif state is TradingState.REDUCING:
-            risk.state = TradingState.REDUCING  # the risk manager's own rules decide when it may leave it
+            risk.restore_drawdown_reducing(self._now_ns())  # the drawdown rules decide when it may leave it
         for _ in range(int(snapshot["monthly_trades"]) - self._monthly.count(ts_ns)):
             self._monthly.record(_RESTORED_ORDER, ts_ns)
         self._fills.load_json(snapshot["fills_today"])

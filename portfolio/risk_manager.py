@@ -1,4 +1,7 @@
-"""The trading state (ACTIVE → REDUCING → HALTED) driven by drawdown, and the exposure limits on each order.
+"""The drawdown rules that move the trading state, and the exposure limits on each order.
+
+The state itself lives in ``portfolio.trading_state.TradingStateMachine`` (one owner, one table); this module is
+the owner of its ``drawdown`` reason and asks the machine to HALT on the hard limit.
 
 Plain Python over numbers the caller passes in (equity, exposure, positions), so the backtester and the live
 engine share it. Drawdown is measured from the peak equity seen by ``update``, in percent:
@@ -6,8 +9,9 @@ engine share it. Drawdown is measured from the peak equity seen by ``update``, i
 
 State rules (``RiskConfig``):
 
-- ACTIVE → REDUCING when drawdown ≥ ``reducing_drawdown_pct``.
-- REDUCING → ACTIVE only once drawdown is back below ``drawdown_throttle_start_pct`` (or equity is at a new
+- the ``drawdown`` reason is set (ACTIVE → REDUCING) when drawdown ≥ ``reducing_drawdown_pct``.
+- it is cleared (REDUCING → ACTIVE unless another reason is held) only once drawdown is back below
+  ``drawdown_throttle_start_pct`` (or equity is at a new
   peak, which matters when that threshold is 0): the gap between the two thresholds is hysteresis, so the
   state does not flap around one level.
 - REDUCING → ACTIVE also when ``rearm_after_flat_sessions`` is set and the book has been flat for that many
@@ -29,29 +33,46 @@ from collections.abc import Mapping
 from core.config_models import RiskConfig
 from core.events import OrderEvent, TradingState
 from portfolio.pre_trade import Rejection, describe, reduces_position, usable_price
+from portfolio.trading_state import Reason, TradingStateMachine, Transition
 
 log = logging.getLogger(__name__)
 
-Transition = tuple[int, TradingState, TradingState, str]
-
 
 class RiskManager:
-    """Owns the trading state; one instance per engine (or backtest), driven from the dispatcher thread.
+    """The drawdown rules and exposure limits; one instance per engine (or backtest), dispatcher thread only.
 
+    ``trading`` is the trading-state machine it moves (a fresh ACTIVE one when None: the backtester's case).
     ``initial_peak_equity`` restores the peak after a restart (from the portfolio snapshot), so a restart in a
     drawdown does not forget it.
     """
 
-    def __init__(self, cfg: RiskConfig, *, initial_peak_equity: float | None = None) -> None:
+    def __init__(
+        self, cfg: RiskConfig, *, initial_peak_equity: float | None = None, trading: TradingStateMachine | None = None
+    ) -> None:
         self._cfg = cfg
-        self.state = TradingState.ACTIVE
+        self.trading = trading if trading is not None else TradingStateMachine()
         self.peak_equity: float | None = initial_peak_equity if usable_price(initial_peak_equity) else None
         self.high_water_mark: float | None = self.peak_equity
         self.drawdown_pct = 0.0
         self.hard_drawdown_pct = 0.0
         self._flat_updates = 0
-        self.halt_reason: str | None = None
-        self.transitions: list[Transition] = []
+
+    @property
+    def state(self) -> TradingState:
+        return self.trading.state
+
+    @property
+    def halt_reason(self) -> str | None:
+        return self.trading.halt_cause
+
+    @property
+    def transitions(self) -> list[Transition]:
+        return self.trading.transitions
+
+    @property
+    def drawdown_reducing(self) -> bool:
+        """The drawdown reason is held (REDUCING because of drawdown, whatever other reasons say)."""
+        return self.trading.holds(Reason.DRAWDOWN)
 
     def update(self, equity: float, now_ns: int, *, flat: bool | None = False) -> TradingState:
         """Mark equity (account currency) at ``now_ns``; move the state if a threshold is crossed.
@@ -69,13 +90,14 @@ class RiskManager:
         self.drawdown_pct = (self.peak_equity - equity) / self.peak_equity * 100.0
         self.hard_drawdown_pct = (self.high_water_mark - equity) / self.high_water_mark * 100.0
         cfg = self._cfg
-        if self.state is TradingState.HALTED:
-            return self.state
+        trading = self.trading
+        if trading.state is TradingState.HALTED:
+            return trading.state
+        reducing = trading.holds(Reason.DRAWDOWN)
         if flat is not None:
-            self._flat_updates = self._flat_updates + 1 if (flat and self.state is TradingState.REDUCING) else 0
+            self._flat_updates = self._flat_updates + 1 if (flat and reducing) else 0
         if self.hard_drawdown_pct >= cfg.halt_drawdown_pct:
-            self._move(
-                TradingState.HALTED,
+            trading.halt(
                 f"drawdown {self.hard_drawdown_pct:.2f}% from the high-water mark of ${self.high_water_mark:,.2f} "
                 f"(equity ${equity:,.2f}) reached risk.halt_drawdown_pct of {cfg.halt_drawdown_pct:g}%",
                 now_ns,
@@ -84,29 +106,27 @@ class RiskManager:
             self._flat_updates = 0
             self.peak_equity = equity
             self.drawdown_pct = 0.0
-            self._move(
-                TradingState.ACTIVE,
+            trading.clear(
+                Reason.DRAWDOWN,
+                now_ns,
                 f"book flat for {cfg.rearm_after_flat_sessions} sessions in REDUCING "
                 f"(risk.rearm_after_flat_sessions); throttle peak re-based to ${equity:,.2f}, HALT still measured "
                 f"from the high-water mark ${self.high_water_mark:,.2f}",
-                now_ns,
             )
-        elif self.state is TradingState.ACTIVE and self.drawdown_pct >= cfg.reducing_drawdown_pct:
-            self._move(
-                TradingState.REDUCING,
+        elif not reducing and self.drawdown_pct >= cfg.reducing_drawdown_pct:
+            trading.reduce(
+                Reason.DRAWDOWN,
                 f"{self._where(equity)} reached risk.reducing_drawdown_pct of {cfg.reducing_drawdown_pct:g}%",
                 now_ns,
             )
-        elif self.state is TradingState.REDUCING and (
-            self.drawdown_pct < cfg.drawdown_throttle_start_pct or self.drawdown_pct == 0.0
-        ):
-            self._move(
-                TradingState.ACTIVE,
+        elif reducing and (self.drawdown_pct < cfg.drawdown_throttle_start_pct or self.drawdown_pct == 0.0):
+            trading.clear(
+                Reason.DRAWDOWN,
+                now_ns,
                 f"{self._where(equity)} recovered below risk.drawdown_throttle_start_pct of "
                 f"{cfg.drawdown_throttle_start_pct:g}%",
-                now_ns,
             )
-        return self.state
+        return trading.state
 
     def _where(self, equity: float) -> str:
         """Built only on a transition: formatting it every bar was a measurable share of a backtest."""
@@ -114,27 +134,17 @@ class RiskManager:
 
     def halt(self, reason: str, now_ns: int) -> None:
         """Stop trading for the life of the process (kill switch, invariant violation). The first reason stays."""
-        if self.state is TradingState.HALTED:
-            log.info('event=halt_ignored state=HALTED reason="%s" halt_reason="%s"', reason, self.halt_reason)
-            return
-        self._move(TradingState.HALTED, reason, now_ns)
+        self.trading.halt(reason, now_ns)
 
-    def _move(self, to: TradingState, reason: str, now_ns: int) -> None:
-        previous = self.state
-        self.state = to
-        if to is TradingState.HALTED:
-            self.halt_reason = reason
-        self.transitions.append((now_ns, previous, to, reason))
-        level = logging.INFO if to is TradingState.ACTIVE else logging.WARNING
-        log.log(
-            level,
-            'event=trading_state_changed from=%s to=%s drawdown_pct=%.4f ts_ns=%d reason="%s"',
-            previous,
-            to,
-            self.drawdown_pct,
-            now_ns,
-            reason,
-        )
+    def restore_drawdown_reducing(self, now_ns: int) -> None:
+        """A restart in REDUCING (from the snapshot): the drawdown rules decide when it may leave it."""
+        self.trading.reduce(Reason.DRAWDOWN, "restored REDUCING from the snapshot", now_ns)
+
+    def persisted_state(self) -> TradingState:
+        """What a snapshot stores: HALTED, REDUCING for drawdown, else ACTIVE (live-only reasons are runtime)."""
+        if self.trading.state is TradingState.HALTED:
+            return TradingState.HALTED
+        return TradingState.REDUCING if self.drawdown_reducing else TradingState.ACTIVE
 
     def size_scale(self) -> float:
         """Multiplier for new position sizes: 1.0 up to the throttle start, linear down to ``min_size_scale`` at
@@ -189,24 +199,7 @@ class RiskManager:
         return rejection
 
     def _state_rejection(self, order: OrderEvent, positions: Mapping[str, int]) -> Rejection | None:
-        if self.state is TradingState.HALTED:
-            return Rejection(
-                "trading_state",
-                f"{describe(order)}: trading is HALTED ({self.halt_reason}); no order is accepted for the rest of "
-                "this process, positions are closed only by the flatten path.",
-            )
-        position = positions.get(order.symbol, 0)
-        if self.state is TradingState.REDUCING and not reduces_position(order.side, order.quantity, position):
-            after = position + order.side.sign * order.quantity
-            claim = "is marked reduce-only but " if order.reduce_only else ""
-            return Rejection(
-                "trading_state",
-                f"{describe(order)}: trading is REDUCING (drawdown {self.drawdown_pct:.2f}%; entered at "
-                f"{self._cfg.reducing_drawdown_pct:g}%) and the order {claim}would take the position from "
-                f"{position:,} to {after:,} shares instead of toward zero; only orders that shrink a position are "
-                f"accepted until the drawdown is below {self._cfg.drawdown_throttle_start_pct:g}%.",
-            )
-        return None
+        return self.trading.check(order, positions)
 
     def _exposure_rejection(
         self,

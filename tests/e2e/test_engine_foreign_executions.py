@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine_harness import EngineDir, wait_for
+from engine_harness import EngineDir, stop_process, wait_for
 
 from core.clock import WallClock
 from core.config_models import IbConnectionConfig
@@ -88,23 +88,27 @@ def test_another_clients_order_one_is_never_booked_as_the_engines(tmp_path: Path
     work = tmp_path / "work"
     work.mkdir()
     ed = EngineDir(work, sim.port)
-    ed.start()
-    wait_for(lambda: engine_executions(sim), 90, "the engine's first order filled at ibsim", ed.proc)
-    trade_as_another_client(sim.port)  # the engine, as master client, is sent both of its executions live
-    wait_for(lambda: status(ed)["reconciled"], 30, "engine reconciled", ed.proc)
-    first = status(ed)
-    assert first["state"] != "HALTED", first
-    ed.proc.terminate()
-    assert ed.wait_exit(30) == 0
-    ed.start()  # a restart: reqExecutions again (the master sees every client's), journal and snapshot replayed
-    wait_for(lambda: status(ed)["reconciled"], 30, "restarted engine reconciled", ed.proc)
-    after = status(ed)
-    assert after["state"] != "HALTED", after
-    assert "mismatch" not in ed.output and "InvariantViolation" not in ed.output
-    assert journal_fill_exec_ids(ed) <= engine_executions(sim)  # nothing of client 2's is in our journal
-    with sim.lock:
-        other = {e.exec_id for e in sim.book.executions if e.client_id == OTHER_CLIENT_ID}
-    assert len(other) == 2 and not other & journal_fill_exec_ids(ed)
-    assert "event=foreign_execution_ignored" in (work / "logs" / "engine.log").read_text()
-    ours = {s: q for s, q in after["position_by_symbol"].items() if q}
-    assert ours == sim_positions(sim)
+    try:
+        ed.start()
+        wait_for(lambda: engine_executions(sim), 90, "the engine's first order filled at ibsim", ed.proc)
+        trade_as_another_client(sim.port)  # the engine, as master client, is sent both of its executions live
+        wait_for(lambda: status(ed)["reconciled"], 30, "engine reconciled", ed.proc)
+        first = status(ed)
+        assert first["state"] != "HALTED", first
+        ed.proc.terminate()
+        assert ed.wait_exit(30) == 0
+        ed.start()  # a restart: reqExecutions again (the master sees every client's), journal and snapshot replayed
+        wait_for(lambda: status(ed)["reconciled"], 30, "restarted engine reconciled", ed.proc)
+        after = status(ed)
+        assert after["state"] != "HALTED", after
+        assert "mismatch" not in ed.output and "InvariantViolation" not in ed.output
+        assert journal_fill_exec_ids(ed) <= engine_executions(sim)  # nothing of client 2's is in our journal
+        with sim.lock:
+            other = {e.exec_id for e in sim.book.executions if e.client_id == OTHER_CLIENT_ID}
+        assert len(other) == 2 and not other & journal_fill_exec_ids(ed)
+        assert "event=foreign_execution_ignored" in (work / "logs" / "engine.log").read_text()
+        ours = {s: q for s, q in after["position_by_symbol"].items() if q}
+        assert ours == sim_positions(sim)
+    finally:
+        if ed.proc is not None:
+            stop_process(ed.proc)

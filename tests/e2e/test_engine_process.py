@@ -43,7 +43,7 @@ def test_status_over_authenticated_channel_and_foreign_key_refused(engine_dir: E
     wait_for(lambda: (keys / "clients" / "operator.key_secret").exists(), 30, "keys created", proc)
     with engine_dir.client() as client:
         reply = wait_for(lambda: (r := client.send("STATUS", 2.0)).ok and r, 30, "STATUS answered", proc)
-    assert reply.code is ReplyCode.OK and reply.data["state"] in ("ACTIVE", "REDUCING")
+    assert reply.code is ReplyCode.OK and reply.data["state"] in ("STARTING", "ACTIVE", "REDUCING")
     assert {"equity", "positions", "open_orders", "kill", "connected"} <= set(reply.data)
 
     foreign = tmp_path / "foreign_keys"

@@ -13,15 +13,13 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from monitor_harness import EngineDir, System, sim_book, stop_process, wait_for
 
 from core.ipc_heartbeat import read_heartbeat_csv
-from ibsim import IbSim, SimConfig
+from ibsim import IbSim
 
 ENGINE_CLIENT_ID = 1
 MONITOR_CLIENT_ID = 2  # risk_monitor.risk_monitor_client_id of the shipped config
@@ -60,22 +58,13 @@ def test_engine_resumed_after_the_monitor_flattened_sends_no_order(make_system, 
     assert last is not None and last.extra["stopping"] == "kill"
 
 
-@pytest.fixture
-def sim() -> Iterator[IbSim]:
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def journal_rows(root: Path) -> list[dict[str, Any]]:
     path = root / "state" / "order_journal.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def test_kill_flag_at_start_up_journals_nothing_before_reconcile_then_ends_flat(tmp_path: Path, sim: IbSim) -> None:
+def test_kill_flag_at_start_up_journals_nothing_before_reconcile_then_flat(tmp_path: Path, fast_sim: IbSim) -> None:
+    sim = fast_sim
     work = tmp_path / "work"
     work.mkdir()
     ed = EngineDir(work, sim.port)

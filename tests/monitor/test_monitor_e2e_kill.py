@@ -10,14 +10,13 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from monitor_harness import EngineDir, MonitorProc, System, configure_monitor, steps, stop_process, wait_for
 
-from ibsim import IbSim, SimConfig
+from ibsim import IbSim
 
 KILL_NOW_CANCEL_BOUND_S = 0.25
 KILL_NOW_FLAT_BOUND_S = 2.0
@@ -25,16 +24,6 @@ KILL_NOW_FLAT_BOUND_S = 2.0
 
 def moc_orders(raw: dict[str, Any]) -> None:
     raw["strategies"]["sma_crossover"]["order_type"] = "MOC"
-
-
-@pytest.fixture
-def sim() -> Iterator[IbSim]:
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def book_state(sim: IbSim) -> tuple[int, dict[str, float]]:
@@ -66,7 +55,8 @@ def watch_book_after(sim: IbSim, flagged_ns: int, stable_s: float = 1.5) -> tupl
     pytest.fail(f"ibsim's book not flat for {stable_s} s within 10 s of the flag: {book_state(sim)}")
 
 
-def test_kill_now_flag_cancels_at_ibsim_within_250_ms_and_is_flat_within_2_s(tmp_path: Path, sim: IbSim) -> None:
+def test_kill_now_flag_cancels_at_ibsim_within_250_ms_and_is_flat_within_2_s(tmp_path: Path, fast_sim: IbSim) -> None:
+    sim = fast_sim
     work = tmp_path / "work"
     work.mkdir()
     ed = EngineDir(work, sim.port)

@@ -282,7 +282,7 @@ def test_snapshot_restore_round_trip(tmp_path: Path) -> None:
     live.on_fill(make_fill("BBB", Side.BUY, 50, 20.0, commission=1.0, ts_event_ns=TUE_1500_NY))
     live.on_fill(make_fill("BBB", Side.SELL, 50, 21.0, commission=1.0, ts_event_ns=TUE_1500_NY))
     live.on_market(market(TUE_1500_NY + 60 * NS_PER_SECOND, closes=(6.0, 21.0)))  # 1.2% drawdown
-    books.portfolio.risk.state = TradingState.REDUCING  # as after a deeper dip and a partial recovery
+    books.portfolio.risk.restore_drawdown_reducing(TUE_1500_NY)  # as after a deeper dip and a partial recovery
     live.on_timer(TUE_1500_NY + 120 * NS_PER_SECOND)  # writes the snapshot
     live.close()
 
