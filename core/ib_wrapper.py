@@ -19,11 +19,9 @@ Threads (one set per ``IbConnection``):
   then sees a dead link and reconnects.
 - **EReader** (ibapi's own thread): reads the socket into the client's message queue.
 - **dispatcher** (the engine's loop, not ours): calls ``next_order_id``, ``send``/``client`` and the
-  subscription bookkeeping. Only the dispatcher sends requests, with one exception: right after a
-  *reconnect* the run thread sends the reconciliation requests (``reqOpenOrders``, ``reqExecutions`` since
-  the last execution seen, ``reqPositions``) immediately after putting ``IbConnected(reconnect=True)``, so
-  their answers always follow that message on the queue. ibapi's ``Connection.sendMsg`` holds a lock, so
-  whole messages from two threads never interleave on the socket.
+  subscription bookkeeping. Only the dispatcher sends requests: what to ask after a (re)connect is the
+  owner's business (the engine's broker sync, the monitor's subscriptions), not the connection's. ibapi's
+  ``Connection.sendMsg`` holds a lock, so whole messages from two threads never interleave on the socket.
 
 A fresh ``EClient`` (and wrapper) is built for every connection attempt: a dead client's message queue and
 decoder never leak into the next session, and callbacks from an old session cannot change the state of a new
@@ -33,14 +31,12 @@ one (each wrapper carries its session number).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ibapi.client import EClient
-from ibapi.execution import ExecutionFilter
 from ibapi.wrapper import EWrapper
 
 from core.clock import NS_PER_SECOND, WallClock
@@ -74,7 +70,6 @@ Put = Callable[[object], None]
 CLIENT_ID_IN_USE = 326
 _CONNECTIVITY_LOST = (1100, 2110)  # socket up, IB side down: wait for restoration before reconnecting
 _CONNECTIVITY_RESTORED = (1101, 1102)
-_RECONCILE_REQ_ID_BASE = 1_900_000_000  # reqExecutions ids of the reconciliation, far above order/data ids
 _POLL_S = 0.05  # supervisor tick: how fast a dead link or stop() is noticed
 
 
@@ -147,7 +142,6 @@ class _Wrapper(EWrapper):
 
     def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:  # noqa: N802, N803
         self._put(IbExecDetails(**self._base(), req_id=reqId, contract=contract, execution=execution))
-        self._owner._on_execution_time(getattr(execution, "time", ""))
 
     def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802, N803
         self._put(IbExecDetailsEnd(**self._base(), req_id=reqId))
@@ -309,8 +303,6 @@ class IbConnection:
         self._sessions = 0
         self._ever_ready = False
         self._next_order_id = 0
-        self._last_exec_time = ""
-        self._reconcile_req_id = _RECONCILE_REQ_ID_BASE
         self._subscriptions: set[int] = set()
         self._last_data_ns = 0
         self._stale_reported = False
@@ -616,24 +608,6 @@ class IbConnection:
                 reconnect=reconnect,
             )
         )
-        if reconnect:
-            self._reconcile(link)
-
-    def _reconcile(self, link: _Link) -> None:
-        """Ask for open orders, executions since the last one we saw, and positions (after every reconnect)."""
-        with self._lock:
-            self._reconcile_req_id += 1
-            req_id, since = self._reconcile_req_id, self._last_exec_time
-        exec_filter = ExecutionFilter()
-        exec_filter.time = since
-        try:
-            link.client.reqOpenOrders()
-            link.client.reqExecutions(req_id, exec_filter)
-            link.client.reqPositions()
-        except Exception as exc:
-            log.warning("event=ib_reconcile_send_failed client_id=%d error=%r", link.client_id, exc)
-            return
-        log.info("event=ib_reconcile_requested client_id=%d exec_req_id=%d since=%r", link.client_id, req_id, since)
 
     def _on_accounts(self, session: int, accounts: tuple[str, ...]) -> None:
         with self._lock:
@@ -667,14 +641,6 @@ class IbConnection:
                 link.connectivity_lost_ns = None
             elif verdict.action is IbErrorAction.RECONNECT and link.reconnect_reason is None:
                 link.reconnect_reason = f"ib_error_{code}"
-
-    def _on_execution_time(self, exec_time: str) -> None:
-        """Remember the latest execution time (``yyyymmdd hh:mm:ss``, the form ``ExecutionFilter.time`` takes)."""
-        normalized = re.sub(r"\s+", " ", exec_time.strip())
-        if not normalized:
-            return
-        with self._lock:
-            self._last_exec_time = max(self._last_exec_time, normalized)
 
     def _on_market_data(self) -> None:
         now_ns = self._clock.now_ns()

@@ -17,9 +17,10 @@ Fills: execDetails and commissionReport are joined by ``CommissionMatcher``: exa
 executions; orderStatus drives acks and terminal states. A terminal status that reports more shares filled
 than we have counted waits until those executions arrive, so a fill never lands on a closed order.
 
-Restart: ``recover(journal.state)`` loads every journaled order; ``on_connected`` asks for open orders and
-executions; orders the broker reports (by ``orderRef`` = client order id, or by IB order id) are adopted and
-never re-sent; journaled orders the broker does not know and that did not fill are failed (CANCELLED).
+Restart: ``recover(journal.state)`` loads every journaled order; after each (re)connect the broker sync
+(``live.broker_sync``) asks for open orders and executions and then calls ``finish_reconciliation``: orders the
+broker reports (by ``orderRef`` = client order id, or by our client id and IB order id) are adopted and never
+re-sent; journaled orders the broker does not know and that did not fill are failed (CANCELLED).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from ibapi.execution import ExecutionFilter
-
 from core.clock import NS_PER_SECOND, Clock
 from core.errors import OrderRejected
 from core.events import OrderEvent, OrderFailedEvent, OrderStatus, Side
@@ -41,9 +40,7 @@ from core.ib_messages import (
     IbConnected,
     IbError,
     IbExecDetails,
-    IbExecDetailsEnd,
     IbOpenOrder,
-    IbOpenOrderEnd,
     IbOrderStatus,
 )
 from execution.ib_translate import CommissionMatcher, MatchedFill, order_status_from_ib, to_ib_contract, to_ib_order
@@ -54,7 +51,6 @@ from execution.pacing import SlidingWindowPacer, messages_per_window
 
 log = logging.getLogger(__name__)
 
-RECONCILE_EXEC_REQ_ID = 900_000_001  # reqExecutions id of the reconciliation; data request ids stay below
 _FINAL_KIND = {
     OrderStatus.CANCELLED: JournalKind.CANCELLED,
     OrderStatus.REJECTED: JournalKind.REJECTED,
@@ -119,8 +115,6 @@ class _Outgoing:
 @dataclass(slots=True)
 class _Reconciliation:
     generation: int
-    open_orders_done: bool = False
-    executions_done: bool = False
 
 
 class IbExecutor:
@@ -184,10 +178,8 @@ class IbExecutor:
             OrderEvent: self.submit,
             IbConnected: self.on_connected,
             IbOpenOrder: self.on_open_order,
-            IbOpenOrderEnd: self.on_open_order_end,
             IbOrderStatus: self.on_order_status,
             IbExecDetails: self.on_exec_details,
-            IbExecDetailsEnd: self.on_exec_details_end,
             IbCommissionReport: self.on_commission_report,
             IbError: self.on_error,
         }
@@ -287,11 +279,10 @@ class IbExecutor:
         return working
 
     def on_connected(self, message: IbConnected) -> None:
-        """Reconcile: ask for our open orders and today's executions; judge journaled orders when both end.
+        """A (re)connect: a new generation; the broker sync (``live.broker_sync``) now asks for our open orders and
+        executions, and calls ``finish_reconciliation`` once both have ended. The executor sends no request here.
 
-        The executions asked for are this client id's only (``ExecutionFilter.clientId``): as TWS's master API
-        client, or from a gateway that ignores the filter, other clients' executions can still come, and
-        ``_lookup`` refuses them.
+        IB order ids are per client id: the id in use (``message.client_id``) tells our executions from others'.
         """
         self._client_id = message.client_id
         self._generation += 1
@@ -300,24 +291,12 @@ class IbExecutor:
             live.reported = False
         log.info("event=reconcile_started reconnect=%s next_valid_id=%d working=%d",
                  message.reconnect, message.next_valid_id, len(self.book.working()))
-        self._enqueue(None, "reqOpenOrders", self._client.reqOpenOrders)
-        exec_filter = ExecutionFilter()
-        exec_filter.clientId = message.client_id
-        self._enqueue(None, "reqExecutions", lambda: self._client.reqExecutions(RECONCILE_EXEC_REQ_ID, exec_filter))
 
-    def on_open_order_end(self, message: IbOpenOrderEnd) -> None:
-        if self._reconciliation is not None:
-            self._reconciliation.open_orders_done = True
-            self._finish_reconciliation()
-
-    def on_exec_details_end(self, message: IbExecDetailsEnd) -> None:
-        if self._reconciliation is not None and message.req_id == RECONCILE_EXEC_REQ_ID:
-            self._reconciliation.executions_done = True
-            self._finish_reconciliation()
-
-    def _finish_reconciliation(self) -> None:
+    def finish_reconciliation(self) -> None:
+        """The broker has reported our open orders and executions: adopt what it reported; a journaled order it
+        does not know and that did not fully fill is failed (CANCELLED), never re-sent."""
         rec = self._reconciliation
-        if rec is None or not (rec.open_orders_done and rec.executions_done):
+        if rec is None:
             return
         self._reconciliation = None
         adopted = missing = 0
@@ -334,6 +313,15 @@ class IbExecutor:
                 live.final = (OrderStatus.CANCELLED, "not working at the broker after (re)connect", None)
                 self._maybe_finish(managed, live)
         log.info("event=reconcile_done adopted=%d missing=%d", adopted, missing)
+
+    def symbols_in_motion(self) -> set[str]:
+        """Symbols whose position may still move: a working order, or an execution waiting for its commission."""
+        symbols = {managed.order.symbol for managed in self.book.working()}
+        for coid in self._matcher.pending_client_order_ids():
+            managed = self.book.get(coid)
+            if managed is not None:
+                symbols.add(managed.order.symbol)
+        return symbols
 
     # -- IB order callbacks ----------------------------------------------------------------------------------
     def _lookup(self, ib_order_id: int, order_ref: str = "", client_id: int | None = None,

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibapi.commission_report import CommissionReport
 from ibapi.contract import Contract
-from ibapi.execution import Execution
+from ibapi.execution import Execution, ExecutionFilter
 from ibapi.order import Order
 from ibapi.tag_value import TagValue
 
@@ -46,6 +46,13 @@ def _check_ascii(what: str, value: str) -> None:
     """The 9.81 client refuses non-printable-ASCII text locally (error 579) and sends nothing: refuse it first."""
     if not all(" " <= ch <= "~" for ch in value):
         raise OrderRejected(f"{what} must be printable ASCII for the TWS API (got {value!r})")
+
+
+def execution_filter_for(client_id: int) -> ExecutionFilter:
+    """reqExecutions' filter for one client id's executions (IB order ids are per client id)."""
+    exec_filter = ExecutionFilter()
+    exec_filter.clientId = client_id
+    return exec_filter
 
 
 def to_ib_contract(
@@ -405,6 +412,10 @@ class CommissionMatcher:
             self._commissions[exec_id] = (float(report.commission), now_ns)
             return None
         return self._emit(pending, float(report.commission), now_ns)
+
+    def pending_client_order_ids(self) -> set[str]:
+        """Orders with an execution here that still waits for its commission report."""
+        return {pending.client_order_id for pending in self._executions.values()}
 
     def expire(self, now_ns: int) -> list[MatchedFill]:
         """Emit, with estimated commission, every execution older than the timeout; drop stale orphan reports."""

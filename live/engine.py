@@ -79,9 +79,11 @@ from data.ib_daily_bars import DailyBarFeed
 from data.ib_handler import IbMarketDataHandler
 from execution.commissions import build_commission_model
 from execution.ib_executor import IbExecutor, IbOrderIds
+from execution.ib_translate import execution_filter_for
 from execution.order_journal import OrderJournal
 from execution.order_log import OrderSubmissionLog
 from live.broker_flatten import BrokerFlatten
+from live.broker_sync import BrokerSync, Reconciled, SyncStep
 from live.commands import CommandHandler
 from live.exit_codes import ExitCode
 from live.journal_catchup import journal_fills_missing_from
@@ -183,7 +185,7 @@ class Engine:
             self.clock, request_positions=self.order_client.reqPositions,
             request_open_orders=self.order_client.reqOpenOrders,
             flatten=lambda reason, positions: self.portfolio.flatten(reason, positions),
-            ready=lambda: self.connected and self.reconciled,
+            ready=lambda: self.connected and self.reconciled and self.sync.step is SyncStep.IDLE,
         )  # fmt: skip
         self.market_data = IbMarketDataHandler(self.symbols, self.connection, self.queue.put, self.clock,
                                                BarGuard(calendar))  # fmt: skip
@@ -230,10 +232,12 @@ class Engine:
                       + [config.pre_trade.adv_lookback_days, pcfg.optimizer.lookback_days + 1])  # fmt: skip
         self.daily_bars = DailyBarFeed(self.symbols, self.connection, calendar, self.clock, history_sessions=history,
                                        on_history=self._on_daily_history, on_close=self._on_session_close)  # fmt: skip
+        self.sync = BrokerSync(self.order_client, self.queue.put, self.clock, execution_filter=execution_filter_for,
+                               finish_executor=self.executor.finish_reconciliation)  # fmt: skip
         self.positions = PositionReconciler(
-            self.clock, self.portfolio.ledger.open_positions, self.order_client.reqPositions, self._halt_no_orders,
+            self.clock, self.portfolio.ledger.open_positions, self.sync.broker_positions, self._halt_no_orders,
             lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
-            lambda: {m.order.symbol for m in self.executor.book.working()}, on_reconciled=self._on_reconciled,
+            self.executor.symbols_in_motion, on_ok=self._on_reconciled,
         )  # fmt: skip
         self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
@@ -277,16 +281,19 @@ class Engine:
         table: dict[type, list[Any]] = {kind: [] for kind in IB_MESSAGE_TYPES}
         daily = self.daily_bars
         flat = self.broker_flatten
+        sync = self.sync
         table[IbConnected] = [self.ids.on_connected, ex[IbConnected], md.on_connected, self._on_connected,
-                              self.positions.on_connected, daily.on_connected, flat.on_connected]  # fmt: skip
-        table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected, flat.on_disconnected]
+                              flat.on_connected, sync.on_connected, daily.on_connected]  # fmt: skip
+        table[IbDisconnected] = [md.on_disconnected, daily.on_disconnected, self._on_disconnected, flat.on_disconnected,
+                                 sync.on_disconnected]  # fmt: skip
         table[IbError] = [ex[IbError], md.on_error, daily.on_error]
         for kind in (IbOpenOrder, IbOrderStatus, IbExecDetails, IbCommissionReport):
             table[kind] = [ex[kind]]
-        table[IbOpenOrderEnd] = [ex[IbOpenOrderEnd], self.positions.on_progress, flat.on_open_order_end]
-        table[IbExecDetailsEnd] = [ex[IbExecDetailsEnd], self.positions.on_progress]
-        table[IbPosition] = [self.positions.on_position, flat.on_position]
-        table[IbPositionEnd] = [self.positions.on_position_end, flat.on_position_end]
+        table[IbOpenOrderEnd] = [sync.on_open_order_end, flat.on_open_order_end]
+        table[IbExecDetailsEnd] = [sync.on_exec_details_end]
+        table[IbPosition] = [sync.on_position, flat.on_position]
+        table[IbPositionEnd] = [sync.on_position_end, flat.on_position_end]
+        table[Reconciled] = [self.positions.on_reconciled]
         table[IbBar] = [md.on_bar, daily.on_bar]
         table[IbHistoricalEnd] = [daily.on_end]
         table[IbTick] = [md.on_tick]
@@ -398,7 +405,8 @@ class Engine:
         self.broker_flatten.request(reason)
 
     def _on_reconciled(self) -> None:
-        """The start-up positions check passed: STARTING ends; a kill seen earlier cancels and flattens now."""
+        """A sync's positions check passed: STARTING ends (the first time); a kill seen earlier cancels and
+        flattens now; a flatten that waited for the sync goes out."""
         self.trading.reconciled(self.clock.now_ns())
         if self._kill_actions_pending:
             self._kill_actions_pending = False

@@ -1,19 +1,17 @@
-"""Positions check after every (re)connect: the broker's positions must equal the ledger's before trading.
+"""The positions check after every broker sync: the broker's positions must equal the ledger's before trading.
 
-Sequence per IB session: ``on_connected`` resets; the executor's own reconciliation (open orders and executions
-replayed into the journal and ledger) ends with ``IbOpenOrderEnd`` + ``IbExecDetailsEnd``; the positions arrive
-with ``IbPosition`` ... ``IbPositionEnd``. When both are complete, the comparison runs ``POSITION_CHECK_DELAY_S``
-later (time for reconciled executions to become fills on the queue). Equal: ``reconciled`` becomes True (trading
-may start; it stays True across later reconnects unless a later check fails). Different: ``on_mismatch(report)``,
-which the engine turns into HALTED with no order sent, since books that the journal cannot explain are not
-trusted for anything, a flatten included.
+``live.broker_sync`` puts one ``Reconciled`` event after every (re)connect, once the broker has answered
+positions, open orders and executions in order; every fill those answers produced was put on the queue before it,
+so the ledger already holds them when ``on_reconciled`` runs. Equal: ``reconciled`` becomes True and
+``on_ok`` is told (the engine leaves STARTING; it stays True across later syncs unless a later check fails).
+Different: ``on_mismatch(report)``, which the engine turns into HALTED with no order sent, since books that the
+journal cannot explain are not trusted for anything, a flatten included.
 
-Orders keep filling while this runs (an adopted MOC at the close): ``reqPositions`` is a subscription, so position
-updates after ``positionEnd`` replace the snapshot (the broker's latest word per account and symbol), and a
-difference on a symbol that still has a working order is checked again (up to ``MAX_RECHECKS`` times) instead of
-halting, because the broker's position and our fill of the same execution arrive on different messages.
-
-Dispatcher thread only.
+Orders keep filling while this runs (an adopted MOC at the close): the broker's positions are a subscription, so
+updates after ``positionEnd`` replace the snapshot, and a difference on a symbol still in motion (a working order,
+or an execution waiting for its commission report) is checked again ``RECHECK_DELAY_S`` later, up to
+``MAX_RECHECKS`` times, instead of halting: the broker's position and our fill of the same execution arrive on
+different messages. Dispatcher thread only.
 """
 
 from __future__ import annotations
@@ -21,93 +19,56 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from core.clock import NS_PER_SECOND, WallClock
-from core.ib_messages import IbConnected, IbExecDetailsEnd, IbOpenOrderEnd, IbPosition, IbPositionEnd
+from core.clock import NS_PER_SECOND, Clock
+from live.broker_sync import Reconciled
 
 log = logging.getLogger(__name__)
 
-POSITION_CHECK_DELAY_S = 1.0  # after both ends: time for reconciled executions to become fills
-MAX_RECHECKS = 5  # a difference on a symbol with a working order is looked at again this many times
+RECHECK_DELAY_S = 1.0  # a difference on a symbol in motion: look again this much later
+MAX_RECHECKS = 5
 
 
 class PositionReconciler:
     def __init__(
         self,
-        clock: WallClock,
+        clock: Clock,
         ledger_positions: Callable[[], dict[str, int]],
-        request_positions: Callable[[], object],
+        broker_positions: Callable[[], dict[str, float]],
         on_mismatch: Callable[[str], None],
         describe_trading: Callable[[], str],
-        working_symbols: Callable[[], set[str]] = set,
-        on_reconciled: Callable[[], None] | None = None,
+        symbols_in_motion: Callable[[], set[str]] = set,
+        on_ok: Callable[[], None] | None = None,
     ) -> None:
         self._clock = clock
         self._ledger_positions = ledger_positions
-        self._request_positions = request_positions
+        self._broker_positions = broker_positions
         self._on_mismatch = on_mismatch
         self._describe_trading = describe_trading
-        self._working_symbols = working_symbols
-        self._on_reconciled = on_reconciled
+        self._symbols_in_motion = symbols_in_motion
+        self._on_ok = on_ok
         self._rechecks = 0
-        self._session_checked = False
+        self._generation = 0
         self.reconciled = False
-        self._executor_done = False
-        self._open_end = self._exec_end = False
-        self._broker: dict[tuple[str, str], float] = {}  # (account, symbol) -> the broker's latest position
-        self._positions_pending = False
-        self._armed = False
 
-    def on_connected(self, message: IbConnected) -> None:
-        self._session_checked = False
-        self._executor_done = False
-        self._open_end = self._exec_end = False
-        self._broker = {}
-        self._positions_pending = True
-        if not message.reconnect:  # on a reconnect the wrapper itself asks for positions
-            self._request_positions()
+    def on_reconciled(self, event: Reconciled) -> None:
+        self._generation, self._rechecks = event.generation, 0
+        self._check(event.generation)
 
-    def on_progress(self, message: object) -> None:
-        if self._session_checked:
-            return  # a later open-orders answer (a flatten's round trip) is not this session's reconciliation
-        if isinstance(message, IbOpenOrderEnd):
-            self._open_end = True
-        elif isinstance(message, IbExecDetailsEnd):
-            self._exec_end = True
-        if self._open_end and self._exec_end:
-            self._executor_done = True
-            self._arm()
-
-    def on_position(self, message: IbPosition) -> None:
-        self._broker[(message.account, message.symbol)] = message.position  # also after positionEnd: updates
-
-    def on_position_end(self, _message: IbPositionEnd) -> None:
-        if self._positions_pending:
-            self._positions_pending = False
-            self._arm()
-
-    def _arm(self) -> None:
-        if self._positions_pending or not self._executor_done or self._armed:
-            return
-        self._armed = True
-        self._clock.call_at(self._clock.now_ns() + int(POSITION_CHECK_DELAY_S * NS_PER_SECOND), self._check)
-
-    def _check(self, _due_ns: int) -> None:
-        self._armed = False
+    def _check(self, generation: int) -> None:
+        if generation != self._generation:
+            return  # a recheck of an older sync: the newer one judges
         ours = self._ledger_positions()
-        broker: dict[str, float] = {}
-        for (_account, symbol), quantity in self._broker.items():
-            broker[symbol] = broker.get(symbol, 0.0) + quantity
+        broker = self._broker_positions()
         symbols = sorted(set(ours) | {s for s, q in broker.items() if q != 0})
         diffs = {s: (ours.get(s, 0), broker.get(s, 0.0)) for s in symbols if ours.get(s, 0) != broker.get(s, 0.0)}
-        moving = set(diffs) & self._working_symbols()
+        moving = set(diffs) & self._symbols_in_motion()
         if diffs and moving and self._rechecks < MAX_RECHECKS:
             self._rechecks += 1
             log.info("event=reconcile_positions_recheck symbols=%s attempt=%d (orders still working: a fill may be "
                      "between the broker's position and ours)", sorted(moving), self._rechecks)  # fmt: skip
-            self._arm()
+            self._clock.call_at(self._clock.now_ns() + int(RECHECK_DELAY_S * NS_PER_SECOND),
+                                lambda _due: self._check(generation))  # fmt: skip
             return
-        self._rechecks = 0
-        self._session_checked = True
         if diffs:
             report = "; ".join(f"{s}: ledger={a} broker={b:g}" for s, (a, b) in diffs.items())
             log.error(
@@ -117,8 +78,9 @@ class PositionReconciler:
             )
             self._on_mismatch(f"position mismatch with broker: {report}")
             return
-        if not self.reconciled:
-            self.reconciled = True
+        first = not self.reconciled
+        self.reconciled = True
+        if first:
             log.info("event=reconcile_positions_ok positions=%s trading=%s", ours, self._describe_trading())
-            if self._on_reconciled is not None:
-                self._on_reconciled()
+        if self._on_ok is not None:
+            self._on_ok()

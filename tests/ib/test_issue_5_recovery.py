@@ -49,12 +49,15 @@ from core.ib_messages import (
 )
 from core.ib_wrapper import IbConnection
 from execution.commissions import build_commission_model
-from execution.ib_executor import RECONCILE_EXEC_REQ_ID, IbExecutor, IbOrderIds
+from execution.ib_executor import IbExecutor, IbOrderIds
+from execution.ib_translate import execution_filter_for
 from execution.order_journal import OrderJournal
 from execution.order_log import OrderSubmissionLog
 from ibsim import IbSim
 from ibsim.config import DEFAULT_SYMBOLS
 from ibsim.requests import PlaceOrder
+from live.broker_sync import SYNC_EXEC_REQ_ID, BrokerSync, Reconciled
+from live.order_client import ConnectionOrderClient
 from portfolio.ledger import Ledger
 
 SESSION_S = 6.5 * 3600  # one regular session of sim time: advancing by it runs that session's closing auction
@@ -69,32 +72,6 @@ _SEQ = count(1)
 
 
 # ==================================================================================================== plumbing
-class ConnectionOrderClient:
-    """The executor's ``OrderClient`` over ``IbConnection.send``: every call uses the session current *now*.
-
-    ``IbConnection.client`` is replaced on each reconnect, so the executor must not hold an ``EClient``; a send
-    while the link is down is skipped (logged) by ``send`` and the order is judged at the next reconciliation.
-    """
-
-    def __init__(self, conn: IbConnection) -> None:
-        self._conn = conn
-
-    def placeOrder(self, orderId: int, contract: Any, order: Any) -> None:  # noqa: N802, N803 - ibapi names
-        self._conn.send(lambda c: c.placeOrder(orderId, contract, order), "placeOrder")
-
-    def cancelOrder(self, orderId: int) -> None:  # noqa: N802, N803
-        self._conn.send(lambda c: c.cancelOrder(orderId), "cancelOrder")
-
-    def reqGlobalCancel(self) -> None:  # noqa: N802
-        self._conn.send(lambda c: c.reqGlobalCancel(), "reqGlobalCancel")
-
-    def reqOpenOrders(self) -> None:  # noqa: N802
-        self._conn.send(lambda c: c.reqOpenOrders(), "reqOpenOrders")
-
-    def reqExecutions(self, reqId: int, execFilter: Any) -> None:  # noqa: N802, N803
-        self._conn.send(lambda c: c.reqExecutions(reqId, execFilter), "reqExecutions")
-
-
 class Dispatch:
     """The dispatcher loop of the tests: every registered queue and clock, run on the test thread."""
 
@@ -190,17 +167,9 @@ class Engine(Endpoint):
         return None if managed is None else managed.status
 
     def reconciled(self) -> bool:
-        """The reconciliation of the latest (re)connect has ended: the executor's, and the wrapper's own."""
+        """The broker sync of the latest (re)connect has put its ``Reconciled`` event."""
         start = self.last_connected_index()
-        if start < 0:
-            return False
-        latest: IbConnected = self.messages[start]
-        ends = self.of(IbExecDetailsEnd, start)
-        executor_done = any(m.req_id == RECONCILE_EXEC_REQ_ID for m in ends) and self.of(IbOpenOrderEnd, start)
-        if not latest.reconnect:
-            return bool(executor_done)
-        wrapper_done = any(m.req_id != RECONCILE_EXEC_REQ_ID for m in ends) and self.of(IbPositionEnd, start)
-        return bool(executor_done and wrapper_done)
+        return start >= 0 and bool(self.of(Reconciled, start))
 
     def journal_records(self, coid: str) -> list[dict[str, Any]]:
         lines = self.journal.path.read_text().splitlines()
@@ -259,12 +228,20 @@ def make_engine(sim: IbSim, tmp_path: Path, dispatch: Dispatch) -> Iterator[Call
         executor.recover(journal.state)  # before any IB message, as at start-up
         routes = executor.routes()
         on_connected = routes.pop(IbConnected)
+        sync = BrokerSync(ConnectionOrderClient(conn), queue.put, clock, execution_filter=execution_filter_for,
+                          finish_executor=executor.finish_reconciliation)  # fmt: skip
 
         def connected(message: IbConnected) -> None:
             ids.on_connected(message)  # the id floor first: the executor may send right after
             on_connected(message)
+            sync.on_connected(message)
 
-        _record_ib_messages(engine, queue, {**routes, IbConnected: connected})
+        _record_ib_messages(engine, queue, {
+            **routes, IbConnected: connected, IbDisconnected: sync.on_disconnected,
+            IbPosition: sync.on_position, IbPositionEnd: sync.on_position_end,
+            IbOpenOrderEnd: sync.on_open_order_end, IbExecDetailsEnd: sync.on_exec_details_end,
+        })  # fmt: skip
+        queue.route(Reconciled, [engine.messages.append])
         queue.route(OrderEvent, [routes[OrderEvent]])
 
         def book_fill(fill: FillEvent) -> None:
@@ -372,14 +349,14 @@ def test_issue_5_fill_during_disconnect_is_recovered_exactly_once(
     assert not engine.fills and not engine.conn.is_ready
     sim.refuse_connections(0.0)  # the refusal ends now: ibsim listens again
 
-    # The wrapper reconnects by itself; its reconciliation and the executor's both report the execution.
+    # The wrapper reconnects by itself; the broker sync asks once (positions, open orders, executions).
     dispatch.eventually(lambda: engine.connections(reconnect=True) and engine.reconciled(), 15.0, "reconnect 1")
     [fill] = engine.fills_of(coid)
     assert (fill.exec_id, fill.broker_order_id) == (execution.exec_id, ib_order_id)
     assert (fill.quantity, fill.price) == (15, close)
     assert fill.commission == pytest.approx(execution.commission)  # IB's report, not the estimate
     replays = [m for m in engine.of(IbExecDetails) if m.execution.execId == execution.exec_id]
-    assert len(replays) >= 2 and all(m.req_id != -1 for m in replays)  # only ever seen through reqExecutions
+    assert len(replays) == 1 and replays[0].req_id == SYNC_EXEC_REQ_ID  # asked once, by the sync, and only there
     assert engine.status(coid) is OrderStatus.FILLED
     assert engine.ledger.position("TLT") == 15 == sim_position(sim, "TLT")
     positions = [m for m in engine.of(IbPosition, engine.last_connected_index()) if m.symbol == "TLT"]
@@ -463,7 +440,8 @@ def test_issue_5_two_clients_engine_and_monitor(
     monitor = make_monitor(2)
     dispatch.eventually(lambda: engine.reconciled() and monitor.of(IbPositionEnd), 10.0, "both connected")
     assert engine.conn.is_ready and monitor.conn.is_ready
-    assert {m.client_id for m in engine.messages} == {1} and {m.client_id for m in monitor.messages} == {2}
+    ib_messages = [m for m in engine.messages if not isinstance(m, Reconciled)]
+    assert {m.client_id for m in ib_messages} == {1} and {m.client_id for m in monitor.messages} == {2}
     with sim.lock:
         assert set(sim.gateway.sessions) == {1, 2}
     assert not [m for m in monitor.of(IbPosition) if m.symbol == "SPY"]  # flat before the trade

@@ -34,12 +34,16 @@ from core.ib_messages import (
     IbOpenOrder,
     IbOpenOrderEnd,
     IbOrderStatus,
+    IbPosition,
+    IbPositionEnd,
 )
 from execution.commissions import NoCommission
 from execution.ib_executor import AlgoChooser, IbExecutor, IbOrderIds
+from execution.ib_translate import execution_filter_for
 from execution.order_journal import OrderJournal
 from execution.order_log import OrderSubmissionLog
 from ibsim import IbSim, SimConfig
+from live.broker_sync import BrokerSync, Reconciled
 
 SESSION_S = 6.5 * 3600
 
@@ -118,6 +122,13 @@ class LoopbackConnection(EWrapper, EClient):
     def commissionReport(self, commissionReport: Any) -> None:  # noqa: N802, N803
         self._put(IbCommissionReport(**self._base(), report=commissionReport))
 
+    def position(self, account: str, contract: Any, position: Any, avgCost: float) -> None:  # noqa: N803
+        self._put(IbPosition(**self._base(), account=account, symbol=contract.symbol, contract=contract,
+                             position=float(position), avg_cost=avgCost))  # fmt: skip
+
+    def positionEnd(self) -> None:  # noqa: N802
+        self._put(IbPositionEnd(**self._base()))
+
 
 @dataclass
 class Harness:
@@ -133,6 +144,7 @@ class Harness:
     fills: list[FillEvent] = field(default_factory=list)
     failed: list[OrderFailedEvent] = field(default_factory=list)
     connected: list[IbConnected] = field(default_factory=list)
+    reconciled: list[Reconciled] = field(default_factory=list)
     halts: list[str] = field(default_factory=list)
     closed: bool = False
 
@@ -189,7 +201,8 @@ def sim() -> Iterator[IbSim]:
 
 @pytest.fixture
 def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
-    """``make_harness(sim, client_id=1, algo_for=None, max_messages_per_s=45.0)``: connected and reconciled.
+    """``make_harness(sim, client_id=1, algo_for=None, max_messages_per_s=45.0)``: connected and reconciled (the
+    engine's own ``live.broker_sync``: positions, open orders, executions, then ``Reconciled``).
 
     Every harness shares ``tmp_path``'s journal and order log, so a second one is a restarted engine.
     """
@@ -209,16 +222,23 @@ def make_harness(tmp_path: Path) -> Iterator[Callable[..., Harness]]:
                               commission_timeout_s=commission_timeout_s, on_halt=halts.append)
         executor.recover(journal.state)
         h = Harness(queue, clock, conn, journal, order_log, executor, ids, halts=halts)
-        routes = executor.routes()
-        routes[IbConnected] = [ids.on_connected, h.connected.append, routes[IbConnected]]
+        sync = BrokerSync(conn, queue.put, clock, execution_filter=execution_filter_for,
+                          finish_executor=executor.finish_reconciliation)  # fmt: skip
+        routes: dict[type, Any] = dict(executor.routes())
+        routes[IbConnected] = [ids.on_connected, h.connected.append, routes[IbConnected], sync.on_connected]
         routes[FillEvent] = h.fills.append
         routes[OrderFailedEvent] = h.failed.append
-        routes[IbDisconnected] = lambda m: None
+        routes[IbDisconnected] = sync.on_disconnected
+        routes[IbPosition] = sync.on_position
+        routes[IbPositionEnd] = sync.on_position_end
+        routes[IbOpenOrderEnd] = sync.on_open_order_end
+        routes[IbExecDetailsEnd] = sync.on_exec_details_end
+        routes[Reconciled] = h.reconciled.append
         for kind, handlers in routes.items():
             queue.route(kind, handlers if isinstance(handlers, list) else [handlers])
         made.append(h)
         conn.start(sim.port)
-        h.pump_until(lambda: h.connected, 5.0)
+        h.pump_until(lambda: h.reconciled, 5.0)
         return h
 
     yield make
