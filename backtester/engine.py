@@ -18,7 +18,7 @@ import pandas as pd
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
-from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent
+from core.events import CancelAllEvent, FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
@@ -164,13 +164,13 @@ def build_backtest(
         cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
         outage_bars=outage_bars,
     )
-    portfolio.router = executor
     for strategy in strategies:
         strategy.bind(queue.put, clock.now_ns)
     routes = {
         MarketEvent: [portfolio.on_market, *(s.on_market for s in strategies)],
         SignalEvent: [portfolio.on_signal],
         OrderEvent: [executor.on_order],
+        CancelAllEvent: [lambda event: executor.cancel_all(event.reason)],
         FillEvent: [portfolio.on_fill],
         OrderFailedEvent: [portfolio.on_order_failed],
     }

@@ -43,6 +43,7 @@ from core.clock import WallClock  # noqa: E402
 from core.config_loader import load_config  # noqa: E402
 from core.event_queue import EventQueue  # noqa: E402
 from core.events import (  # noqa: E402
+    CancelAllEvent,
     FillEvent,
     MarketEvent,
     OrderEvent,
@@ -234,7 +235,6 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
             order_ids=OrderIdFactory(), put=queue.put, now_ns=clock.now_ns,
             settles_at_ns=lambda ts: ts + NS_PER_DAY, adv_lookback_days=config.pre_trade.adv_lookback_days,
         )
-        portfolio.router = executor
         adapter = TickAdapter(SYMBOLS, queue.put)
         strategy = ThresholdStrategy(len(SYMBOLS), queue.put, int(cooldown_ms * 1e6))
         order_ts: dict[str, int] = {}
@@ -252,6 +252,7 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
         routes[SignalEvent] = [portfolio.on_signal]
         routes[FillEvent] = [portfolio.on_fill]
         routes[OrderFailedEvent] = [portfolio.on_order_failed]
+        routes[CancelAllEvent] = [lambda event: executor.cancel_all(event.reason)]
         for kind, handlers in routes.items():
             queue.route(kind, handlers)
 

@@ -47,11 +47,11 @@ from typing import Any
 import pandas as pd
 
 from core.clock import NS_PER_SECOND, WallClock
-from core.config_models import AppConfig
+from core.config_models import AppConfig, StrategiesConfig
 from core.error_policy import LIVE_ERROR_POLICY, ErrorAction, action_for
 from core.errors import ConfigError, StateCorruptError, StrategyError
 from core.event_queue import EventQueue, Handler
-from core.events import FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
+from core.events import CancelAllEvent, FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
 from core.ib_messages import (
     IB_MESSAGE_TYPES,
     IbBar,
@@ -135,7 +135,7 @@ class Engine:
 
     def __init__(self, config: AppConfig, *, port: int | None = None) -> None:
         self.config = config
-        system, ops, pcfg = config.system, config.operational_risk, config.portfolio
+        system = config.system
         if not config.symbols:
             raise ConfigError("config", ["symbols: the live engine needs a non-empty universe (got [])"])
         self.symbols = tuple(config.symbols)
@@ -161,16 +161,28 @@ class Engine:
         self._next_reflatten_ns = 0
         self._closables: list[Any] = []
 
-        # 1. state: snapshot and journal (a corrupt file raises StateCorruptError naming it; never replaced)
+        snapshot = self._open_state()
+        calendar = TradingCalendar()
+        self._build_broker_side(port, calendar)
+        self._build_decision_side(snapshot, calendar)
+        self._build_operations()
+        self._route()
+
+    # -------------------------------------------------------------------------------------------- building
+    def _open_state(self) -> dict[str, Any] | None:
+        """Snapshot and journal first (a corrupt file raises StateCorruptError naming it; it is never replaced)."""
         self.snapshot_path = self.state_dir / SNAPSHOT_NAME
         snapshot = read_snapshot(self.snapshot_path)
-        calendar = TradingCalendar()
         self.journal = OrderJournal(self.state_dir / JOURNAL_NAME, now_ns=self.clock.now_ns)
         self._closables.append(self.journal)
-        self.order_log = OrderSubmissionLog(Path(ops.order_rate_counter_path))
+        self.order_log = OrderSubmissionLog(Path(self.config.operational_risk.order_rate_counter_path))
         self._closables.append(self.order_log)
+        return snapshot
 
-        # 2. broker side
+    def _build_broker_side(self, port: int | None, calendar: TradingCalendar) -> None:
+        """Connection (not started), order ids above every journaled one, executor (journaled orders recovered:
+        never re-sent), the one broker sync, the broker-truth flattener and the market data handler."""
+        config = self.config
         self.connection = IbConnection(config.ib_connection, config.ib_connection.main_client_id, self.queue.put,
                                        self.clock, port=port)  # fmt: skip
         self.order_client = ConnectionOrderClient(self.connection)
@@ -180,7 +192,9 @@ class Engine:
             build_commission_model(config.costs), account=config.ib_connection.account,
             on_halt=self._on_executor_halt,
         )  # fmt: skip
-        working = self.executor.recover(self.journal.state)
+        self._recovered_working = self.executor.recover(self.journal.state)
+        self.sync = BrokerSync(self.order_client, self.queue.put, self.clock, execution_filter=execution_filter_for,
+                               finish_executor=self.executor.finish_reconciliation)  # fmt: skip
         self.broker_flatten = BrokerFlatten(
             self.clock, request_positions=self.order_client.reqPositions,
             request_open_orders=self.order_client.reqOpenOrders,
@@ -190,8 +204,9 @@ class Engine:
         self.market_data = IbMarketDataHandler(self.symbols, self.connection, self.queue.put, self.clock,
                                                BarGuard(calendar))  # fmt: skip
 
-        # 3. decision side
-        strategies_cfg, sources = strategies_with_approved_params(config)
+    def _load_strategies(self) -> StrategiesConfig:
+        """The strategies (approved parameters over the config), bound to this session's signal list."""
+        strategies_cfg, sources = strategies_with_approved_params(self.config)
         self.strategies: list[LiveStrategy] = []
         self._session_signals: list[SignalEvent] = []  # filled by the strategies during one session close
         for name, source in sources.items():
@@ -200,15 +215,26 @@ class Engine:
             self.strategies.append(LiveStrategy(strategy, self.symbols))
             log.info("event=strategy_loaded name=%s params_source=%s params=%s", name, source,
                      getattr(strategies_cfg, name).params.model_dump())  # fmt: skip
-        if snapshot is not None:
-            ledger, risk = restore_books(snapshot, pcfg.risk, self.trading)
-            if tuple(ledger.symbols) != self.symbols:
-                raise StateCorruptError(f"{self.snapshot_path}: snapshot symbols {list(ledger.symbols)} differ from "
-                                        f"config symbols {list(self.symbols)}; reconcile by hand")  # fmt: skip
-        else:
+        return strategies_cfg
+
+    def _books(self, snapshot: dict[str, Any] | None) -> tuple[Ledger, RiskManager]:
+        pcfg = self.config.portfolio
+        if snapshot is None:
             ledger = Ledger(pcfg.initial_capital, self.symbols, account_type=pcfg.account_type,
                             allow_short=pcfg.allow_short)  # fmt: skip
-            risk = RiskManager(pcfg.risk, trading=self.trading)
+            return ledger, RiskManager(pcfg.risk, trading=self.trading)
+        ledger, risk = restore_books(snapshot, pcfg.risk, self.trading)
+        if tuple(ledger.symbols) != self.symbols:
+            raise StateCorruptError(f"{self.snapshot_path}: snapshot symbols {list(ledger.symbols)} differ from "
+                                    f"config symbols {list(self.symbols)}; reconcile by hand")  # fmt: skip
+        return ledger, risk
+
+    def _build_decision_side(self, snapshot: dict[str, Any] | None, calendar: TradingCalendar) -> None:
+        """The backtester's decision core (PortfolioManager) wrapped by LiveManager, the daily-bar feed, the
+        positions check and the daily equity record; journal fills the snapshot predates are caught up."""
+        config, pcfg = self.config, self.config.portfolio
+        strategies_cfg = self._load_strategies()
+        ledger, risk = self._books(snapshot)
         monthly = MonthlyTradeCounter(pcfg.max_trades_per_month)
         self.portfolio = PortfolioManager(
             config=pcfg, strategies=strategies_cfg, symbols=self.symbols, ledger=ledger, risk=risk,
@@ -218,13 +244,12 @@ class Engine:
             settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
             adv_lookback_days=config.pre_trade.adv_lookback_days, flatten_via=self.broker_flatten.request,
         )  # fmt: skip
-        self.portfolio.router = self.executor
         for managed in self.executor.book.working():  # adopted orders count for one-per-symbol, cash and flatten
             self.portfolio.adopt_working(managed.order, managed.filled_quantity)
         self.live = LiveManager(
             self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.book.working()),
             now_ns=self.clock.now_ns, risk_log_path=self.log_dir / "risk_log.csv", snapshot_path=self.snapshot_path,
-            reduce_only_on_monitor_stale=ops.on_monitor_stale == "reducing",
+            reduce_only_on_monitor_stale=config.operational_risk.on_monitor_stale == "reducing",
         )  # fmt: skip
         if snapshot is not None:
             self.live.restore(snapshot)
@@ -232,8 +257,6 @@ class Engine:
                       + [config.pre_trade.adv_lookback_days, pcfg.optimizer.lookback_days + 1])  # fmt: skip
         self.daily_bars = DailyBarFeed(self.symbols, self.connection, calendar, self.clock, history_sessions=history,
                                        on_history=self._on_daily_history, on_close=self._on_session_close)  # fmt: skip
-        self.sync = BrokerSync(self.order_client, self.queue.put, self.clock, execution_filter=execution_filter_for,
-                               finish_executor=self.executor.finish_reconciliation)  # fmt: skip
         self.positions = PositionReconciler(
             self.clock, self.portfolio.ledger.open_positions, self.sync.broker_positions, self._halt_no_orders,
             lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
@@ -242,9 +265,11 @@ class Engine:
         self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
         log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
-                 len(self.journal.state.orders), working)  # fmt: skip
+                 len(self.journal.state.orders), self._recovered_working)  # fmt: skip
 
-        # 4. operations
+    def _build_operations(self) -> None:
+        """Heartbeat (ZeroMQ + CSV), the CURVE command channel, kill flags and the monitor's heartbeat watch."""
+        ops, system = self.config.operational_risk, self.config.system
         self.heartbeat = HeartbeatPublisher(csv_path=Path(ops.heartbeat_flag_path), clock=self.clock,
                                             endpoint=ops.heartbeat_endpoint)  # fmt: skip
         self._closables.append(self.heartbeat)
@@ -256,7 +281,6 @@ class Engine:
         self.monitor = MonitorWatch(ops.monitor_heartbeat_path, ops.on_monitor_stale,
                                     stale_after_s(ops.heartbeat_interval_s, ops.missed_heartbeats))  # fmt: skip
         self._next_blocked_log_ns = 0
-        self._route()
 
     def _catch_up_journal_fills(self) -> None:
         """Apply journaled fills the snapshot predates (a crash between a fill and the next snapshot).
@@ -301,6 +325,7 @@ class Engine:
         table[MarketEvent] = [self.live.on_mark, daily.on_intraday]  # intraday bars; daily ones come from `daily`
         table[SignalEvent] = [self._on_signal]
         table[OrderEvent] = [self._on_order]
+        table[CancelAllEvent] = [self._on_cancel_all]
         table[FillEvent] = [self.live.on_fill]
         table[OrderFailedEvent] = [self.live.on_order_failed]
         for kind, handlers in table.items():
@@ -359,6 +384,9 @@ class Engine:
             log.warning("event=order_dropped reason=stopping client_order_id=%s", order.client_order_id)
             return
         self.executor.submit(order)
+
+    def _on_cancel_all(self, event: CancelAllEvent) -> None:
+        self.executor.cancel_all(event.reason)
 
     def _on_executor_halt(self, reason: str) -> None:
         self.live.halt(f"executor: {reason}")

@@ -13,7 +13,8 @@ Decision rules:
   manager's gross-exposure limit instead).
 - Order: risk manager (trading state, exposure) -> monthly cap -> pre-trade gate; the first rejection wins and is
   counted by check name. Counters move only after every check passed.
-- On HALTED (drawdown or external) working orders are cancelled and, if the policy says so, every position is
+- On HALTED (drawdown or external) working orders are cancelled (a ``CancelAllEvent`` on the same path as the
+  orders) and, if the policy says so, every position is
   closed with market orders that bypass the risk gate (they only reduce exposure).
 """
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from core.config_models import PortfolioConfig, StrategiesConfig
 from core.events import (
+    CancelAllEvent,
     FillEvent,
     MarketEvent,
     OrderEvent,
@@ -39,7 +41,6 @@ from core.events import (
     SignalEvent,
     TradingState,
 )
-from execution.router import OrderRouter
 from portfolio.ledger import Ledger
 from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.optimizer import VolatilityTargeter
@@ -118,7 +119,6 @@ class PortfolioManager:
         self._now_ns = now_ns
         self._settles_at_ns = settles_at_ns
         self._accept_signals_from_ns = accept_signals_from_ns  # earlier bars only warm up indicators (None: all)
-        self.router: OrderRouter | None = None
         # how a halt flattens: the backtester closes its ledger's positions (``flatten``); the live engine passes a
         # flattener that first asks the broker what it holds (``live.broker_flatten``)
         self._flatten_via = flatten_via or self.flatten
@@ -263,8 +263,8 @@ class PortfolioManager:
         """Cancel everything working and, by policy, flatten. Safe to call more than once."""
         if self.risk.state is not TradingState.HALTED:
             self.risk.halt(reason, self._now_ns())
-        if self.router is not None:
-            self.router.cancel_all(f"halted: {reason}")
+        now = self._now_ns()
+        self._put(CancelAllEvent(ts_event_ns=now, ts_init_ns=now, reason=f"halted: {reason}"))
         if self.config.risk.flatten_on_halt and not self._flattened:
             self._flattened = True
             self._flatten_via(reason)
