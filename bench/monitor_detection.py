@@ -10,6 +10,8 @@ cycle and a rerun with the same ``--seed`` injects at the same phases):
 
 - ``kill_now``: ``touch flags/KILL_NOW.flag`` (also timed: until ibsim has no working order left);
 - ``engine_gone``: SIGKILL of the beating engine process (reaped at once, as init would);
+- ``engine_crashed``: the engine process publishes its last beat ``stopping: crash`` (as main.py does on an
+  exception nothing expected) and exits 4, on SIGUSR1;
 - ``engine_frozen``: SIGSTOP of it (SIGCONT afterwards, so the next run finds it beating again);
 - ``order_rate``: ``max_orders_per_window + 1`` submit rows appended at once (the last one crosses the limit);
 - ``duplicate_orders``: ``duplicate_order_alarm_count`` identical submit rows;
@@ -19,7 +21,8 @@ cycle and a rerun with the same ``--seed`` injects at the same phases):
 No engine answers the command channel and the monitors run with ``fallback_action: cancel_only`` (the kill itself
 is not what is measured here; the account keeps its position for the next run). Reported per kind over ``--runs``
 runs: **detect** = fault -> first check that sees the breach; **kill** = fault ->
-``KILL.flag`` written (after ``confirm_checks`` consecutive checks; immediate for kill_now and engine_gone); for
+``KILL.flag`` written (after ``confirm_checks`` consecutive checks; immediate for kill_now, engine_gone and
+engine_crashed); for
 kill_now also **ibsim cancel** = flag -> no working order at ibsim. Median and max, milliseconds. The timing
 settings come from the config (``--config``, default ``config.yaml``); ``--quick`` uses fast test timings and
 2 runs (a smoke run: figures not meaningful). Usage::
@@ -67,6 +70,7 @@ from testkit.waiting import free_port  # noqa: E402
 KINDS = (
     "kill_now",
     "engine_gone",
+    "engine_crashed",
     "engine_frozen",
     "order_rate",
     "duplicate_orders",
@@ -80,13 +84,20 @@ from pathlib import Path
 from core.clock import WallClock
 from core.events import TradingState
 from core.ipc_heartbeat import HeartbeatPublisher
-stop = threading.Event()
+stop, crash = threading.Event(), threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
+signal.signal(signal.SIGUSR1, lambda *_: (crash.set(), stop.set()))
 with HeartbeatPublisher(csv_path=Path(sys.argv[1]), clock=WallClock(), endpoint=sys.argv[2]) as pub:
     while not stop.is_set():
         pub.beat(trading_state=TradingState.ACTIVE, equity=100000.0, drawdown_pct=0.0)
         stop.wait(float(sys.argv[3]))
+    if crash.is_set():
+        pub.beat(trading_state=TradingState.ACTIVE, equity=100000.0, drawdown_pct=0.0,
+                 extra={"stopping": "crash", "error": "RuntimeError: bench: injected crash"})
+if crash.is_set():
+    sys.exit(4)
 """
+ENGINE_KINDS = ("engine_gone", "engine_crashed", "engine_frozen")  # kinds that need the beating engine process
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +268,7 @@ class Bench:
 
     def prepare(self, kind: str, root: Path, config: AppConfig) -> None:
         (root / "logs").mkdir(parents=True)
-        if kind in ("engine_gone", "engine_frozen"):
+        if kind in ENGINE_KINDS:
             self.start_engine()
         if kind == "kill_now":
             self.trade("QQQ", Side.BUY, 1, limit=1.0)  # rests until cancelled
@@ -274,7 +285,7 @@ class Bench:
             if not (snapshot.ready and snapshot.net_liquidation is not None and monitor.account_view is not None):
                 return False
             alive = monitor.report is not None and monitor.report.status == "ALIVE"
-            return alive or kind not in ("engine_gone", "engine_frozen")
+            return alive or kind not in ENGINE_KINDS
 
         wait_until(ready, 30, "monitor ready")
 
@@ -287,10 +298,13 @@ class Bench:
             fault_ns = time.time_ns()
             flag.touch()
             return fault_ns
-        if kind in ("engine_gone", "engine_frozen") and self.engine is not None:
+        if kind in ENGINE_KINDS and self.engine is not None:
             fault_ns = time.time_ns()
             if kind == "engine_frozen":
                 os.kill(self.engine.pid, signal.SIGSTOP)
+            elif kind == "engine_crashed":
+                os.kill(self.engine.pid, signal.SIGUSR1)
+                self.engine.wait(10)
             else:
                 self.engine.kill()
                 self.engine.wait(10)

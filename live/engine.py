@@ -5,14 +5,20 @@
 1. state first: portfolio snapshot (``StateCorruptError`` on a damaged file, which is never replaced), order
    journal replay (same), the executor's ``recover`` of every journaled order - all before any broker message;
 2. the broker side: ``IbConnection`` (not started), ``IbOrderIds`` above every journaled id, ``IbExecutor``
-   sending through ``live.order_client.ConnectionOrderClient``, ``IbMarketDataHandler``;
+   sending through ``live.order_client.ConnectionOrderClient``, the one ``BrokerSync``, ``BrokerFlatten`` (every
+   flatten starts from the broker's positions), ``IbMarketDataHandler``;
 3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
    config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot),
    ``DailyBarFeed`` (the strategies' daily bars from the broker) and ``PerformanceTracker`` (daily equity);
 4. operations: ``HeartbeatPublisher`` (ZeroMQ PUB + CSV), ``CommandServer`` (CURVE, keys in ``state/keys``),
    ``KillFlagWatcher``, ``MonitorWatch`` (the risk monitor's heartbeat file, policy
-   ``operational_risk.on_monitor_stale``: ``refuse_start`` blocks signals until a first fresh beat, ``reducing``
+   ``operational_risk.on_monitor_stale``: ``refuse_start`` is reduce-only until a first fresh beat, ``reducing``
    is reduce-only while stale, ``ignore`` logs); SIGTERM/SIGINT handlers are installed by ``Engine.run``.
+
+The trading state has one owner, ``portfolio.trading_state.TradingStateMachine`` (STARTING until the first
+reconcile, ACTIVE, REDUCING with its reasons, HALTED with its cause), checked once in the pre-trade chain. What
+happens when a handler or timer raises is one table (``core.error_policy``), applied by the queue; anything it
+does not name is a crash: exit 4 and a last heartbeat ``stopping: crash``, which the risk monitor kills.
 
 Two bar streams, as in the backtest: strategies decide on **daily** bars only. At start-up the broker's daily
 history warms them up (no decision on a past bar); each time a session closes, its official daily bar is fetched and
@@ -23,10 +29,12 @@ meet the same fill rules. The 5-s real-time bars only mark the book between clos
 After a crash the snapshot may predate the last journaled fills: those are applied to the ledger at start-up
 (``journal_fills_missing_from``, by exec id) before reconciliation compares positions with the broker.
 
-Start-up reconciliation: trading is blocked until (a) the executor has reconciled its journal with the broker's
-open orders and executions (adopting missed fills, never re-sending), and (b) the broker's positions equal the
-ledger's. A difference it cannot explain halts the engine (HALTED, no order sent, no flatten: the books are not
-trusted) with a report naming every symbol. A kill flag present at start-up halts trading before any order.
+Start-up reconciliation: trading stays STARTING until (a) the broker sync (positions, open orders, executions, in
+that order, each after the previous end marker) has let the executor adopt its journaled orders and book missed
+fills (never re-sending), and (b) on its ``Reconciled`` event the broker's positions equal the ledger's. A
+difference it cannot explain halts the engine (HALTED, no order sent, no flatten: the books are not trusted) with
+a report naming every symbol. A kill flag present at start-up halts at once; its cancel and flatten wait for the
+reconcile, so nothing is journaled or sent before the broker has been heard.
 
 Threads: everything in ``Engine`` runs on the thread that calls ``run`` (the dispatcher thread). IB callbacks
 arrive on ``IbConnection``'s threads and only ``put`` messages on the ``EventQueue``; the ZAP authenticator has its

@@ -14,6 +14,7 @@ SCRIPT = ROOT / "bench" / "monitor_detection.py"
 KINDS = (
     "kill_now",
     "engine_gone",
+    "engine_crashed",
     "engine_frozen",
     "order_rate",
     "duplicate_orders",
