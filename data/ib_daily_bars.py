@@ -36,13 +36,14 @@ import numpy as np
 import pandas as pd
 
 from core.clock import NS_PER_SECOND, WallClock
+from core.errors import DataError
 from core.events import MarketEvent
 from core.ib_errors import classify
 from core.ib_messages import IbBar, IbConnected, IbDisconnected, IbError, IbHistoricalEnd
 from core.ib_wrapper import IbConnection
 from data.bar_guard import BAR_COLUMNS, value_reason
 from data.calendar import TradingCalendar
-from data.ib_handler import stock_contract
+from data.ib_handler import ib_bar_time_ns, market_event_from_arrays, stock_contract
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,11 @@ def request_daily_history(connection: IbConnection, req_id: int, symbol: str, du
 
 def daily_bars_frame(rows: Sequence[IbBar]) -> pd.DataFrame:
     """Daily IbBars (``YYYYMMDD`` dates) to a bar frame: tz-naive midnight "date" index, float columns."""
-    index = pd.DatetimeIndex(pd.to_datetime([r.time.strip()[:8] for r in rows], format="%Y%m%d"), name="date")
+    try:
+        stamps = [ib_bar_time_ns(r.time) for r in rows]  # the one IB bar-time parser (daily: UTC midnight)
+    except ValueError as exc:
+        raise DataError(f"daily bars not usable: {exc}") from exc  # quarantined by the error policy, never traded
+    index = pd.DatetimeIndex(pd.to_datetime(stamps, unit="ns"), name="date").normalize()
     data = {c: [float(getattr(r, c)) for r in rows] for c in BAR_COLUMNS}
     return pd.DataFrame(data, index=index)
 
@@ -289,10 +294,7 @@ class DailyBarFeed:
                 continue
             values[:, j] = bar
         close_ns = int(self._calendar.session_close_ns(pd.DatetimeIndex([day]))[0])
-        return MarketEvent(
-            ts_event_ns=close_ns, ts_init_ns=self._clock.now_ns(), bar_index=self.bar_index, symbols=self.symbols,
-            open=values[0], high=values[1], low=values[2], close=values[3], volume=values[4],
-        )  # fmt: skip
+        return market_event_from_arrays(close_ns, self._clock.now_ns(), self.bar_index, self.symbols, *values)
 
     def _last_completed_session(self, ts_ns: int) -> pd.Timestamp | None:
         """The newest session whose close is <= ``ts_ns`` (cached: the answer changes once per session)."""

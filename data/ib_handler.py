@@ -82,7 +82,14 @@ def bars_to_arrays(
 def market_event(
     ts_event_ns: int, ts_init_ns: int, bar_index: int, symbols: tuple[str, ...], bars: Mapping[str, BarValues | None]
 ) -> MarketEvent:
-    o, h, lo, c, v = bars_to_arrays(symbols, bars)
+    return market_event_from_arrays(ts_event_ns, ts_init_ns, bar_index, symbols, *bars_to_arrays(symbols, bars))
+
+
+def market_event_from_arrays(
+    ts_event_ns: int, ts_init_ns: int, bar_index: int, symbols: tuple[str, ...],
+    o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray, v: np.ndarray,
+) -> MarketEvent:  # fmt: skip
+    """The one translation of IB bars (intraday and daily alike) into a ``MarketEvent``: arrays in symbol order."""
     return MarketEvent(
         ts_event_ns=ts_event_ns,
         ts_init_ns=ts_init_ns,
