@@ -1,0 +1,106 @@
+"""The live engine built and run inside the test process, against ibsim's real TCP server in this process too.
+
+``build_engine`` wires the very engine ``main.py`` runs (here with every file under ``tmp_path``); ``Engine.run``
+drives it on a thread of this process. Checked: it starts in STARTING and sends nothing until the broker sync
+has reconciled, trades once ACTIVE, and a KILL_NOW flag ends it flat with exit code 0 and a ``kill`` last beat.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config_loader import validate_config
+from core.events import TradingState
+from core.ipc_heartbeat import read_heartbeat_csv
+from ibsim import IbSim, SimConfig
+from live.engine import Engine, build_engine
+from live.exit_codes import ExitCode
+from testkit.crash_cycles import fast_trading_config
+from testkit.waiting import free_port
+
+PATHS = {
+    "system": ("log_dir", "state_dir", "kill_flag_path", "kill_now_flag_path"),
+    "operational_risk": ("heartbeat_flag_path", "order_rate_counter_path", "command_keys_dir",
+                         "monitor_heartbeat_path"),
+}  # fmt: skip
+
+
+def engine_config(root: Path, ib_port: int) -> Any:
+    """The e2e test config (fast sma_crossover on ibsim's symbols) with every file under ``root``."""
+    raw = fast_trading_config(ib_port, f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    for section, keys in PATHS.items():
+        for key in keys:
+            raw[section][key] = str(root / raw[section][key])
+    return validate_config(raw, "in-process engine test")
+
+
+def eventually(cond: Callable[[], Any], timeout_s: float, what: str, thread: threading.Thread) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = cond()
+        if value:
+            return value
+        if not thread.is_alive():
+            pytest.fail(f"{what}: the engine stopped first")
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout_s} s: {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def sim() -> Iterator[IbSim]:
+    server = IbSim(SimConfig(speed=6000.0, seed=3))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def engine_positions_at(sim: IbSim) -> dict[str, float]:
+    with sim.lock:
+        return {s: p.quantity for s, p in sim.book.positions.items() if p.quantity}
+
+
+def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_path: Path, sim: IbSim) -> None:
+    config = engine_config(tmp_path, sim.port)
+    engine: Engine = build_engine(config)
+    assert engine.trading.state is TradingState.STARTING and not engine.reconciled
+    exit_codes: list[int] = []
+    thread = threading.Thread(target=lambda: exit_codes.append(engine.run(duration_s=120, install_signals=False)),
+                              name="engine-under-test", daemon=True)  # fmt: skip
+    thread.start()
+    try:
+        eventually(lambda: engine.reconciled, 30, "the broker sync reconciled", thread)
+        assert engine.sync.generation == 1
+        eventually(lambda: engine.trading.state is TradingState.ACTIVE, 10, "ACTIVE after the sync", thread)
+        eventually(lambda: engine_positions_at(sim), 90, "the engine trades", thread)
+        kill_now = Path(config.system.kill_now_flag_path)
+        kill_now.parent.mkdir(parents=True, exist_ok=True)
+        kill_now.touch()
+        thread.join(60)
+        assert not thread.is_alive(), "the engine did not stop after KILL_NOW"
+    finally:
+        if thread.is_alive():
+            engine.request_stop("test teardown")
+            thread.join(30)
+    assert exit_codes == [ExitCode.OK]
+    assert engine.trading.state is TradingState.HALTED
+    assert engine_positions_at(sim) == {}
+    with sim.lock:
+        assert not sim.book.working_orders()
+    last = read_heartbeat_csv(Path(config.operational_risk.heartbeat_flag_path))
+    assert last is not None and last.extra["stopping"] == "kill"
+    [(synced_ns, _, after, _)] = [t for t in engine.trading.transitions if t[1] is TradingState.STARTING]
+    assert after is TradingState.ACTIVE
+    journal = Path(config.system.state_dir) / "order_journal.jsonl"
+    intents = [json.loads(line) for line in journal.read_text().splitlines()]
+    intents = [row for row in intents if row["kind"] == "intent"]
+    assert intents and all(row["ts_ns"] >= synced_ns for row in intents)  # nothing journaled while STARTING
