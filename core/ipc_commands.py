@@ -229,8 +229,9 @@ class CommandServer:
     """The engine's end of the command channel: CURVE + ZAP authenticated ROUTER socket on loopback.
 
     Created and polled on the engine's dispatcher thread (see the module docstring). Keys are created on the first
-    run (``ensure_keys``) and reused afterwards. ``handler`` must be quick; an exception in it becomes a
-    HANDLER_ERROR reply and a logged traceback, never a crash of the loop.
+    run (``ensure_keys``) and reused afterwards. ``handler`` must be quick. An exception in it is handed to
+    ``on_error(error, command)`` (the engine's error policy, which may end the process as a crash); when that
+    returns, or without one, the client gets a HANDLER_ERROR reply and the traceback is logged.
     """
 
     def __init__(
@@ -242,11 +243,13 @@ class CommandServer:
         *,
         authorized_clients: Sequence[str] = DEFAULT_CLIENTS,
         max_age_s: float = DEFAULT_MAX_AGE_S,
+        on_error: Callable[[Exception, Command], None] | None = None,
     ) -> None:
         if max_age_s <= 0:
             raise ValueError(f"max_age_s must be positive (got {max_age_s})")
         self._keys_dir = Path(keys_dir)
         self._handler = handler
+        self._on_error = on_error
         self._clock = clock
         self._max_age_ns = int(max_age_s * NS_PER_SECOND)
         self._last_nonce: dict[str, int] = {}
@@ -378,6 +381,8 @@ class CommandServer:
         except Exception as exc:
             log.exception("event=command_handler_failed client=%s verb=%s nonce=%d", command.client_name,
                           command.verb, command.nonce)
+            if self._on_error is not None:
+                self._on_error(exc, command)  # the dispatcher's policy: may raise (a crash) past this reply
             return CommandReply.refused(ReplyCode.HANDLER_ERROR, f"engine failed to execute {command.verb}: {exc!r}")
         if not isinstance(reply, CommandReply):
             log.error("event=command_handler_bad_reply verb=%s got=%s", command.verb, type(reply).__name__)

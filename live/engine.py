@@ -281,9 +281,14 @@ class Engine:
         self.heartbeat = HeartbeatPublisher(csv_path=Path(ops.heartbeat_flag_path), clock=self.clock,
                                             endpoint=ops.heartbeat_endpoint)  # fmt: skip
         self._closables.append(self.heartbeat)
-        self.commands = CommandServer(ops.command_endpoint, Path(ops.command_keys_dir), CommandHandler(self),
-                                      self.clock, authorized_clients=ops.command_authorized_clients,
-                                      max_age_s=ops.command_max_age_s)  # fmt: skip
+        handler = CommandHandler(self)
+
+        def on_command_error(error: Exception, command: object) -> None:
+            self._on_handler_error(error, command, handler.handle)  # a command meets the same policy as an event
+
+        self.commands = CommandServer(ops.command_endpoint, Path(ops.command_keys_dir), handler, self.clock,
+                                      authorized_clients=ops.command_authorized_clients,
+                                      max_age_s=ops.command_max_age_s, on_error=on_command_error)  # fmt: skip
         self._closables.append(self.commands)
         self.kill_flags = KillFlagWatcher(system.kill_flag_path, system.kill_now_flag_path)
         self.monitor = MonitorWatch(ops.monitor_heartbeat_path, ops.on_monitor_stale,
