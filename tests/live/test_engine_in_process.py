@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 from core.config_loader import validate_config
 from core.events import TradingState
 from core.ipc_heartbeat import read_heartbeat_csv
-from ibsim import IbSim, SimConfig
+from ibsim import IbSim
 from live.engine import Engine, build_engine
 from live.exit_codes import ExitCode
 from testkit.crash_cycles import fast_trading_config
@@ -54,22 +54,13 @@ def eventually(cond: Callable[[], Any], timeout_s: float, what: str, thread: thr
         time.sleep(0.01)
 
 
-@pytest.fixture
-def sim() -> Iterator[IbSim]:
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 def engine_positions_at(sim: IbSim) -> dict[str, float]:
     with sim.lock:
         return {s: p.quantity for s, p in sim.book.positions.items() if p.quantity}
 
 
-def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_path: Path, sim: IbSim) -> None:
+def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_path: Path, fast_sim: IbSim) -> None:
+    sim = fast_sim
     config = engine_config(tmp_path, sim.port)
     engine: Engine = build_engine(config)
     assert engine.trading.state is TradingState.STARTING and not engine.reconciled

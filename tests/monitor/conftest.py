@@ -43,17 +43,6 @@ def sim() -> Iterator[IbSim]:
 
 
 @pytest.fixture
-def fast_sim() -> Iterator[IbSim]:
-    """ibsim in this process replaying as fast as the engine e2e tests do (a session in ~4 s), seed 3."""
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
 def trader(sim: IbSim) -> Iterator[Callable[..., None]]:
     """``trade(symbol, side, qty, limit=None)`` from another client (id 1), as the engine would."""
     ready = threading.Event()
