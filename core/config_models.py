@@ -27,6 +27,19 @@ class IbConnectionConfig(Section):
     main_client_id: ClientId = 1
     account: str = Field(default="", description="IB account id; empty means the first managed account")
     connect_timeout_s: float = Field(default=10.0, gt=0)
+    intraday_marks: Literal["bars", "ticks"] = Field(
+        default="bars", description="what marks the book between closes: 5-s real-time bars, or 5-s bars built "
+        "from last-trade ticks (for an account without real-time bar permissions)")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _ticks_need_the_wall_clock(self) -> IbConnectionConfig:
+        if self.mode == "sim" and self.intraday_marks == "ticks":
+            raise ValueError(
+                "intraday_marks 'ticks' needs mode 'tws' (got mode 'sim'): bars built from ticks are stamped with "
+                "their arrival time, and ibsim's clock runs ahead of the wall clock, so no session close would ever "
+                "be seen and no decision made; use intraday_marks: bars with the simulated gateway"
+            )
+        return self
 
 
 class IbSimConfig(Section):

@@ -210,7 +210,8 @@ class Engine:
             ready=lambda: self.connected and self.reconciled and self.sync.step is SyncStep.IDLE,
         )  # fmt: skip
         self.market_data = IbMarketDataHandler(self.symbols, self.connection, self.queue.put, self.clock,
-                                               BarGuard(calendar))  # fmt: skip
+                                               BarGuard(calendar),
+                                               source=config.ib_connection.intraday_marks)  # fmt: skip
 
     def _load_strategies(self) -> StrategiesConfig:
         """The strategies (approved parameters over the config), bound to this session's signal list."""

@@ -32,9 +32,12 @@ PATHS = {
 }  # fmt: skip
 
 
-def engine_config(root: Path, ib_port: int) -> Any:
+def engine_config(root: Path, ib_port: int, intraday_marks: str = "bars") -> Any:
     """The e2e test config (fast sma_crossover on ibsim's symbols) with every file under ``root``."""
     raw = fast_trading_config(ib_port, f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    raw["ib_connection"]["intraday_marks"] = intraday_marks
+    if intraday_marks == "ticks":
+        raw["ib_connection"]["mode"] = "tws"  # ibsim speaks TWS; ticks are refused with mode sim (its clock runs ahead)
     for section, keys in PATHS.items():
         for key in keys:
             raw[section][key] = str(root / raw[section][key])
@@ -95,3 +98,30 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
     intents = [json.loads(line) for line in journal.read_text().splitlines()]
     intents = [row for row in intents if row["kind"] == "intent"]
     assert intents and all(row["ts_ns"] >= synced_ns for row in intents)  # nothing journaled while STARTING
+    assert engine.market_data.published > 0  # the intraday source delivered marks
+
+
+def test_engine_marks_the_book_from_ticks_when_configured(tmp_path: Path, fast_sim: IbSim) -> None:
+    """``intraday_marks: ticks`` subscribes to market data ticks and builds the intraday marks from them (for an
+    account without real-time bar permissions); the sync and STARTING rules are the same."""
+    engine = build_engine(engine_config(tmp_path, fast_sim.port, "ticks"))
+    thread = threading.Thread(target=lambda: engine.run(duration_s=60, install_signals=False), daemon=True)
+    thread.start()
+    try:
+        eventually(lambda: engine.reconciled, 30, "the broker sync reconciled", thread)
+        eventually(lambda: engine.market_data.published >= 3, 30, "marks built from ticks", thread)
+        with fast_sim.lock:
+            assert fast_sim.gateway.sessions[1].mkt_subs and not fast_sim.gateway.sessions[1].bar_subs
+    finally:
+        engine.request_stop("test done")
+        thread.join(30)
+    assert not thread.is_alive() and engine.trading.state is TradingState.ACTIVE
+
+
+def test_ticks_with_the_simulated_gateway_are_refused_with_a_reason(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+
+    raw = fast_trading_config(4002, "tcp://127.0.0.1:1", "tcp://127.0.0.1:2")
+    raw["ib_connection"].update(mode="sim", intraday_marks="ticks")
+    with pytest.raises(ConfigError, match="intraday_marks 'ticks' needs mode 'tws'"):
+        validate_config(raw, "test")
