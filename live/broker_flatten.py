@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Mapping
 
 from core.clock import NS_PER_SECOND, WallClock
+from core.events import FillEvent
 from core.ib_messages import IbConnected, IbDisconnected, IbOpenOrderEnd, IbPosition, IbPositionEnd
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ class BrokerFlatten:
         if self._in_flight is not None:
             self._orders_done = True
             self._maybe_send()
+
+    def on_fill(self, _fill: FillEvent) -> None:
+        """A fill after the last round trip makes its answer stale (an order in flight at a kill may have filled):
+        ``broker_flat`` is unknown again until the next round trip."""
+        self.last_broker_positions = None
 
     def on_connected(self, _message: IbConnected) -> None:
         self._abandon("reconnected")

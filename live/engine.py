@@ -340,7 +340,7 @@ class Engine:
         table[SignalEvent] = [self._on_signal]
         table[OrderEvent] = [self._on_order]
         table[CancelAllEvent] = [self._on_cancel_all]
-        table[FillEvent] = [self.live.on_fill]
+        table[FillEvent] = [self.live.on_fill, flat.on_fill]
         table[OrderFailedEvent] = [self.live.on_order_failed]
         for kind, handlers in table.items():
             self.queue.route(kind, handlers)
