@@ -89,7 +89,11 @@ def broker(sim: IbSim) -> Iterator[BrokerLink]:
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
-    eventually(lambda: link.snapshot().ready and link.snapshot().positions_generation >= 1, 10)
+    def subscribed() -> bool:  # positions and the account summary answer separately, in either order
+        snapshot = link.snapshot()
+        return snapshot.ready and snapshot.positions_generation >= 1 and snapshot.net_liquidation is not None
+
+    eventually(subscribed, 10)
     yield link
     ticking.set()
     thread.join(5)
