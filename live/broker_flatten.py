@@ -4,10 +4,11 @@ Why: the engine's books can be wrong exactly when a flatten matters. The risk mo
 account through its own connection while the engine was frozen (SIGSTOP), and a kill flag can be present before
 the engine has even connected. Flattening "from our books" then sells shares the account no longer holds: a
 cash account goes short. So a flatten here is a round trip: once connected and reconciled, ask for the
-positions (``reqPositions`` ... ``positionEnd``) and our open orders (``reqOpenOrders`` ... ``openOrderEnd``,
-which bring the executor's book up to date), then send only what closes the broker's position net of the
-working flatten orders (``PortfolioManager.flatten(reason, positions)``). Nothing is sent, or journaled, before
-connect and reconcile: a request made earlier waits for them.
+positions (``reqPositions`` ... ``positionEnd``; the answers are kept by ``live.broker_sync``, the one keeper of
+the broker's positions) and our open orders (``reqOpenOrders`` ... ``openOrderEnd``, which bring the executor's
+book up to date), then send only what closes the broker's position net of the working flatten orders
+(``PortfolioManager.flatten(reason, positions)``). Nothing is sent, or journaled, before connect and reconcile: a
+request made earlier waits for them.
 
 A round trip that gets no answer within ``ROUND_TRIP_TIMEOUT_S`` is asked again (a flatten must not be dropped;
 nor may it fall back to our books). Dispatcher thread only.
@@ -20,7 +21,7 @@ from collections.abc import Callable, Mapping
 
 from core.clock import NS_PER_SECOND, WallClock
 from core.events import FillEvent
-from core.ib_messages import IbConnected, IbDisconnected, IbOpenOrderEnd, IbPosition, IbPositionEnd
+from core.ib_messages import IbConnected, IbDisconnected, IbOpenOrderEnd, IbPositionEnd
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +37,18 @@ class BrokerFlatten:
         *,
         request_positions: Callable[[], None],
         request_open_orders: Callable[[], None],
+        broker_positions: Callable[[], Mapping[str, float]],
         flatten: Callable[[str, Mapping[str, float]], None],
         ready: Callable[[], bool],
     ) -> None:
         self._clock = clock
         self._request_positions = request_positions
         self._request_open_orders = request_open_orders
+        self._broker_positions = broker_positions  # the one keeper of the broker's word (live.broker_sync)
         self._flatten = flatten
         self._ready = ready
         self._pending: str | None = None  # the reason of a flatten not yet sent
         self._in_flight: str | None = None  # the reason of the round trip under way
-        self._positions: dict[str, float] = {}
         self._positions_done = self._orders_done = False
         self._round_trip = 0
         self.last_broker_positions: dict[str, float] | None = None  # what the last completed round trip learned
@@ -57,7 +59,7 @@ class BrokerFlatten:
 
     def broker_flat(self) -> bool:
         """The last completed round trip found no position and no flatten is waiting or under way."""
-        return not self.busy and self.last_broker_positions is not None and not any(self.last_broker_positions.values())
+        return not self.busy and self.last_broker_positions == {}
 
     def request(self, reason: str) -> None:
         """Ask for a flatten; one already waiting or under way serves this one too (its answer comes later)."""
@@ -73,7 +75,7 @@ class BrokerFlatten:
         if self._pending is None or self._in_flight is not None or not self._ready():
             return
         self._in_flight, self._pending = self._pending, None
-        self._positions, self._positions_done, self._orders_done = {}, False, False
+        self._positions_done = self._orders_done = False
         self._round_trip += 1
         trip = self._round_trip
         self._request_positions()
@@ -82,10 +84,6 @@ class BrokerFlatten:
                             lambda _due: self._timed_out(trip))  # fmt: skip
 
     # -- routed IB messages ------------------------------------------------------------------------------------
-    def on_position(self, message: IbPosition) -> None:
-        if self._in_flight is not None and not self._positions_done:
-            self._positions[message.symbol] = self._positions.get(message.symbol, 0.0) + message.position
-
     def on_position_end(self, _message: IbPositionEnd) -> None:
         if self._in_flight is not None:
             self._positions_done = True
@@ -112,7 +110,7 @@ class BrokerFlatten:
         if self._in_flight is None or not (self._positions_done and self._orders_done):
             return
         reason, self._in_flight = self._in_flight, None
-        broker = {symbol: quantity for symbol, quantity in self._positions.items() if quantity}
+        broker = {symbol: quantity for symbol, quantity in self._broker_positions().items() if quantity}
         self.last_broker_positions = broker
         log.warning("event=flatten_from_broker reason=%r broker_positions=%s", reason, broker)
         self._flatten(reason, broker)

@@ -128,11 +128,11 @@ class BrokerSync:
             return
         self.step = SyncStep.IDLE
         self._finish_executor()
-        now = self._clock.now_ns()
+        positions = self.broker_positions()
         log.info("event=broker_synced generation=%d reconnect=%s positions=%s", self.generation, self._reconnect,
-                 self.broker_positions())  # fmt: skip
-        self._put(Reconciled(ts_init_ns=now, generation=self.generation, reconnect=self._reconnect,
-                             positions=self.broker_positions()))  # fmt: skip
+                 positions)  # fmt: skip
+        self._put(Reconciled(ts_init_ns=self._clock.now_ns(), generation=self.generation, reconnect=self._reconnect,
+                             positions=positions))  # fmt: skip
 
     def _advance(self, step: SyncStep) -> None:
         self.step = step

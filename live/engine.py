@@ -205,7 +205,7 @@ class Engine:
                                finish_executor=self.executor.finish_reconciliation)  # fmt: skip
         self.broker_flatten = BrokerFlatten(
             self.clock, request_positions=self.order_client.reqPositions,
-            request_open_orders=self.order_client.reqOpenOrders,
+            request_open_orders=self.order_client.reqOpenOrders, broker_positions=self.sync.broker_positions,
             flatten=lambda reason, positions: self.portfolio.flatten(reason, positions),
             ready=lambda: self.connected and self.reconciled and self.sync.step is SyncStep.IDLE,
         )  # fmt: skip
@@ -329,7 +329,7 @@ class Engine:
             table[kind] = [ex[kind]]
         table[IbOpenOrderEnd] = [sync.on_open_order_end, flat.on_open_order_end]
         table[IbExecDetailsEnd] = [sync.on_exec_details_end]
-        table[IbPosition] = [sync.on_position, flat.on_position]
+        table[IbPosition] = [sync.on_position]
         table[IbPositionEnd] = [sync.on_position_end, flat.on_position_end]
         table[Reconciled] = [self.positions.on_reconciled]
         table[IbBar] = [md.on_bar, daily.on_bar]
@@ -414,10 +414,11 @@ class Engine:
     def status(self) -> dict[str, Any]:
         """Plain-JSON state for STATUS replies and logs."""
         fields = self.live.heartbeat_fields()
+        trading = self.trading.describe()
         return {
             **fields,
-            "halt_reason": self.trading.halt_cause,
-            "reasons": {str(reason): detail for reason, detail in self.trading.reasons.items()},
+            "halt_reason": trading["halt_cause"],
+            "reasons": trading["reasons"],
             "kill": self.kill_level.name,
             "connected": self.connected,
             "reconciled": self.reconciled,
@@ -456,7 +457,8 @@ class Engine:
         self.broker_flatten.try_start()
 
     def request_stop(self, reason: str, kind: str = "operator") -> None:
-        """Stop the loop after this pass; ``kind`` (operator | kill | crash) goes into the last heartbeat."""
+        """Stop the loop after this pass; ``kind`` (operator | kill) goes into the last heartbeat (an exit nobody
+        ordered goes through ``_stop_unordered``)."""
         if self._stop_requested is None:
             self._stop_requested = reason
             self._stop_kind = kind
@@ -479,9 +481,8 @@ class Engine:
         if action in (ErrorAction.HALT, ErrorAction.STOP_CORRUPT):
             self.live.halt(f"{type(error).__name__} in {where}: {error}")
             if action is ErrorAction.STOP_CORRUPT:
-                self.exit_code = ExitCode.STATE_CORRUPT
-                self._crash_text = f"{type(error).__name__}: {error}"[:CRASH_TEXT_MAX]
-                self.request_stop(f"state not trusted: {error}", kind="crash")
+                self._stop_unordered(ExitCode.STATE_CORRUPT, f"state not trusted: {error}",
+                                     f"{type(error).__name__}: {error}")  # fmt: skip
             return
         raise EngineCrashed(error, where) from error
 
@@ -493,15 +494,21 @@ class Engine:
                           strategy_id, why)  # fmt: skip
 
     def _crash(self, error: BaseException) -> None:
-        """An exit nobody ordered: the crash exit code and a last heartbeat that says so (the monitor kills)."""
-        cause = error.error if isinstance(error, EngineCrashed) else error
-        self._crash_text = f"{error}"[:CRASH_TEXT_MAX] if isinstance(error, EngineCrashed) else \
-            f"{type(cause).__name__}: {cause}"[:CRASH_TEXT_MAX]
-        log.critical("event=engine_crashed error=%r action=exit_crash (the risk monitor kills and flattens)",
-                     self._crash_text, exc_info=cause)  # fmt: skip
-        self.exit_code = ExitCode.CRASH
-        self._stop_requested = self._stop_requested or "crash"
+        """An exception nothing expected: the crash exit code and a last heartbeat that says so (the monitor kills)."""
+        crashed = isinstance(error, EngineCrashed)
+        text = str(error) if crashed else f"{type(error).__name__}: {error}"  # EngineCrashed already names the cause
+        log.critical("event=engine_crashed error=%r action=exit_crash (the risk monitor kills and flattens)", text,
+                     exc_info=error.error if crashed else error)  # fmt: skip
+        self._stop_unordered(ExitCode.CRASH, "crash", text)
+
+    def _stop_unordered(self, code: ExitCode, reason: str, error_text: str) -> None:
+        """Stop with ``code`` and a last heartbeat ``stopping: crash`` carrying ``error_text``: an exit nobody
+        ordered, so the risk monitor takes over (kills and flattens). Overrides a stop already requested."""
+        self.exit_code = code
+        self._crash_text = error_text[:CRASH_TEXT_MAX]
+        self._stop_requested = self._stop_requested or reason
         self._stop_kind = "crash"
+        log.warning("event=stop_requested reason=%s kind=crash exit_code=%d", self._stop_requested, code)
 
     def _on_kill(self, level: KillLevel, *, at_startup: bool = False) -> None:
         self.kill_level = level
@@ -664,9 +671,8 @@ class Engine:
             log.error("event=kill_timeout level=%s timeout_s=%s positions=%s working=%d message=\"NOT FLAT after "
                       "the kill timeout: check the broker by hand\"", self.kill_level.name, KILL_EXIT_TIMEOUT_S,
                       self.portfolio.ledger.open_positions(), len(self.executor.book.working()))  # fmt: skip
-            self.exit_code = ExitCode.KILL_NOT_FLAT
-            self._crash_text = "kill did not end flat within its timeout"  # the monitor must take over
-            self.request_stop(f"{self.kill_level.name} timeout", kind="crash")
+            self._stop_unordered(ExitCode.KILL_NOT_FLAT, f"{self.kill_level.name} timeout",
+                                 "kill did not end flat within its timeout")  # fmt: skip
 
     def close(self) -> None:
         """Graceful stop: no new orders, disconnect, last snapshot and risk-log row, close files and sockets."""
