@@ -18,7 +18,7 @@ import pandas as pd
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
-from core.events import CancelAllEvent, FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent
+from core.events import FillEvent, MarketEvent, OrderFailedEvent, SignalEvent
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
@@ -135,6 +135,16 @@ def build_backtest(
     queue = EventQueue()
     pcfg = config.portfolio
     ledger = Ledger(pcfg.initial_capital, panel.symbols, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
+    executor = SimulatedExecutor(
+        panel.symbols,
+        sessions,
+        build_commission_model(config.costs),
+        SlippageModel(config.costs.slippage),
+        queue.put,
+        clock.now_ns,
+        cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
+        outage_bars=outage_bars,
+    )
     portfolio = PortfolioManager(
         config=pcfg,
         strategies=config.strategies,
@@ -146,7 +156,8 @@ def build_backtest(
         monthly=MonthlyTradeCounter(pcfg.max_trades_per_month),
         gate=PreTradeGate(config.pre_trade, panel.symbols),
         order_ids=OrderIdFactory(),
-        put=queue.put,
+        router=executor,
+        working=executor.store,
         now_ns=clock.now_ns,
         settles_at_ns=_settlement(sessions, pcfg.settlement_days),
         adv_lookback_days=config.pre_trade.adv_lookback_days,
@@ -154,25 +165,13 @@ def build_backtest(
         if 0 < trade_from_index < len(panel.dates)
         else None,  # (timestamps before 1970 are negative: no numeric sentinel is safe)
     )
-    executor = SimulatedExecutor(
-        panel.symbols,
-        sessions,
-        build_commission_model(config.costs),
-        SlippageModel(config.costs.slippage),
-        queue.put,
-        clock.now_ns,
-        cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
-        outage_bars=outage_bars,
-    )
     for strategy in strategies:
         strategy.bind(queue.put, clock.now_ns)
     routes = {
         MarketEvent: [portfolio.on_market, *(s.on_market for s in strategies)],
         SignalEvent: [portfolio.on_signal],
-        OrderEvent: [executor.on_order],
-        CancelAllEvent: [lambda event: executor.cancel_all(event.reason)],
-        FillEvent: [portfolio.on_fill],
-        OrderFailedEvent: [portfolio.on_order_failed],
+        FillEvent: [portfolio.on_fill, executor.store.on_fill_booked],
+        OrderFailedEvent: [portfolio.on_order_failed, executor.store.on_failure_booked],
     }
     for event_type, handlers in routes.items():
         queue.route(event_type, handlers)

@@ -43,7 +43,6 @@ from core.clock import WallClock  # noqa: E402
 from core.config_loader import load_config  # noqa: E402
 from core.event_queue import EventQueue  # noqa: E402
 from core.events import (  # noqa: E402
-    CancelAllEvent,
     FillEvent,
     MarketEvent,
     OrderEvent,
@@ -228,31 +227,40 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
                               account=sim.cfg.account, max_messages_per_s=100_000.0)
         executor.recover(journal.state)
         ledger = Ledger(pcfg.initial_capital, SYMBOLS, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
-        portfolio = PortfolioManager(
-            config=pcfg, strategies=config.strategies, symbols=SYMBOLS, ledger=ledger, risk=RiskManager(pcfg.risk),
-            sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
-            monthly=MonthlyTradeCounter(pcfg.max_trades_per_month), gate=PreTradeGate(config.pre_trade, SYMBOLS),
-            order_ids=OrderIdFactory(), put=queue.put, now_ns=clock.now_ns,
-            settles_at_ns=lambda ts: ts + NS_PER_DAY, adv_lookback_days=config.pre_trade.adv_lookback_days,
-        )
         adapter = TickAdapter(SYMBOLS, queue.put)
         strategy = ThresholdStrategy(len(SYMBOLS), queue.put, int(cooldown_ms * 1e6))
         order_ts: dict[str, int] = {}
         submit_ns: dict[str, int] = {}
 
-        def note_order(order: OrderEvent) -> None:
-            order_ts[order.client_order_id] = order.ts_event_ns
-            submit_ns[order.client_order_id] = time.time_ns()
+        class NotingRouter:
+            """The executor, with each order's decision and hand-over times noted on the way in."""
+
+            def submit(self, order: OrderEvent) -> None:
+                order_ts[order.client_order_id] = order.ts_event_ns
+                submit_ns[order.client_order_id] = time.time_ns()
+                executor.submit(order)
+
+            def cancel(self, client_order_id: str, reason: str) -> None:
+                executor.cancel(client_order_id, reason)
+
+            def cancel_all(self, reason: str) -> None:
+                executor.cancel_all(reason)
+
+        portfolio = PortfolioManager(
+            config=pcfg, strategies=config.strategies, symbols=SYMBOLS, ledger=ledger, risk=RiskManager(pcfg.risk),
+            sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
+            monthly=MonthlyTradeCounter(pcfg.max_trades_per_month), gate=PreTradeGate(config.pre_trade, SYMBOLS),
+            order_ids=OrderIdFactory(), router=NotingRouter(), working=executor.store, now_ns=clock.now_ns,
+            settles_at_ns=lambda ts: ts + NS_PER_DAY, adv_lookback_days=config.pre_trade.adv_lookback_days,
+        )
 
         routes: dict[type, list[Callable[[Any], None]]] = {k: [h] for k, h in executor.routes().items()}
         routes[IbConnected].insert(0, ids.on_connected)
-        routes[OrderEvent].insert(0, note_order)
         routes[IbTick] = [adapter.on_tick]
         routes[MarketEvent] = [portfolio.on_market, strategy.on_market]
         routes[SignalEvent] = [portfolio.on_signal]
-        routes[FillEvent] = [portfolio.on_fill]
-        routes[OrderFailedEvent] = [portfolio.on_order_failed]
-        routes[CancelAllEvent] = [lambda event: executor.cancel_all(event.reason)]
+        routes[FillEvent] = [portfolio.on_fill, executor.store.on_fill_booked]
+        routes[OrderFailedEvent] = [portfolio.on_order_failed, executor.store.on_failure_booked]
         for kind, handlers in routes.items():
             queue.route(kind, handlers)
 

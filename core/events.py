@@ -153,13 +153,4 @@ class OrderFailedEvent:
     filled_quantity: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CancelAllEvent:
-    """Cancel every working order (a halt): it travels the same path as orders, to whichever executor routes it."""
-
-    ts_event_ns: int
-    ts_init_ns: int
-    reason: str
-
-
-Event = MarketEvent | SignalEvent | OrderEvent | FillEvent | OrderFailedEvent | CancelAllEvent
+Event = MarketEvent | SignalEvent | OrderEvent | FillEvent | OrderFailedEvent

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core.clock import NS_PER_SECOND, Clock
-from core.errors import OrderRejected
+from core.errors import InvariantViolation, OrderRejected
 from core.events import OrderEvent, OrderFailedEvent, OrderStatus, Side
 from core.ib_errors import IbErrorAction, classify
 from core.ib_messages import (
@@ -44,18 +44,14 @@ from core.ib_messages import (
     IbOrderStatus,
 )
 from execution.ib_translate import CommissionMatcher, MatchedFill, order_status_from_ib, to_ib_contract, to_ib_order
-from execution.order_journal import JournalKind, JournalState, OrderJournal
+from execution.order_journal import JournalState, OrderJournal
 from execution.order_log import OrderSubmissionLog
-from execution.order_state import ManagedOrder, OrderBook
+from execution.order_state import FINAL_KIND, BrokerLeg, ManagedOrder, OrderEventKind, OrderFill
+from execution.order_store import OrderRecord, OrderStore
 from execution.pacing import SlidingWindowPacer, messages_per_window
 
 log = logging.getLogger(__name__)
 
-_FINAL_KIND = {
-    OrderStatus.CANCELLED: JournalKind.CANCELLED,
-    OrderStatus.REJECTED: JournalKind.REJECTED,
-    OrderStatus.EXPIRED: JournalKind.EXPIRED,
-}
 AlgoChooser = Callable[[OrderEvent], tuple[str | None, dict[str, str]]]
 
 
@@ -90,19 +86,6 @@ class IbOrderIds:
 
     def on_connected(self, message: IbConnected) -> None:
         self._next = max(self._next, message.next_valid_id)
-
-
-@dataclass(slots=True)
-class _Live:
-    """Broker-side bookkeeping of one order (dispatcher thread only)."""
-
-    ib_order_id: int
-    contract: Any
-    generation: int  # connection generation when it was sent (reconciliation only judges older orders)
-    exec_shares_seen: int = 0  # shares in distinct execDetails, matched or not yet
-    broker_filled: int = 0  # cumulative filled per the last orderStatus
-    reported: bool = False  # the broker reported it during the current reconciliation
-    final: tuple[OrderStatus, str, int | None] | None = None  # terminal state waiting for its executions
 
 
 @dataclass(slots=True)
@@ -145,7 +128,6 @@ class IbExecutor:
         self._client = client
         self._next_order_id = next_order_id
         self._journal = journal
-        self._order_log = order_log
         self._put = put
         self._clock = clock
         estimate = getattr(commission_estimator, "commission", commission_estimator)
@@ -158,10 +140,9 @@ class IbExecutor:
         self._outbox: deque[_Outgoing] = deque()
         self._drain_timer_armed = False
         self._expire_timer_armed = False
-        self.book = OrderBook()
-        self._live: dict[str, _Live] = {}
-        self._by_ib_id: dict[int, str] = {}
-        self._exec_seen: set[str] = set()
+        self.store = OrderStore((journal, order_log))  # the journal first: fsynced before anything is sent
+        self._exec_seen: set[str] = set()  # exec ids of our executions counted so far (TWS repeats them)
+        self._refusing: str | None = None  # why new orders are dropped (the engine is stopping), or None
         self._matcher = CommissionMatcher(self._estimate, self._timeout_ns)
         self._generation = 0
         self._reconciliation: _Reconciliation | None = None
@@ -175,7 +156,6 @@ class IbExecutor:
         policy (``core.error_policy``) decides what follows, as for every other handler.
         """
         table: dict[type, Callable[[Any], None]] = {
-            OrderEvent: self.submit,
             IbConnected: self.on_connected,
             IbOpenOrder: self.on_open_order,
             IbOrderStatus: self.on_order_status,
@@ -194,8 +174,11 @@ class IbExecutor:
     def submit(self, order: OrderEvent) -> None:
         """Journal, log and (paced) send ``order``; a client order id seen before is never sent again."""
         coid = order.client_order_id
-        if coid in self.book or coid in self._journal.state.orders:
+        if coid in self.store:
             log.warning("event=duplicate_submit_ignored client_order_id=%s", coid)
+            return
+        if self._refusing is not None:
+            log.warning("event=order_dropped reason=%s client_order_id=%s", self._refusing, coid)
             return
         now = self._clock.now_ns()
         ib_order_id = self._next_order_id()
@@ -205,15 +188,12 @@ class IbExecutor:
             contract = to_ib_contract(order.symbol)
             ib_order = to_ib_order(bound, ib_order_id, self._account, algo, params)
         except (OrderRejected, ValueError) as exc:
-            managed = self.book.add(bound)
-            self._order_log.submit(bound, None, now)
-            self._fail_now(managed, OrderStatus.REJECTED, f"not sent: {exc}", None, journaled=False)
+            self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, None, 0, OrderStatus.PENDING_SUBMIT))
+            self._fail_now(self.store.add(bound), OrderStatus.REJECTED, f"not sent: {exc}", None)
             return
-        self._journal.record_intent(bound, ib_order_id)  # fsynced: only now may the order leave
-        self.book.add(bound)
-        self._live[coid] = _Live(ib_order_id, contract, self._generation)
-        self._by_ib_id[ib_order_id] = coid
-        self._order_log.submit(bound, ib_order_id, now)
+        # journal (fsynced) and order log first: only then is the order in the store and may it leave
+        self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, ib_order_id, 0, OrderStatus.PENDING_SUBMIT))
+        self.store.add(bound, BrokerLeg(ib_order_id, self._client_id, self._generation))
         log.info(
             "event=order_submitted client_order_id=%s ib_order_id=%d symbol=%s side=%s qty=%d type=%s algo=%s",
             coid, ib_order_id, order.symbol, order.side, order.quantity, order.order_type, algo or "-",
@@ -222,18 +202,18 @@ class IbExecutor:
 
     def cancel(self, client_order_id: str, reason: str) -> None:
         """Ask IB to cancel; the order stays working (fills may still come) until IB confirms."""
-        managed = self.book.get(client_order_id)
-        live = self._live.get(client_order_id)
-        if managed is None or live is None or managed.is_terminal:
+        managed = self.store.get(client_order_id)
+        if managed is None or managed.broker is None or managed.is_terminal:
             log.info("event=cancel_ignored client_order_id=%s reason=%s (unknown or finished)", client_order_id, reason)
             return
         if self._drop_unsent(client_order_id):
             self._fail_now(managed, OrderStatus.CANCELLED, f"cancelled before sending: {reason}", None)
             return
-        self._journal.record_event(client_order_id, JournalKind.CANCEL_REQUESTED, reason=reason)
-        log.info("event=cancel_requested client_order_id=%s ib_order_id=%d reason=%s",
-                 client_order_id, live.ib_order_id, reason)
-        ib_order_id = live.ib_order_id
+        ib_order_id = managed.broker.ib_order_id
+        self._record(OrderEventKind.CANCEL_REQUESTED, managed, reason=reason)
+        log.info(
+            "event=cancel_requested client_order_id=%s ib_order_id=%d reason=%s", client_order_id, ib_order_id, reason
+        )
         self._enqueue(client_order_id, "cancelOrder", lambda: self._client.cancelOrder(ib_order_id))
 
     def cancel_all(self, reason: str) -> None:
@@ -241,15 +221,24 @@ class IbExecutor:
 
         reqGlobalCancel cancels every working order of the account (all client ids), which is what a halt wants.
         """
-        for managed in self.book.working():
+        for managed in self.store.working():
             coid = managed.order.client_order_id
             if self._drop_unsent(coid):
                 self._fail_now(managed, OrderStatus.CANCELLED, f"cancelled before sending: {reason}", None)
-            elif coid in self._live:
-                self._journal.record_event(coid, JournalKind.CANCEL_REQUESTED, reason=reason, scope="global")
-        log.warning("event=global_cancel reason=%s working=%d", reason, len(self.book.working()))
+            elif managed.broker is not None:
+                self._record(OrderEventKind.CANCEL_REQUESTED, managed, reason=reason, extra={"scope": "global"})
+        log.warning("event=global_cancel reason=%s working=%d", reason, len(self.store.working()))
         self._outbox.appendleft(_Outgoing(None, "reqGlobalCancel", self._client.reqGlobalCancel))
         self._drain()
+
+    def refuse_new_orders(self, reason: str) -> None:
+        """From now on ``submit`` drops new orders (logged): the engine is stopping or trusts no book of its own.
+        Orders already working are left to the broker, cancels and their fills."""
+        self._refusing = reason
+
+    @property
+    def accepting_orders(self) -> bool:
+        return self._refusing is None
 
     # -- start-up and reconnect ------------------------------------------------------------------------------
     def recover(self, state: JournalState | None = None) -> int:
@@ -259,22 +248,13 @@ class IbExecutor:
         """
         state = state if state is not None else self._journal.state
         for journaled in state.orders.values():
-            coid = journaled.order.client_order_id
-            if coid in self.book:
+            if journaled.order.client_order_id in self.store:
                 continue
-            managed = self.book.add(journaled.order)
-            managed.status = journaled.status
-            managed.filled_quantity = journaled.filled_quantity
-            managed.avg_fill_price = journaled.avg_fill_price
-            managed.exec_ids = set(journaled.exec_ids)
-            self.book.settle_terminal(managed)
-            ib_order_id = journaled.order.broker_order_id or 0
-            self._live[coid] = _Live(ib_order_id, to_ib_contract(journaled.order.symbol), -1,
-                                     exec_shares_seen=journaled.filled_quantity)
-            self._by_ib_id[ib_order_id] = coid
+            leg = BrokerLeg(journaled.order.broker_order_id or 0, None, -1, exec_shares_seen=journaled.filled_quantity)
+            self.store.restore(journaled, leg)
             self._exec_seen |= journaled.exec_ids
         self._matcher = CommissionMatcher(self._estimate, self._timeout_ns, already_processed=self._exec_seen)
-        working = len(self.book.working())
+        working = len(self.store.working())
         log.info("event=orders_recovered total=%d working=%d", len(state.orders), working)
         return working
 
@@ -287,10 +267,15 @@ class IbExecutor:
         self._client_id = message.client_id
         self._generation += 1
         self._reconciliation = _Reconciliation(self._generation)
-        for live in self._live.values():
-            live.reported = False
-        log.info("event=reconcile_started reconnect=%s next_valid_id=%d working=%d",
-                 message.reconnect, message.next_valid_id, len(self.book.working()))
+        for managed in self.store.working():
+            if managed.broker is not None:
+                managed.broker.reported = False
+        log.info(
+            "event=reconcile_started reconnect=%s next_valid_id=%d working=%d",
+            message.reconnect,
+            message.next_valid_id,
+            len(self.store.working()),
+        )
 
     def finish_reconciliation(self) -> None:
         """The broker has reported our open orders and executions: adopt what it reported; a journaled order it
@@ -300,9 +285,9 @@ class IbExecutor:
             return
         self._reconciliation = None
         adopted = missing = 0
-        for managed in self.book.working():
+        for managed in self.store.working():
             coid = managed.order.client_order_id
-            live = self._live.get(coid)
+            live = managed.broker
             if live is None or live.generation >= rec.generation or self._is_unsent(coid):
                 continue
             if live.reported:
@@ -316,16 +301,16 @@ class IbExecutor:
 
     def symbols_in_motion(self) -> set[str]:
         """Symbols whose position may still move: a working order, or an execution waiting for its commission."""
-        symbols = {managed.order.symbol for managed in self.book.working()}
+        symbols = {managed.order.symbol for managed in self.store.working()}
         for coid in self._matcher.pending_client_order_ids():
-            managed = self.book.get(coid)
+            managed = self.store.get(coid)
             if managed is not None:
                 symbols.add(managed.order.symbol)
         return symbols
 
     # -- IB order callbacks ----------------------------------------------------------------------------------
     def _lookup(self, ib_order_id: int, order_ref: str = "", client_id: int | None = None,
-                ) -> tuple[ManagedOrder, _Live] | None:  # fmt: skip
+                ) -> tuple[ManagedOrder, BrokerLeg] | None:  # fmt: skip
         """Our order behind an IB message, or None for another client's (never applied to ours).
 
         IB order ids are per client id (the risk monitor's order 1 is not ours), so a message that names another
@@ -334,13 +319,12 @@ class IbExecutor:
         """
         if client_id is not None and self._client_id is not None and client_id != self._client_id:
             return None
-        coid = self._by_ib_id.get(ib_order_id)
-        if order_ref and coid != order_ref:
-            coid = order_ref if order_ref in self._live else None
-        if coid is None:
+        managed = self.store.by_ib_order_id(ib_order_id)
+        if order_ref and (managed is None or managed.order.client_order_id != order_ref):
+            managed = self.store.get(order_ref)
+        if managed is None or managed.broker is None:
             return None
-        managed = self.book.get(coid)
-        return (managed, self._live[coid]) if managed is not None else None
+        return managed, managed.broker
 
     def on_open_order(self, message: IbOpenOrder) -> None:
         order = message.order
@@ -351,6 +335,7 @@ class IbExecutor:
             return
         managed, live = found
         live.reported = True
+        live.perm_id = int(getattr(order, "permId", 0) or live.perm_id)
         status = getattr(message.order_state, "status", "")
         if status in ("Submitted", "PreSubmitted"):
             self._ack(managed, live)
@@ -361,6 +346,7 @@ class IbExecutor:
             return
         managed, live = found
         live.reported = True
+        live.perm_id = message.perm_id or live.perm_id
         live.broker_filled = max(live.broker_filled, int(message.filled))
         status = order_status_from_ib(message.status, message.filled, message.remaining)
         if managed.is_terminal:
@@ -380,8 +366,14 @@ class IbExecutor:
             return  # not one of our orders: the connection and data handler own those
         managed, live = found
         verdict = classify(message.code, message.message, message.req_id)
-        log.info("event=order_error client_order_id=%s ib_order_id=%d code=%d action=%s message=%r",
-                 managed.order.client_order_id, live.ib_order_id, message.code, verdict.action, message.message)
+        log.info(
+            "event=order_error client_order_id=%s ib_order_id=%d code=%d action=%s message=%r",
+            managed.order.client_order_id,
+            live.ib_order_id,
+            message.code,
+            verdict.action,
+            message.message,
+        )
         if managed.is_terminal:
             return
         if message.code == 202:
@@ -412,7 +404,11 @@ class IbExecutor:
             live.exec_shares_seen += int(float(execution.shares))
         order = managed.order
         matched = self._matcher.on_execution(
-            execution, message.contract, order.client_order_id, order.strategy_id, order.order_type,
+            execution,
+            message.contract,
+            order.client_order_id,
+            order.strategy_id,
+            order.order_type,
             self._clock.now_ns(),
         )
         if matched is not None:
@@ -426,41 +422,48 @@ class IbExecutor:
             self._emit_fill(matched)
 
     # -- internals -------------------------------------------------------------------------------------------
-    def _ack(self, managed: ManagedOrder, live: _Live) -> None:
+    def _ack(self, managed: ManagedOrder, live: BrokerLeg) -> None:
         if managed.status is not OrderStatus.PENDING_SUBMIT:
             return
-        coid = managed.order.client_order_id
-        self._journal.record_event(coid, JournalKind.ACK, ib_order_id=live.ib_order_id)
+        self._record(OrderEventKind.ACK, managed, status=OrderStatus.SUBMITTED)
         managed.transition(OrderStatus.SUBMITTED)
-        self._order_log.ack(managed.order, live.ib_order_id, self._clock.now_ns())
 
     def _emit_fill(self, matched: MatchedFill) -> None:
         fill = matched.fill
         if matched.corrects_exec_id is not None:
-            log.error("event=exec_correction_not_applied exec_id=%s corrects=%s (reconcile by hand)",
-                      fill.exec_id, matched.corrects_exec_id)
+            log.error(
+                "event=exec_correction_not_applied exec_id=%s corrects=%s (reconcile by hand)",
+                fill.exec_id,
+                matched.corrects_exec_id,
+            )
             return
-        managed = self.book.get(fill.client_order_id)
+        managed = self.store.get(fill.client_order_id)
         if managed is None or fill.exec_id in managed.exec_ids:
             return
-        recorded = self._journal.record_event(
-            fill.client_order_id, JournalKind.FILL, exec_id=fill.exec_id, quantity=fill.quantity, price=fill.price,
-            commission=fill.commission, commission_estimated=matched.commission_estimated,
+        if fill.quantity <= 0 or fill.quantity > managed.remaining or managed.is_terminal:
+            raise InvariantViolation(f"order {fill.client_order_id}: fill {fill.exec_id} of {fill.quantity} with "
+                                     f"{managed.remaining} remaining in status {managed.status}")  # fmt: skip
+        booked = OrderFill(fill.exec_id, fill.quantity, fill.price, fill.commission, fill.ts_event_ns)
+        filled_after = managed.filled_quantity + fill.quantity
+        status = OrderStatus.FILLED if filled_after == managed.order.quantity else OrderStatus.PARTIALLY_FILLED
+        self._record(OrderEventKind.FILL, managed, status=status, filled=filled_after, fill=booked,
+                     commission_estimated=matched.commission_estimated)  # fmt: skip
+        managed.apply_fill(fill.exec_id, fill.quantity, fill.price, fill.commission, fill.ts_event_ns)
+        log.info(
+            "event=order_fill client_order_id=%s exec_id=%s qty=%d price=%s filled=%d/%d",
+            fill.client_order_id,
+            fill.exec_id,
+            fill.quantity,
+            fill.price,
+            managed.filled_quantity,
+            managed.order.quantity,
         )
-        if not recorded:
-            return
-        managed.apply_fill(fill.exec_id, fill.quantity, fill.price)
-        self._order_log.fill(managed.order, fill, managed.filled_quantity, self._clock.now_ns())
-        log.info("event=order_fill client_order_id=%s exec_id=%s qty=%d price=%s filled=%d/%d",
-                 fill.client_order_id, fill.exec_id, fill.quantity, fill.price, managed.filled_quantity,
-                 managed.order.quantity)
         self._put(fill)
-        self.book.settle_terminal(managed)
-        live = self._live.get(fill.client_order_id)
-        if live is not None:
-            self._maybe_finish(managed, live)
+        self.store.settle_terminal(managed)
+        if managed.broker is not None:
+            self._maybe_finish(managed, managed.broker)
 
-    def _maybe_finish(self, managed: ManagedOrder, live: _Live) -> None:
+    def _maybe_finish(self, managed: ManagedOrder, live: BrokerLeg) -> None:
         """Apply a pending terminal state once every execution the broker reported has been counted."""
         if live.final is None or managed.is_terminal:
             return
@@ -469,24 +472,64 @@ class IbExecutor:
         status, reason, code = live.final
         self._fail_now(managed, status, reason, code)
 
-    def _fail_now(self, managed: ManagedOrder, status: OrderStatus, reason: str, code: int | None,
-                  journaled: bool = True) -> None:
+    def _fail_now(self, managed: ManagedOrder, status: OrderStatus, reason: str, code: int | None) -> None:
         if status is OrderStatus.REJECTED and managed.filled_quantity > 0:
             status = OrderStatus.CANCELLED  # the fills stand; only the remainder will not work
         order = managed.order
-        if journaled:
-            self._journal.record_event(order.client_order_id, _FINAL_KIND[status], reason=reason, code=code)
+        self._record(FINAL_KIND[status], managed, status=status, reason=reason, code=code)
         managed.transition(status)
-        self.book.settle_terminal(managed)
+        self.store.settle_terminal(managed)
         now = self._clock.now_ns()
         event = OrderFailedEvent(
-            ts_event_ns=now, ts_init_ns=now, client_order_id=order.client_order_id, strategy_id=order.strategy_id,
-            symbol=order.symbol, status=status, reason=reason, code=code, filled_quantity=managed.filled_quantity,
+            ts_event_ns=now,
+            ts_init_ns=now,
+            client_order_id=order.client_order_id,
+            strategy_id=order.strategy_id,
+            symbol=order.symbol,
+            status=status,
+            reason=reason,
+            code=code,
+            filled_quantity=managed.filled_quantity,
         )
-        self._order_log.failed(order, event, order.broker_order_id if journaled else None, now)
-        log.info("event=order_failed client_order_id=%s status=%s code=%s filled=%d reason=%r",
-                 order.client_order_id, status, code, managed.filled_quantity, reason)
+        log.info(
+            "event=order_failed client_order_id=%s status=%s code=%s filled=%d reason=%r",
+            order.client_order_id,
+            status,
+            code,
+            managed.filled_quantity,
+            reason,
+        )
         self._put(event)
+
+    def _record(
+        self,
+        kind: OrderEventKind,
+        managed: ManagedOrder,
+        *,
+        status: OrderStatus | None = None,
+        filled: int | None = None,
+        fill: OrderFill | None = None,
+        commission_estimated: bool = False,
+        reason: str = "",
+        code: int | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        """One lifecycle event to the store's appenders (journal, order log), before the in-memory change."""
+        self.store.record(
+            OrderRecord(
+                kind,
+                managed.order,
+                self._clock.now_ns(),
+                managed.broker.ib_order_id if managed.broker else None,
+                managed.filled_quantity if filled is None else filled,
+                managed.status if status is None else status,
+                fill,
+                commission_estimated,
+                reason,
+                code,
+                extra or {},
+            )
+        )
 
     # -- pacing ----------------------------------------------------------------------------------------------
     def _enqueue(self, client_order_id: str | None, what: str, send: Callable[[], None]) -> None:

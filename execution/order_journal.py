@@ -29,12 +29,15 @@ import os
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import InvariantViolation, StateCorruptError
 from core.events import OrderEvent, OrderStatus, OrderType, Side, TimeInForce
-from execution.order_state import ManagedOrder
+from execution.order_state import FINAL_KIND, ManagedOrder, OrderEventKind
+
+if TYPE_CHECKING:
+    from execution.order_store import OrderRecord
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +45,7 @@ JOURNAL_VERSION = 1
 DEFAULT_JOURNAL_PATH = Path("state/order_journal.jsonl")
 
 
-class JournalKind(StrEnum):
-    INTENT = "intent"  # written before placeOrder
-    ACK = "ack"  # the broker accepted the order (Submitted/PreSubmitted)
-    FILL = "fill"  # one execution: exec_id, quantity, price
-    CANCEL_REQUESTED = "cancel_requested"  # we asked to cancel; fills may still come
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    EXPIRED = "expired"
-
-
-_TERMINAL_EVENT = {
-    JournalKind.CANCELLED: OrderStatus.CANCELLED,
-    JournalKind.REJECTED: OrderStatus.REJECTED,
-    JournalKind.EXPIRED: OrderStatus.EXPIRED,
-}
+_TERMINAL_EVENT = {kind: status for status, kind in FINAL_KIND.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,16 +99,20 @@ def _order_from_json(data: dict[str, object], ib_order_id: int) -> OrderEvent:
     return OrderEvent(**values, broker_order_id=ib_order_id)
 
 
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def _apply(state: JournalState, record: dict[str, object]) -> bool:
     """Apply one record to ``state``; False when it changed nothing that matters (a repeated fill).
 
     Validates before mutating, so a refused record (``InvariantViolation``) leaves ``state`` as it was.
     """
-    kind = JournalKind(record["kind"])
+    kind = OrderEventKind(record["kind"])
     coid = record["client_order_id"]
     if not isinstance(coid, str) or not coid:
         raise ValueError(f"client_order_id must be a non-empty string (got {coid!r})")
-    if kind is JournalKind.INTENT:
+    if kind is OrderEventKind.INTENT:
         ib_order_id = record["ib_order_id"]
         if coid in state.orders:
             raise InvariantViolation(f"second intent for client_order_id {coid}: orders are idempotent")
@@ -137,24 +130,31 @@ def _apply(state: JournalState, record: dict[str, object]) -> bool:
     managed = state.orders.get(coid)
     if managed is None:
         raise InvariantViolation(f"{kind} for client_order_id {coid} which has no intent")
-    if kind is JournalKind.ACK:
+    if kind is OrderEventKind.ACK:
         if managed.status is OrderStatus.PENDING_SUBMIT:
             managed.transition(OrderStatus.SUBMITTED)
         return True
-    if kind is JournalKind.FILL:
+    if kind is OrderEventKind.FILL:
         exec_id, quantity, price = record["exec_id"], record["quantity"], record["price"]
         if not isinstance(exec_id, str) or not exec_id:
             raise ValueError(f"fill exec_id must be a non-empty string (got {exec_id!r})")
         if isinstance(quantity, bool) or not isinstance(quantity, int):
             raise ValueError(f"fill quantity must be a whole number of shares (got {quantity!r})")
-        if isinstance(price, bool) or not isinstance(price, int | float):
+        if not _is_number(price):
             raise ValueError(f"fill price must be a number (got {price!r})")
         if exec_id in managed.exec_ids:
             return False
         if managed.is_terminal:  # checked here because ManagedOrder.apply_fill mutates before it transitions
             raise InvariantViolation(f"order {coid}: fill {exec_id} after the order became {managed.status}")
-        return managed.apply_fill(exec_id, quantity, float(price))
-    if kind is JournalKind.CANCEL_REQUESTED:
+        commission, ts_ns = record.get("commission"), record.get("ts_ns")
+        return managed.apply_fill(
+            exec_id,
+            quantity,
+            float(price),
+            float(commission) if _is_number(commission) else None,
+            ts_ns if isinstance(ts_ns, int) and not isinstance(ts_ns, bool) else None,
+        )
+    if kind is OrderEventKind.CANCEL_REQUESTED:
         return True
     target = _TERMINAL_EVENT[kind]
     if managed.status is not target:  # TWS repeats final statuses; the repeat is harmless
@@ -203,27 +203,55 @@ class OrderJournal:
         Raises ``InvariantViolation`` (nothing written) for a second intent with the same client order id or
         an IB order id not above every id journaled so far.
         """
-        body = {"kind": JournalKind.INTENT.value, "client_order_id": order.client_order_id,
-                "ib_order_id": ib_order_id, "order": _order_to_json(order)}
+        body = {
+            "kind": OrderEventKind.INTENT.value,
+            "client_order_id": order.client_order_id,
+            "ib_order_id": ib_order_id,
+            "order": _order_to_json(order),
+        }
         self._append(body)
 
-    def record_event(self, client_order_id: str, kind: JournalKind | str, **fields: object) -> bool:
+    def record_event(self, client_order_id: str, kind: OrderEventKind | str, **fields: object) -> bool:
         """Journal an ack/fill/cancel/reject for a journaled order; False (nothing written) for a repeated fill.
 
         A fill needs ``exec_id``, ``quantity`` (shares) and ``price``. Raises ``InvariantViolation`` (nothing
         written) when the order state machine refuses the event, ValueError for a malformed call.
         """
-        kind = JournalKind(kind)
-        if kind is JournalKind.INTENT:
+        kind = OrderEventKind(kind)
+        if kind is OrderEventKind.INTENT:
             raise ValueError("use record_intent for intents")
         reserved = {"v", "seq", "kind", "client_order_id", "crc"} & set(fields)
         if reserved:
             raise ValueError(f"field names {sorted(reserved)} are reserved by the journal format")
-        if kind is JournalKind.FILL:
+        if kind is OrderEventKind.FILL:
             missing = {"exec_id", "quantity", "price"} - set(fields)
             if missing:
                 raise ValueError(f"a fill record needs exec_id, quantity and price (missing {sorted(missing)})")
         return self._append({**fields, "kind": kind.value, "client_order_id": client_order_id})
+
+    def append(self, record: OrderRecord) -> None:
+        """The order store's appender: one lifecycle event as one journal record (fsynced).
+
+        An order never sent (``ib_order_id`` None) has no intent here and so no record at all.
+        """
+        if record.ib_order_id is None:
+            return
+        kind, order = record.kind, record.order
+        if kind is OrderEventKind.INTENT:
+            self.record_intent(order, record.ib_order_id)
+            return
+        fields: dict[str, object] = dict(record.extra)
+        if kind is OrderEventKind.ACK:
+            fields["ib_order_id"] = record.ib_order_id
+        elif kind is OrderEventKind.FILL and record.fill is not None:
+            fill = record.fill
+            fields.update(exec_id=fill.exec_id, quantity=fill.quantity, price=fill.price, commission=fill.commission,
+                          commission_estimated=record.commission_estimated)  # fmt: skip
+        elif kind is not OrderEventKind.FILL:
+            fields["reason"] = record.reason
+            if kind is not OrderEventKind.CANCEL_REQUESTED:
+                fields["code"] = record.code
+        self.record_event(order.client_order_id, kind, **fields)
 
     def replay(self) -> JournalState:
         """Rebuild the state from the file (independent of the in-memory state)."""
@@ -263,7 +291,10 @@ class OrderJournal:
             os.fsync(f.fileno())
         log.warning(
             "event=journal_torn_tail path=%s line=%d bytes=%d moved_to=%s",
-            self.path, torn.line_number, torn.length, aside,
+            self.path,
+            torn.line_number,
+            torn.length,
+            aside,
         )
 
 
@@ -338,4 +369,3 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-

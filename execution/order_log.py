@@ -33,16 +33,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus
+from execution.order_state import OrderEventKind
 from utils.append_csv import AppendOnlyCsv
+
+if TYPE_CHECKING:
+    from execution.order_store import OrderRecord
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ORDER_LOG_PATH = Path("logs/order_submissions.csv")
 COLUMNS: tuple[str, ...] = (
-    "ts_utc", "ts_ns", "event", "client_order_id", "ib_order_id", "strategy_id", "symbol", "side", "quantity",
-    "order_type", "limit_price", "filled_quantity", "fill_price", "status", "reason",
+    "ts_utc",
+    "ts_ns",
+    "event",
+    "client_order_id",
+    "ib_order_id",
+    "strategy_id",
+    "symbol",
+    "side",
+    "quantity",
+    "order_type",
+    "limit_price",
+    "filled_quantity",
+    "fill_price",
+    "status",
+    "reason",
 )
 _NS_PER_US = 1_000
 
@@ -61,6 +79,13 @@ _FAILED_EVENT = {
     OrderStatus.CANCELLED: OrderLogEvent.CANCEL,
     OrderStatus.REJECTED: OrderLogEvent.REJECT,
     OrderStatus.EXPIRED: OrderLogEvent.EXPIRE,
+}
+
+
+_KIND_EVENT = {
+    OrderEventKind.CANCELLED: OrderLogEvent.CANCEL,
+    OrderEventKind.REJECTED: OrderLogEvent.REJECT,
+    OrderEventKind.EXPIRED: OrderLogEvent.EXPIRE,
 }
 
 
@@ -112,17 +137,58 @@ class OrderSubmissionLog:
     def write(self, row: OrderLogRow) -> None:
         """Append ``row`` and flush it before returning."""
         order = row.order
-        self._write([
-            format_ts_utc(row.ts_ns), str(row.ts_ns), row.event.value, order.client_order_id,
-            _num(row.ib_order_id), order.strategy_id, order.symbol, order.side.value, str(order.quantity),
-            order.order_type.value, _num(order.limit_price), str(row.filled_quantity), _num(row.fill_price),
-            row.status.value, _one_line(row.reason),
-        ])
+        self._write(
+            [
+                format_ts_utc(row.ts_ns),
+                str(row.ts_ns),
+                row.event.value,
+                order.client_order_id,
+                _num(row.ib_order_id),
+                order.strategy_id,
+                order.symbol,
+                order.side.value,
+                str(order.quantity),
+                order.order_type.value,
+                _num(order.limit_price),
+                str(row.filled_quantity),
+                _num(row.fill_price),
+                row.status.value,
+                _one_line(row.reason),
+            ]
+        )
+
+    def append(self, record: OrderRecord) -> None:
+        """The order store's appender: one lifecycle event as one row (a cancel request writes none)."""
+        kind, order = record.kind, record.order
+        if kind is OrderEventKind.INTENT:
+            self.submit(order, record.ib_order_id, record.ts_ns)
+        elif kind is OrderEventKind.ACK:
+            self.ack(order, record.ib_order_id, record.ts_ns, record.filled_quantity)
+        elif kind is OrderEventKind.FILL and record.fill is not None:
+            done = record.filled_quantity >= order.quantity
+            self.write(
+                OrderLogRow(
+                    record.ts_ns,
+                    OrderLogEvent.FILL if done else OrderLogEvent.PARTIAL,
+                    order,
+                    record.ib_order_id,
+                    record.filled_quantity,
+                    record.status,
+                    fill_price=record.fill.price,
+                )
+            )
+        elif kind in _KIND_EVENT:
+            reason = record.reason if record.code is None else f"[{record.code}] {record.reason}"
+            self.write(OrderLogRow(record.ts_ns, _KIND_EVENT[kind], order, record.ib_order_id,
+                                   record.filled_quantity, record.status, reason=reason))  # fmt: skip
 
     def submit(self, order: OrderEvent, ib_order_id: int | None, ts_ns: int) -> None:
         """The row the monitor sees first; call before ``placeOrder`` (it is flushed when this returns)."""
-        self.write(OrderLogRow(ts_ns, OrderLogEvent.SUBMIT, order, ib_order_id, 0, OrderStatus.PENDING_SUBMIT,
-                               reason=order.reason))
+        self.write(
+            OrderLogRow(
+                ts_ns, OrderLogEvent.SUBMIT, order, ib_order_id, 0, OrderStatus.PENDING_SUBMIT, reason=order.reason
+            )
+        )
 
     def ack(self, order: OrderEvent, ib_order_id: int | None, ts_ns: int, filled_quantity: int = 0) -> None:
         status = OrderStatus.PARTIALLY_FILLED if filled_quantity else OrderStatus.SUBMITTED
@@ -131,10 +197,17 @@ class OrderSubmissionLog:
     def fill(self, order: OrderEvent, fill: FillEvent, filled_quantity: int, ts_ns: int) -> None:
         """One execution; ``filled_quantity`` is cumulative after it, which decides ``partial`` vs ``fill``."""
         done = filled_quantity >= order.quantity
-        self.write(OrderLogRow(
-            ts_ns, OrderLogEvent.FILL if done else OrderLogEvent.PARTIAL, order, fill.broker_order_id,
-            filled_quantity, OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED, fill_price=fill.price,
-        ))
+        self.write(
+            OrderLogRow(
+                ts_ns,
+                OrderLogEvent.FILL if done else OrderLogEvent.PARTIAL,
+                order,
+                fill.broker_order_id,
+                filled_quantity,
+                OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
+                fill_price=fill.price,
+            )
+        )
 
     def failed(self, order: OrderEvent, failed: OrderFailedEvent, ib_order_id: int | None, ts_ns: int) -> None:
         """A cancel, reject or expiry; the IB error code, if any, is put in front of the reason."""
@@ -142,8 +215,7 @@ class OrderSubmissionLog:
         if event is None:
             raise ValueError(f"OrderFailedEvent status must be one of {list(_FAILED_EVENT)} (got {failed.status})")
         reason = failed.reason if failed.code is None else f"[{failed.code}] {failed.reason}"
-        self.write(OrderLogRow(ts_ns, event, order, ib_order_id, failed.filled_quantity, failed.status,
-                               reason=reason))
+        self.write(OrderLogRow(ts_ns, event, order, ib_order_id, failed.filled_quantity, failed.status, reason=reason))
 
     def _write(self, fields: list[str]) -> None:
         self._csv.append(fields)

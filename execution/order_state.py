@@ -1,16 +1,37 @@
-"""The order state machine shared by the simulated executor and the IB executor.
+"""The order state machine shared by the simulated executor and the IB executor, and its one event vocabulary.
 
 One ``ManagedOrder`` per client order id; every status change goes through ``transition`` so an impossible
 sequence (a fill after a cancel, more shares filled than ordered) is caught as an ``InvariantViolation``
-instead of silently corrupting positions.
+instead of silently corrupting positions. ``OrderEventKind`` names what can happen to an order; the journal, the
+order log and the order store (``execution.order_store``) all speak it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from core.errors import InvariantViolation
 from core.events import OrderEvent, OrderStatus
+
+
+class OrderEventKind(StrEnum):
+    """What can happen to an order: the one lifecycle vocabulary (journal ``kind``, order-store records)."""
+
+    INTENT = "intent"  # created and (for the IB executor) journaled before placeOrder
+    ACK = "ack"  # the broker accepted the order (Submitted/PreSubmitted)
+    FILL = "fill"  # one execution: exec_id, quantity, price
+    CANCEL_REQUESTED = "cancel_requested"  # we asked to cancel; fills may still come
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+FINAL_KIND: dict[OrderStatus, OrderEventKind] = {
+    OrderStatus.CANCELLED: OrderEventKind.CANCELLED,
+    OrderStatus.REJECTED: OrderEventKind.REJECTED,
+    OrderStatus.EXPIRED: OrderEventKind.EXPIRED,
+}
 
 TERMINAL: frozenset[OrderStatus] = frozenset(
     {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED}
@@ -18,12 +39,22 @@ TERMINAL: frozenset[OrderStatus] = frozenset(
 
 ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
     OrderStatus.PENDING_SUBMIT: frozenset(
-        {OrderStatus.SUBMITTED, OrderStatus.REJECTED, OrderStatus.CANCELLED, OrderStatus.PARTIALLY_FILLED,
-         OrderStatus.FILLED}
+        {
+            OrderStatus.SUBMITTED,
+            OrderStatus.REJECTED,
+            OrderStatus.CANCELLED,
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+        }
     ),
     OrderStatus.SUBMITTED: frozenset(
-        {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED,
-         OrderStatus.EXPIRED}
+        {
+            OrderStatus.PARTIALLY_FILLED,
+            OrderStatus.FILLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.REJECTED,
+            OrderStatus.EXPIRED,
+        }
     ),
     OrderStatus.PARTIALLY_FILLED: frozenset(
         {OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
@@ -35,13 +66,55 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class OrderFill:
+    """One execution of an order, as booked (TCA reads these with the order's decision context)."""
+
+    exec_id: str
+    quantity: int
+    price: float
+    commission: float | None = None
+    ts_ns: int | None = None
+
+
+@dataclass(slots=True)
+class BrokerLeg:
+    """What the broker has told us about an order (IB executor only; the simulated venue has none).
+
+    ``generation``: connection generation when it was sent (a reconciliation only judges older orders);
+    ``exec_shares_seen``: shares in distinct execDetails, matched to a commission or not yet; ``broker_filled``:
+    cumulative filled per the last orderStatus; ``reported``: the broker named it during the current
+    reconciliation; ``final``: a terminal state waiting for its executions.
+    """
+
+    ib_order_id: int
+    client_id: int | None
+    generation: int
+    perm_id: int = 0
+    exec_shares_seen: int = 0
+    broker_filled: int = 0
+    reported: bool = False
+    final: tuple[OrderStatus, str, int | None] | None = None
+
+
 @dataclass(slots=True)
 class ManagedOrder:
+    """One order and everything known about it.
+
+    ``order`` carries the decision context TCA needs (``reference_price`` and ``ts_event_ns``: the signal's price
+    and time) and ``broker_order_id`` (the IB order id). ``booked_quantity`` counts the shares whose FillEvent the
+    books have received: the decision core sees the order as working until every share or its end is booked.
+    """
+
     order: OrderEvent
     status: OrderStatus = OrderStatus.PENDING_SUBMIT
     filled_quantity: int = 0
     avg_fill_price: float = 0.0
     exec_ids: set[str] = field(default_factory=set)
+    fills: list[OrderFill] = field(default_factory=list)
+    reserved_cash: float = 0.0
+    booked_quantity: int = 0
+    broker: BrokerLeg | None = None
 
     @property
     def remaining(self) -> int:
@@ -66,7 +139,8 @@ class ManagedOrder:
             )
         self.status = new_status
 
-    def apply_fill(self, exec_id: str, quantity: int, price: float) -> bool:
+    def apply_fill(self, exec_id: str, quantity: int, price: float, commission: float | None = None,
+                   ts_ns: int | None = None) -> bool:  # fmt: skip
         """Record one execution; False (and no change) when this exec_id was already seen."""
         if exec_id in self.exec_ids:
             return False
@@ -76,45 +150,11 @@ class ManagedOrder:
             )
         target = OrderStatus.FILLED if quantity == self.remaining else OrderStatus.PARTIALLY_FILLED
         if target not in ALLOWED[self.status]:  # check before changing anything: a refused fill leaves no trace
-            raise InvariantViolation(
-                f"order {self.order.client_order_id}: fill of {quantity} in status {self.status}"
-            )
+            raise InvariantViolation(f"order {self.order.client_order_id}: fill of {quantity} in status {self.status}")
         new_filled = self.filled_quantity + quantity
         self.avg_fill_price = (self.avg_fill_price * self.filled_quantity + price * quantity) / new_filled
         self.filled_quantity = new_filled
         self.exec_ids.add(exec_id)
+        self.fills.append(OrderFill(exec_id, quantity, price, commission, ts_ns))
         self.transition(OrderStatus.FILLED if self.remaining == 0 else OrderStatus.PARTIALLY_FILLED)
         return True
-
-
-class OrderBook:
-    """Every order this process knows, by client order id, with the working (non-terminal) ones indexed."""
-
-    def __init__(self) -> None:
-        self._orders: dict[str, ManagedOrder] = {}
-        self._working: dict[str, ManagedOrder] = {}
-
-    def add(self, order: OrderEvent) -> ManagedOrder:
-        if order.client_order_id in self._orders:
-            raise InvariantViolation(f"duplicate client_order_id {order.client_order_id}: orders are idempotent")
-        managed = ManagedOrder(order)
-        self._orders[order.client_order_id] = managed
-        self._working[order.client_order_id] = managed
-        return managed
-
-    def get(self, client_order_id: str) -> ManagedOrder | None:
-        return self._orders.get(client_order_id)
-
-    def __contains__(self, client_order_id: str) -> bool:
-        return client_order_id in self._orders
-
-    def working(self) -> list[ManagedOrder]:
-        return list(self._working.values())
-
-    def has_working(self) -> bool:
-        return bool(self._working)
-
-    def settle_terminal(self, managed: ManagedOrder) -> None:
-        """Drop an order from the working index once it reached a terminal state."""
-        if managed.is_terminal:
-            self._working.pop(managed.order.client_order_id, None)

@@ -29,7 +29,8 @@ import numpy as np
 
 from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus, OrderType, Side, TimeInForce
 from execution.commissions import CommissionModel
-from execution.order_state import ManagedOrder, OrderBook
+from execution.order_state import ManagedOrder
+from execution.order_store import OrderStore
 from execution.slippage import SlippageModel
 
 log = logging.getLogger(__name__)
@@ -65,20 +66,20 @@ class SimulatedExecutor:
         self._cash_available = cash_available
         self._outage_bars = outage_bars  # scenario "broker outage": nothing fills on these bars
         self._spent_this_bar = 0.0
-        self.book = OrderBook()
+        self.store = OrderStore()
         self._broker_ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
         self._broker_id_of: dict[str, int] = {}
 
     # -- OrderRouter ------------------------------------------------------------------------------------------
     def submit(self, order: OrderEvent) -> None:
-        if order.client_order_id in self.book:
+        if order.client_order_id in self.store:
             log.warning("event=duplicate_submit_ignored client_order_id=%s", order.client_order_id)
             return
-        managed = self.book.add(order)
+        managed = self.store.add(order)
         if order.quantity <= 0 or order.symbol not in self._index:
             managed.transition(OrderStatus.REJECTED)
-            self.book.settle_terminal(managed)
+            self.store.settle_terminal(managed)
             self._fail(
                 managed, OrderStatus.REJECTED, f"venue rejected: quantity {order.quantity} symbol {order.symbol}"
             )
@@ -86,24 +87,21 @@ class SimulatedExecutor:
         self._broker_id_of[order.client_order_id] = next(self._broker_ids)
         managed.transition(OrderStatus.SUBMITTED)
 
-    def on_order(self, order: OrderEvent) -> None:
-        self.submit(order)
-
     def cancel(self, client_order_id: str, reason: str) -> None:
-        managed = self.book.get(client_order_id)
+        managed = self.store.get(client_order_id)
         if managed is None or managed.is_terminal:
             return
         managed.transition(OrderStatus.CANCELLED)
-        self.book.settle_terminal(managed)
+        self.store.settle_terminal(managed)
         self._fail(managed, OrderStatus.CANCELLED, reason)
 
     def cancel_all(self, reason: str) -> None:
-        for managed in self.book.working():
+        for managed in self.store.working():
             self.cancel(managed.order.client_order_id, reason)
 
     # -- the venue ---------------------------------------------------------------------------------------------
     def has_working_orders(self) -> bool:
-        return self.book.has_working()
+        return self.store.has_working()
 
     def process_bar(
         self, t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
@@ -114,14 +112,14 @@ class SimulatedExecutor:
         nothing fills; one-session orders (MOC, LOC, LMT DAY) that were live for this session expire at its end,
         as they would at the broker, while MKT orders wait for the next valid session.
         """
-        if not self.book.has_working():
+        if not self.store.has_working():
             return
         self._spent_this_bar = 0.0  # fills of this pass reach the ledger only after it: count them here
         outage = t in self._outage_bars
         open_ns = int(self._sessions.open_ns[t])
         close_ns = int(self._sessions.close_ns[t])
         cutoff_ns = int(self._sessions.moc_cutoff_ns[t])
-        for managed in self.book.working():
+        for managed in self.store.working():
             order = managed.order
             j = self._index[order.symbol]
             o, h, lo, c, v = float(open_[j]), float(high[j]), float(low[j]), float(close[j]), float(volume[j])
@@ -136,7 +134,7 @@ class SimulatedExecutor:
                 managed.transition(OrderStatus.EXPIRED)
                 why = "broker outage" if outage else ("no valid bar" if math.isnan(c) else "not (fully) filled")
                 self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order expired: {why} in session")
-            self.book.settle_terminal(managed)
+            self.store.settle_terminal(managed)
 
     def _expires_after_session(self, managed: ManagedOrder) -> bool:
         order = managed.order
@@ -198,7 +196,7 @@ class SimulatedExecutor:
         if order.side is Side.BUY:
             self._spent_this_bar += quantity * price + commission
         exec_id = f"SIM-{next(self._exec_ids)}"
-        managed.apply_fill(exec_id, quantity, price)
+        managed.apply_fill(exec_id, quantity, price, commission, ts)
         self._put(
             FillEvent(
                 ts_event_ns=ts,

@@ -59,7 +59,7 @@ from core.config_models import AppConfig, StrategiesConfig
 from core.error_policy import LIVE_ERROR_POLICY, ErrorAction, action_for
 from core.errors import ConfigError, StateCorruptError, StrategyError
 from core.event_queue import EventQueue, Handler
-from core.events import CancelAllEvent, FillEvent, MarketEvent, OrderEvent, OrderFailedEvent, SignalEvent, TradingState
+from core.events import FillEvent, MarketEvent, OrderFailedEvent, SignalEvent, TradingState
 from core.ib_messages import (
     IB_MESSAGE_TYPES,
     IbBar,
@@ -163,7 +163,6 @@ class Engine:
         self._kill_deadline_ns: int | None = None
         self._flattened_by_kill = False
         self._kill_actions_pending = False  # a kill seen before connect + reconcile: its cancel/flatten wait
-        self._accept_orders = True
         self.connected = False
         self._next_kill_poll_ns = 0
         self._next_reflatten_ns = 0
@@ -249,14 +248,12 @@ class Engine:
             config=pcfg, strategies=strategies_cfg, symbols=self.symbols, ledger=ledger, risk=risk,
             sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
             monthly=monthly, gate=PreTradeGate(config.pre_trade, self.symbols), order_ids=OrderIdFactory(),
-            put=self.queue.put, now_ns=self.clock.now_ns,
+            router=self.executor, working=self.executor.store, now_ns=self.clock.now_ns,
             settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
             adv_lookback_days=config.pre_trade.adv_lookback_days, flatten_via=self.broker_flatten.request,
         )  # fmt: skip
-        for managed in self.executor.book.working():  # adopted orders count for one-per-symbol, cash and flatten
-            self.portfolio.adopt_working(managed.order, managed.filled_quantity)
         self.live = LiveManager(
-            self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.book.working()),
+            self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.store.working()),
             now_ns=self.clock.now_ns, risk_log_path=self.log_dir / "risk_log.csv", snapshot_path=self.snapshot_path,
             reduce_only_on_monitor_stale=config.operational_risk.on_monitor_stale == "reducing",
         )  # fmt: skip
@@ -338,10 +335,9 @@ class Engine:
         table[IbDataStale] = [md.on_data_stale]
         table[MarketEvent] = [self.live.on_mark, daily.on_intraday]  # intraday bars; daily ones come from `daily`
         table[SignalEvent] = [self._on_signal]
-        table[OrderEvent] = [self._on_order]
-        table[CancelAllEvent] = [self._on_cancel_all]
-        table[FillEvent] = [self.live.on_fill, flat.on_fill]
-        table[OrderFailedEvent] = [self.live.on_order_failed]
+        store = self.executor.store  # the books first, then the store's working view (it follows the books)
+        table[FillEvent] = [self.live.on_fill, store.on_fill_booked, flat.on_fill]
+        table[OrderFailedEvent] = [self.live.on_order_failed, store.on_failure_booked]
         for kind, handlers in table.items():
             self.queue.route(kind, handlers)
 
@@ -393,22 +389,13 @@ class Engine:
         """Every gate (STARTING, REDUCING and its reasons, HALTED) is the trading-state machine's one check."""
         self.live.on_signal(signal_event)
 
-    def _on_order(self, order: OrderEvent) -> None:
-        if not self._accept_orders:
-            log.warning("event=order_dropped reason=stopping client_order_id=%s", order.client_order_id)
-            return
-        self.executor.submit(order)
-
-    def _on_cancel_all(self, event: CancelAllEvent) -> None:
-        self.executor.cancel_all(event.reason)
-
     def _on_executor_halt(self, reason: str) -> None:
         self.live.halt(f"executor: {reason}")
 
     def _halt_no_orders(self, reason: str) -> None:
         """HALTED without cancel or flatten: our books are not trusted, so we send nothing at all."""
         self.trading.halt(reason, self.clock.now_ns())
-        self._accept_orders = False
+        self.executor.refuse_new_orders(f"halted without orders: {reason}")
 
     # -------------------------------------------------------------------------------------------- controls
     def status(self) -> dict[str, Any]:
@@ -422,7 +409,7 @@ class Engine:
             "kill": self.kill_level.name,
             "connected": self.connected,
             "reconciled": self.reconciled,
-            "accepting_orders": self._accept_orders,
+            "accepting_orders": self.executor.accepting_orders,
             "reserved_cash": round(self.portfolio.reserved_cash, 2),
             "working_symbols": sorted(self.portfolio.working_symbols()),
             "position_by_symbol": self.portfolio.ledger.open_positions(),
@@ -540,7 +527,7 @@ class Engine:
 
     def _is_flat(self) -> bool:
         """Flat at the broker (its positions, as the last flatten round trip learned them) with nothing working."""
-        return not self.executor.book.working() and self.broker_flatten.broker_flat()
+        return not self.executor.store.working() and self.broker_flatten.broker_flat()
 
     # -------------------------------------------------------------------------------------------- loop
     def _beat(self, _due_ns: int) -> None:
@@ -657,7 +644,7 @@ class Engine:
             self.request_stop("duration elapsed")
         if self.kill_level is KillLevel.NONE or self._kill_deadline_ns is None:
             return
-        settled = self.reconciled and not self.executor.book.working() and not self.broker_flatten.busy
+        settled = self.reconciled and not self.executor.store.working() and not self.broker_flatten.busy
         if settled and self._flattened_by_kill and not self._is_flat() and now_ns >= self._next_reflatten_ns:
             # an order in flight at the kill filled after the flatten went out: ask the broker again, close the rest
             self._next_reflatten_ns = now_ns + NS_PER_SECOND
@@ -670,7 +657,7 @@ class Engine:
         elif now_ns >= self._kill_deadline_ns:
             log.error("event=kill_timeout level=%s timeout_s=%s positions=%s working=%d message=\"NOT FLAT after "
                       "the kill timeout: check the broker by hand\"", self.kill_level.name, KILL_EXIT_TIMEOUT_S,
-                      self.portfolio.ledger.open_positions(), len(self.executor.book.working()))  # fmt: skip
+                      self.portfolio.ledger.open_positions(), len(self.executor.store.working()))  # fmt: skip
             self._stop_unordered(ExitCode.KILL_NOT_FLAT, f"{self.kill_level.name} timeout",
                                  "kill did not end flat within its timeout")  # fmt: skip
 
@@ -679,7 +666,8 @@ class Engine:
         if self._closed:
             return
         self._closed = True
-        self._accept_orders = False
+        if hasattr(self, "executor"):  # close() also runs after a construction that failed part way
+            self.executor.refuse_new_orders("stopping")
         try:
             self.connection.stop()
         except Exception:

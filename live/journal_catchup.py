@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from core.events import FillEvent
-from execution.order_journal import JournalKind, JournalState
+from execution.order_journal import JournalState
+from execution.order_state import OrderEventKind
 
 
 def journal_fills_missing_from(path: Path, state: JournalState, applied: set[str]) -> list[FillEvent]:
@@ -23,7 +24,7 @@ def journal_fills_missing_from(path: Path, state: JournalState, applied: set[str
             record = json.loads(line)
         except ValueError:
             continue
-        if record.get("kind") != JournalKind.FILL or record.get("exec_id") in applied:
+        if record.get("kind") != OrderEventKind.FILL or record.get("exec_id") in applied:
             continue
         managed = state.orders.get(record.get("client_order_id", ""))
         if managed is None or record["exec_id"] not in managed.exec_ids:

@@ -13,9 +13,12 @@ Decision rules:
   manager's gross-exposure limit instead).
 - Order: risk manager (trading state, exposure) -> monthly cap -> pre-trade gate; the first rejection wins and is
   counted by check name. Counters move only after every check passed.
-- On HALTED (drawdown or external) working orders are cancelled (a ``CancelAllEvent`` on the same path as the
-  orders) and, if the policy says so, every position is
-  closed with market orders that bypass the risk gate (they only reduce exposure).
+- On HALTED (drawdown or external) working orders are cancelled (``cancel_all`` on the router, the same path as
+  the orders) and, if the policy says so, every position is closed with market orders that bypass the risk gate
+  (they only reduce exposure).
+- Orders go to the executor synchronously (``OrderRouter.submit``) and working orders are read back from its order
+  store (``WorkingOrders``): this object keeps no list of its own, so orders adopted after a restart count for
+  one-working-order-per-symbol, reserved cash and flatten coverage like any other.
 """
 
 from __future__ import annotations
@@ -24,13 +27,11 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 
 from core.config_models import PortfolioConfig, StrategiesConfig
 from core.events import (
-    CancelAllEvent,
     FillEvent,
     MarketEvent,
     OrderEvent,
@@ -41,6 +42,8 @@ from core.events import (
     SignalEvent,
     TradingState,
 )
+from execution.order_store import CASH_BUFFER
+from execution.router import OrderRouter, WorkingOrders
 from portfolio.ledger import Ledger
 from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.optimizer import VolatilityTargeter
@@ -52,15 +55,6 @@ from portfolio.shared_sizing_logic import PositionSizer
 log = logging.getLogger(__name__)
 
 FLATTEN_STRATEGY_ID = "flatten"  # strategy id of the orders flatten() sends
-CASH_BUFFER = 0.02  # headroom kept on buys for an adverse open; the venue still caps to real cash at fill time
-
-
-@dataclass(slots=True)
-class WorkingOrder:
-    side: Side
-    quantity: int
-    reserved_cash: float
-    flatten: bool = False  # sent by flatten(): counts as already closing the position
 
 
 class LedgerPositions(Mapping[str, int]):
@@ -97,7 +91,8 @@ class PortfolioManager:
         monthly: MonthlyTradeCounter,
         gate: PreTradeGate,
         order_ids: OrderIdFactory,
-        put: Callable[[object], None],
+        router: OrderRouter,
+        working: WorkingOrders,
         now_ns: Callable[[], int],
         settles_at_ns: Callable[[int], int],
         adv_lookback_days: int,
@@ -115,15 +110,14 @@ class PortfolioManager:
         self._monthly = monthly
         self._gate = gate
         self._ids = order_ids
-        self._put = put
+        self._router = router
+        self._orders = working
         self._now_ns = now_ns
         self._settles_at_ns = settles_at_ns
         self._accept_signals_from_ns = accept_signals_from_ns  # earlier bars only warm up indicators (None: all)
         # how a halt flattens: the backtester closes its ledger's positions (``flatten``); the live engine passes a
         # flattener that first asks the broker what it holds (``live.broker_flatten``)
         self._flatten_via = flatten_via or self.flatten
-        self._working: dict[str, dict[str, WorkingOrder]] = {}
-        self._reserved_cash = 0.0
         self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
         self._adv_cache: np.ndarray | None = None  # ADV of every symbol, computed at most once per bar
         self._bars_seen = 0
@@ -215,7 +209,7 @@ class PortfolioManager:
             self.ignored_signals["halted"] += 1
             return
         symbol = signal.symbol
-        if self._working.get(symbol):
+        if self._orders.is_working(symbol):
             self.ignored_signals["order_working"] += 1
             return
         position = self.ledger.position(symbol)
@@ -239,15 +233,6 @@ class PortfolioManager:
     def on_fill(self, fill: FillEvent) -> None:
         self.ledger.apply_fill(fill, self._settles_at_ns(fill.ts_event_ns))
         self.fills.append(fill)
-        working = self._working.get(fill.symbol, {}).get(fill.client_order_id)
-        if working is not None:
-            working.quantity -= fill.quantity
-            if working.side is Side.BUY:
-                release = min(working.reserved_cash, fill.quantity * fill.price + fill.commission)
-                working.reserved_cash -= release
-                self._reserved_cash -= release
-            if working.quantity <= 0:
-                self._release(fill.symbol, fill.client_order_id)
 
     def on_order_failed(self, event: OrderFailedEvent) -> None:
         log.info(
@@ -257,14 +242,12 @@ class PortfolioManager:
             event.status,
             event.reason,
         )
-        self._release(event.symbol, event.client_order_id)
 
     def on_halt(self, reason: str) -> None:
         """Cancel everything working and, by policy, flatten. Safe to call more than once."""
         if self.risk.state is not TradingState.HALTED:
             self.risk.halt(reason, self._now_ns())
-        now = self._now_ns()
-        self._put(CancelAllEvent(ts_event_ns=now, ts_init_ns=now, reason=f"halted: {reason}"))
+        self._router.cancel_all(f"halted: {reason}")
         if self.config.risk.flatten_on_halt and not self._flattened:
             self._flattened = True
             self._flatten_via(reason)
@@ -291,7 +274,7 @@ class PortfolioManager:
                             symbol, signed)  # fmt: skip
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
-            covered = sum(w.quantity for w in self._working.get(symbol, {}).values() if w.flatten and w.side is side)
+            covered = self._orders.working_quantity(symbol, side, FLATTEN_STRATEGY_ID)
             remaining = abs(quantity) - covered
             if remaining <= 0:
                 log.info("event=flatten_already_working symbol=%s position=%d covered=%d", symbol, quantity, covered)
@@ -310,33 +293,13 @@ class PortfolioManager:
             )
             self._send(order)
 
-    def adopt_working(self, order: OrderEvent, filled_quantity: int) -> None:
-        """Count an order that is already working (recovered after a restart) as if this object had sent it.
-
-        Why: the one-working-order-per-symbol rule, the cash reserved by working buys and flatten's "already
-        covered" sum must include orders working at the broker since before the restart, or a restart next to a
-        working flatten sells the position twice.
-        """
-        remaining = order.quantity - filled_quantity
-        if remaining <= 0 or order.client_order_id in self._working.get(order.symbol, {}):
-            return
-        reserved = 0.0
-        if order.side is Side.BUY and not order.reduce_only:
-            reserved = remaining * order.reference_price * (1.0 + CASH_BUFFER)
-            self._reserved_cash += reserved
-        self._working.setdefault(order.symbol, {})[order.client_order_id] = WorkingOrder(
-            order.side, remaining, reserved, order.strategy_id == FLATTEN_STRATEGY_ID
-        )
-        log.info("event=working_order_adopted client_order_id=%s symbol=%s side=%s remaining=%d reserved_cash=%.2f",
-                 order.client_order_id, order.symbol, order.side, remaining, reserved)  # fmt: skip
-
     @property
     def reserved_cash(self) -> float:
         """Cash held back for working buys (a cash account's entries are sized on what is left)."""
-        return self._reserved_cash
+        return self._orders.reserved_cash()
 
     def working_symbols(self) -> set[str]:
-        return {symbol for symbol, orders in self._working.items() if orders}
+        return self._orders.working_symbols()
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _order_for(self, signal: SignalEvent, position: int) -> OrderEvent | None:
@@ -369,7 +332,7 @@ class PortfolioManager:
         scale = self.risk.size_scale() * self._targeter.leverage()
         quantity = self._sizer.quantity(equity, signal.reference_price, signal.stop_distance, scale)
         if signal.direction is SignalDirection.LONG and self.config.account_type == "cash":
-            spendable = self.ledger.available_for_buying() - self._reserved_cash
+            spendable = self.ledger.available_for_buying() - self._orders.reserved_cash()
             price_with_buffer = signal.reference_price * (1.0 + CASH_BUFFER)
             quantity = min(quantity, max(0, int(spendable // price_with_buffer)))
         return quantity
@@ -445,13 +408,6 @@ class PortfolioManager:
         now = self._now_ns()
         self._gate.accept(order, now)
         self._monthly.record(order, now)
-        reserved = 0.0
-        if order.side is Side.BUY and not order.reduce_only:
-            reserved = order.quantity * order.reference_price * (1.0 + CASH_BUFFER)
-            self._reserved_cash += reserved
-        self._working.setdefault(order.symbol, {})[order.client_order_id] = WorkingOrder(
-            order.side, order.quantity, reserved, order.strategy_id == FLATTEN_STRATEGY_ID
-        )
         log.debug(
             "event=order_created client_order_id=%s symbol=%s side=%s qty=%d type=%s reason=%s",
             order.client_order_id,
@@ -461,14 +417,4 @@ class PortfolioManager:
             order.order_type,
             order.reason,
         )
-        self._put(order)
-
-    def _release(self, symbol: str, client_order_id: str) -> None:
-        orders = self._working.get(symbol)
-        if not orders:
-            return
-        working = orders.pop(client_order_id, None)
-        if working is not None:
-            self._reserved_cash -= working.reserved_cash
-        if not orders:
-            del self._working[symbol]
+        self._router.submit(order)

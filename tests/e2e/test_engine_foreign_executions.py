@@ -21,7 +21,7 @@ from core.events import OrderEvent, OrderType, Side
 from core.ib_messages import IbCommissionReport, IbConnected
 from core.ib_wrapper import IbConnection
 from execution.ib_translate import to_ib_contract, to_ib_order
-from execution.order_journal import JournalKind
+from execution.order_state import OrderEventKind
 from ibsim import IbSim, SimConfig
 
 ENGINE_CLIENT_ID = 1  # ib_connection.main_client_id of the test config
@@ -75,7 +75,7 @@ def journal_fill_exec_ids(ed: EngineDir) -> set[str]:
 
     path = ed.root / "state" / "order_journal.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    return {row["exec_id"] for row in rows if row["kind"] == JournalKind.FILL.value}
+    return {row["exec_id"] for row in rows if row["kind"] == OrderEventKind.FILL.value}
 
 
 def status(ed: EngineDir) -> dict:

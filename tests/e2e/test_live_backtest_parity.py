@@ -23,7 +23,7 @@ from engine_harness import EngineDir, wait_for
 
 from backtester.engine import build_backtest
 from core.config_loader import load_config
-from core.events import OrderEvent, SignalEvent
+from core.events import SignalEvent
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from ibsim.config import SimConfig
@@ -101,10 +101,9 @@ def test_engine_and_backtester_make_the_same_signals_orders_and_fills(engine_dir
     backtest = build_backtest(config, panel, [strategy], calendar,
                               trade_from_index=int(panel.dates.get_loc(first)))  # fmt: skip
     bt_signals: list[SignalEvent] = []
-    bt_orders: list[OrderEvent] = []
     backtest.queue.route(SignalEvent, [bt_signals.append, backtest.portfolio.on_signal])
-    backtest.queue.route(OrderEvent, [bt_orders.append, backtest.executor.on_order])
     result = backtest.run()
+    bt_orders = [managed.order for managed in backtest.executor.store.all()]  # every order the venue was sent
 
     def session_of(ts_ns: int) -> date:
         return pd.Timestamp(ts_ns, unit="ns", tz="UTC").tz_convert("America/New_York").date()

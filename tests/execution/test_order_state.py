@@ -8,7 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from core.errors import InvariantViolation
 from core.events import OrderStatus
-from execution.order_state import ALLOWED, TERMINAL, ManagedOrder, OrderBook
+from execution.order_state import ALLOWED, TERMINAL, ManagedOrder
 from testkit.orders import make_order
 
 
@@ -39,18 +39,6 @@ def test_overfill_and_fill_after_cancel_are_invariant_violations() -> None:
 def test_terminal_states_have_no_exit() -> None:
     for status in TERMINAL:
         assert ALLOWED[status] == frozenset()
-
-
-def test_order_book_refuses_a_reused_client_order_id_and_tracks_working_orders() -> None:
-    book = OrderBook()
-    order = make_order()
-    managed = book.add(order)
-    with pytest.raises(InvariantViolation, match="duplicate client_order_id"):
-        book.add(order)
-    assert book.has_working()
-    managed.transition(OrderStatus.REJECTED)
-    book.settle_terminal(managed)
-    assert not book.has_working() and order.client_order_id in book
 
 
 class OrderLifecycle(RuleBasedStateMachine):

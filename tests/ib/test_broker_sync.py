@@ -126,8 +126,8 @@ def test_a_reconnect_in_the_middle_of_the_sync_starts_it_again_and_adopts_the_wo
     order = OrderEvent(ts_event_ns=1, ts_init_ns=1, client_order_id="sync.AAPL.1.BUY", strategy_id="test",
                        symbol="AAPL", side=Side.BUY, quantity=10, order_type=OrderType.LMT, limit_price=limit,
                        reference_price=limit)  # fmt: skip
-    stack.queue.put(order)
-    stack.pump_until(lambda: stack.executor.book.get(order.client_order_id).status is OrderStatus.SUBMITTED, 10,
+    stack.executor.submit(order)  # as the portfolio does: synchronously, on the dispatcher thread
+    stack.pump_until(lambda: stack.executor.store.get(order.client_order_id).status is OrderStatus.SUBMITTED, 10,
                      "the order works at ibsim")  # fmt: skip
     stack.cut_at_open_orders = True
     sim.drop_all_connections()  # reconnect 1: its sync is cut after positions, while open orders are asked
@@ -135,7 +135,7 @@ def test_a_reconnect_in_the_middle_of_the_sync_starts_it_again_and_adopts_the_wo
     generations = [(r.generation, r.reconnect) for r in stack.reconciled]
     assert generations == [(1, False), (3, True)], generations  # the cut sync (2) never reported completion
     assert not stack.cut_at_open_orders  # the cut really happened
-    managed = stack.executor.book.get(order.client_order_id)
+    managed = stack.executor.store.get(order.client_order_id)
     assert managed.status is OrderStatus.SUBMITTED and not stack.failed  # adopted, not failed, never re-sent
     with sim.lock:
         assert len(sim.book.working_orders(1)) == 1

@@ -163,7 +163,7 @@ class Engine(Endpoint):
         return [f for f in self.failed if f.client_order_id == coid]
 
     def status(self, coid: str) -> OrderStatus | None:
-        managed = self.executor.book.get(coid)
+        managed = self.executor.store.get(coid)
         return None if managed is None else managed.status
 
     def reconciled(self) -> bool:
@@ -242,7 +242,7 @@ def make_engine(sim: IbSim, tmp_path: Path, dispatch: Dispatch) -> Iterator[Call
             IbOpenOrderEnd: sync.on_open_order_end, IbExecDetailsEnd: sync.on_exec_details_end,
         })  # fmt: skip
         queue.route(Reconciled, [engine.messages.append])
-        queue.route(OrderEvent, [routes[OrderEvent]])
+        queue.route(OrderEvent, [executor.submit])  # the tests hand orders over through the queue
 
         def book_fill(fill: FillEvent) -> None:
             engine.fills.append(fill)
@@ -332,7 +332,7 @@ def test_issue_5_fill_during_disconnect_is_recovered_exactly_once(
     coid = order.client_order_id
     engine.queue.put(order)
     dispatch.eventually(lambda: engine.status(coid) is OrderStatus.SUBMITTED, 10.0, "MOC acknowledged")
-    ib_order_id = engine.executor.book.get(coid).order.broker_order_id
+    ib_order_id = engine.executor.store.get(coid).order.broker_order_id
     close = sim.market.close_price("TLT", 0)
 
     # The gateway drops everyone and refuses connections (until we let it accept again, below).
@@ -396,14 +396,14 @@ def test_issue_5_restart_adopts_working_order_without_resending(
     coid = order.client_order_id
     first.queue.put(order)
     dispatch.eventually(lambda: first.status(coid) is OrderStatus.SUBMITTED, 10.0, "LMT acknowledged")
-    ib_order_id = first.executor.book.get(coid).order.broker_order_id
+    ib_order_id = first.executor.store.get(coid).order.broker_order_id
     assert place_orders_at_sim == [(1, ib_order_id, coid)]
 
     first.stop()  # the engine goes away (connection stopped, files closed); the order keeps working at IB
     dispatch.eventually(lambda: 1 not in sim.gateway.sessions, 5.0, "ibsim let client 1 go")
 
     second = make_engine(1)  # same journal, same client id: the engine restarted (recovered before connecting)
-    managed = second.executor.book.get(coid)
+    managed = second.executor.store.get(coid)
     assert managed is not None and managed.status is OrderStatus.SUBMITTED
     assert managed.order.broker_order_id == ib_order_id
     second.start()
@@ -411,7 +411,7 @@ def test_issue_5_restart_adopts_working_order_without_resending(
     second.queue.put(order)  # the strategy repeats its decision after the restart: ignored
     dispatch.settle(0.3)
 
-    managed = second.executor.book.get(coid)
+    managed = second.executor.store.get(coid)
     assert managed.status is OrderStatus.SUBMITTED and managed.order.broker_order_id == ib_order_id
     assert any(m.order_id == ib_order_id for m in second.of(IbOpenOrder))  # the broker reported it: adopted
     assert place_orders_at_sim == [(1, ib_order_id, coid)]  # nothing new was sent

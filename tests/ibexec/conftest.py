@@ -172,7 +172,7 @@ class Harness:
             self.queue.wait(0.005)
 
     def submit(self, order: OrderEvent) -> None:
-        self.queue.put(order)
+        self.executor.submit(order)  # as the portfolio does: synchronously, on the dispatcher thread
         self.pump()
 
     def fills_of(self, coid: str) -> list[FillEvent]:

@@ -44,7 +44,7 @@ def test_market_order_fills_once_with_journal_and_log_rows(sim, make_harness, ma
     h = make_harness(sim)
     order = make_order("AAPL", 100)
     h.submit(order)
-    h.pump_until(lambda: h.executor.book.get(order.client_order_id).status is OrderStatus.FILLED)
+    h.pump_until(lambda: h.executor.store.get(order.client_order_id).status is OrderStatus.FILLED)
     [fill] = h.fills_of(order.client_order_id)
     assert (fill.quantity, fill.side, fill.symbol) == (100, Side.BUY, "AAPL")
     assert fill.broker_order_id == h.conn.place_calls[0]
@@ -53,7 +53,7 @@ def test_market_order_fills_once_with_journal_and_log_rows(sim, make_harness, ma
     assert kinds == ["intent", "ack", "fill"]
     events = [r["event"] for r in rows_of(h, order.client_order_id)]
     assert events == ["submit", "ack", "fill"]
-    assert not h.executor.book.has_working() and not h.failed
+    assert not h.executor.store.has_working() and not h.failed
 
 
 def test_marketable_limit_fills(sim, make_harness, make_order) -> None:
@@ -73,7 +73,7 @@ def test_moc_and_loc_fill_at_the_close(sim, make_harness, make_order) -> None:
     loc = make_order("SPY", 30, OrderType.LOC, limit_price=round(close * 1.5, 2))
     h.submit(moc)
     h.submit(loc)
-    book = h.executor.book
+    book = h.executor.store
     h.pump_until(lambda: all(book.get(o.client_order_id).status is OrderStatus.SUBMITTED for o in (moc, loc)))
     assert not h.fills
     sim.advance_market_s(SESSION_S)
@@ -91,7 +91,7 @@ def test_adaptive_algo_order_fills(sim, make_harness, make_order) -> None:
     order = make_order("QQQ", 50, OrderType.LMT, limit_price=round(quote.ask * 1.01, 2))
     h.submit(order)
     h.pump_until(lambda: h.fills_of(order.client_order_id))
-    assert h.executor.book.get(order.client_order_id).status is OrderStatus.FILLED
+    assert h.executor.store.get(order.client_order_id).status is OrderStatus.FILLED
     assert orders_at_sim(sim)[0].algo_strategy == "Adaptive"
 
 
@@ -106,7 +106,7 @@ def test_twap_child_fills_each_become_one_fill_event(sim, make_harness, make_ord
     h.pump_until(lambda: len(h.fills_of(coid)) == 1)
     for _ in range(sim.cfg.twap_slices):
         sim.advance_market_s(sim.cfg.twap_window_s / sim.cfg.twap_slices)
-    h.pump_until(lambda: h.executor.book.get(coid).status is OrderStatus.FILLED)
+    h.pump_until(lambda: h.executor.store.get(coid).status is OrderStatus.FILLED)
     fills = h.fills_of(coid)
     assert len(fills) == sim.cfg.twap_slices
     assert sum(f.quantity for f in fills) == 103
@@ -123,7 +123,7 @@ def test_partial_fill_then_cancel_keeps_the_fill(sim, make_harness, make_order) 
     order = make_order("GLD", 100)
     coid = order.client_order_id
     h.submit(order)
-    h.pump_until(lambda: h.executor.book.get(coid).status is OrderStatus.PARTIALLY_FILLED)
+    h.pump_until(lambda: h.executor.store.get(coid).status is OrderStatus.PARTIALLY_FILLED)
     h.executor.cancel(coid, "test cancel")
     [failed] = h.pump_until(lambda: h.failed_of(coid))
     assert (failed.status, failed.filled_quantity, failed.code) == (OrderStatus.CANCELLED, 50, 202)
@@ -139,7 +139,7 @@ def test_global_cancel_cancels_every_working_order(sim, make_harness, make_order
               for s in ("AAPL", "TLT")]
     for order in orders:
         h.submit(order)
-    book = h.executor.book
+    book = h.executor.store
     h.pump_until(lambda: all(book.get(o.client_order_id).status is OrderStatus.SUBMITTED for o in orders))
     h.executor.cancel_all("test halt")
     h.pump_until(lambda: not book.has_working())
@@ -176,7 +176,7 @@ def test_duplicate_exec_details_give_one_fill(sim, make_harness, make_order) -> 
     sim.duplicate_next_exec_details()
     order = make_order("AAPL", 100)
     h.submit(order)
-    h.pump_until(lambda: h.executor.book.get(order.client_order_id).status is OrderStatus.FILLED)
+    h.pump_until(lambda: h.executor.store.get(order.client_order_id).status is OrderStatus.FILLED)
     h.pump_for(0.3)
     assert len(h.fills_of(order.client_order_id)) == 1
     assert_one_fill_per_exec(h, order.client_order_id)
@@ -199,7 +199,7 @@ def test_journal_and_order_log_are_on_disk_before_the_order_leaves(sim, make_har
     intent = json.loads(seen_at_send["journal"].splitlines()[-1])
     assert (intent["kind"], intent["client_order_id"]) == ("intent", coid)
     assert f",submit,{coid}," in seen_at_send["log"]
-    assert h.executor.book.get(coid).status is OrderStatus.PENDING_SUBMIT  # no ack yet
+    assert h.executor.store.get(coid).status is OrderStatus.PENDING_SUBMIT  # no ack yet
     sim.withhold_order_acks(False)
     h.pump_until(lambda: h.fills_of(coid))
 
@@ -220,14 +220,14 @@ def test_restart_adopts_the_working_order_and_sends_nothing(sim, make_harness, m
     order = make_order("AAPL", 10, OrderType.LMT, limit_price=round(sim.market.quote("AAPL").bid * 0.5, 2))
     coid = order.client_order_id
     first.submit(order)
-    first.pump_until(lambda: first.executor.book.get(coid).status is OrderStatus.SUBMITTED)
+    first.pump_until(lambda: first.executor.store.get(coid).status is OrderStatus.SUBMITTED)
     first.close()  # the engine dies; the order keeps working at the broker
     first.pump_until(lambda: 1 not in sim.gateway.sessions, 5.0)  # ibsim has let the client id go
 
     second = make_harness(sim)  # same journal and order log, same client id: a restarted engine
-    second.queue.put(order)  # the strategy repeats its decision after the restart
+    second.executor.submit(order)  # the strategy repeats its decision after the restart
     second.pump_for(0.5)  # reconciliation: open orders and executions arrive and end
-    managed = second.executor.book.get(coid)
+    managed = second.executor.store.get(coid)
     assert managed.status is OrderStatus.SUBMITTED and not managed.is_terminal
     assert second.conn.place_calls == [] and len(orders_at_sim(sim)) == 1
     second.executor.cancel(coid, "adopted order can be managed")
@@ -241,7 +241,7 @@ def test_restart_picks_up_a_fill_that_happened_while_down(sim, make_harness, mak
     order = make_order("TLT", 15, OrderType.MOC)
     coid = order.client_order_id
     first.submit(order)
-    first.pump_until(lambda: first.executor.book.get(coid).status is OrderStatus.SUBMITTED)
+    first.pump_until(lambda: first.executor.store.get(coid).status is OrderStatus.SUBMITTED)
     first.close()
     first.pump_until(lambda: 1 not in sim.gateway.sessions, 5.0)
     sim.advance_market_s(SESSION_S)  # fills at the close while nobody is connected
@@ -251,7 +251,7 @@ def test_restart_picks_up_a_fill_that_happened_while_down(sim, make_harness, mak
     second.pump_for(0.3)
     [fill] = second.fills_of(coid)
     assert (fill.quantity, fill.price) == (15, close)
-    assert second.executor.book.get(coid).status is OrderStatus.FILLED and not second.conn.place_calls
+    assert second.executor.store.get(coid).status is OrderStatus.FILLED and not second.conn.place_calls
 
 
 def test_pacer_queues_over_the_rate_and_drains_by_timer(sim, make_harness, make_order) -> None:
@@ -259,7 +259,7 @@ def test_pacer_queues_over_the_rate_and_drains_by_timer(sim, make_harness, make_
     h.pump_for(1.05)  # let the reconciliation requests leave the window
     orders = [make_order("AAPL", 1) for _ in range(5)]
     for order in orders:
-        h.queue.put(order)
+        h.executor.submit(order)
     h.pump()
     assert len(h.conn.place_calls) == 3  # the rest wait in the outbox; the dispatcher never sleeps
     h.pump_until(lambda: len(h.conn.place_calls) == 5, 5.0)
@@ -271,7 +271,7 @@ def test_cancel_of_a_queued_order_never_sends_it(sim, make_harness, make_order) 
     h.pump_for(1.05)
     first, second, third = (make_order("MSFT", 1) for _ in range(3))
     for order in (first, second, third):
-        h.queue.put(order)
+        h.executor.submit(order)
     h.pump()
     h.executor.cancel(third.client_order_id, "changed my mind")
     h.pump()

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.events import OrderEvent, OrderType, Side
-from execution.order_journal import JournalKind, OrderJournal
+from execution.order_journal import OrderJournal
+from execution.order_state import OrderEventKind
 from live.journal_catchup import journal_fills_missing_from
 
 
@@ -23,11 +24,11 @@ def test_only_fills_the_ledger_lacks_in_journal_order(tmp_path: Path) -> None:
     path = tmp_path / "order_journal.jsonl"
     with OrderJournal(path, now_ns=lambda: 123) as journal:
         journal.record_intent(order("a", "SPY"), 1)
-        journal.record_event("a", JournalKind.ACK)
-        journal.record_event("a", JournalKind.FILL, exec_id="e1", quantity=2, price=10.0, commission=1.0)
-        journal.record_event("a", JournalKind.FILL, exec_id="e2", quantity=3, price=10.5, commission=0.5)
+        journal.record_event("a", OrderEventKind.ACK)
+        journal.record_event("a", OrderEventKind.FILL, exec_id="e1", quantity=2, price=10.0, commission=1.0)
+        journal.record_event("a", OrderEventKind.FILL, exec_id="e2", quantity=3, price=10.5, commission=0.5)
         journal.record_intent(order("b", "QQQ"), 2)
-        journal.record_event("b", JournalKind.FILL, exec_id="e3", quantity=5, price=20.0, commission=1.0)
+        journal.record_event("b", OrderEventKind.FILL, exec_id="e3", quantity=5, price=20.0, commission=1.0)
         state = journal.state
     path.write_bytes(path.read_bytes() + b'{"kind": "fill", "torn')  # a torn tail is skipped, not raised
 

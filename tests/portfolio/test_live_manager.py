@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from core.events import (
     TradingState,
 )
 from data.calendar import TradingCalendar
+from execution.order_state import BrokerLeg, ManagedOrder
+from execution.order_store import OrderStore
 from portfolio.ledger import Ledger
 from portfolio.live_manager import RISK_LOG_COLUMNS, LiveManager, calendar_settlement, restore_books
 from portfolio.monthly_counter import MonthlyTradeCounter
@@ -50,6 +51,28 @@ TUE_2330_NY = _ns("2024-03-06T04:30:00")  # still Tuesday in New York, already W
 WED_0005_NY = _ns("2024-03-06T05:05:00")  # Wednesday 00:05 in New York
 
 
+class StoreRouter:
+    """The executor's side of the ports, below the wire: a real ``OrderStore``; submitted orders also land in
+    ``sent`` (cancel-alls as ``("cancel_all", reason)``). ``broken`` makes every call raise."""
+
+    def __init__(self, sent: list[object], broken: bool = False) -> None:
+        self.store, self.sent, self.broken = OrderStore(), sent, broken
+
+    def submit(self, order: OrderEvent) -> None:
+        if self.broken:
+            raise RuntimeError("executor gone")
+        self.store.add(order)
+        self.sent.append(order)
+
+    def cancel(self, client_order_id: str, reason: str) -> None:
+        raise NotImplementedError
+
+    def cancel_all(self, reason: str) -> None:
+        if self.broken:
+            raise RuntimeError("executor gone")
+        self.sent.append(("cancel_all", reason))
+
+
 class Books:
     """What the engine wiring builds around one PortfolioManager (orders land in ``sent``)."""
 
@@ -59,13 +82,14 @@ class Books:
         *,
         ledger: Ledger | None = None,
         risk: RiskManager | None = None,
-        put: Callable[[object], None] | None = None,
+        broken_router: bool = False,
         start_ns: int = TUE_1500_NY,
         snapshot_path: Path | None = None,
     ) -> None:
         cfg = PortfolioConfig()
         self.clock = SimClock(start_ns)
         self.sent: list[object] = []
+        self.router = StoreRouter(self.sent, broken_router)
         self.monthly = MonthlyTradeCounter(cfg.max_trades_per_month)
         self.open_orders = 0
         self.portfolio = PortfolioManager(
@@ -79,7 +103,8 @@ class Books:
             monthly=self.monthly,
             gate=PreTradeGate(PreTradeConfig(), SYMBOLS),
             order_ids=OrderIdFactory(),
-            put=put if put is not None else self.sent.append,
+            router=self.router,
+            working=self.router.store,
             now_ns=self.clock.now_ns,
             settles_at_ns=lambda ts: ts + DAY_NS,
             adv_lookback_days=20,
@@ -223,10 +248,7 @@ def test_handlers_raise_typed_errors_and_leave_the_policy_to_the_dispatcher(book
 
 
 def test_halt_is_one_way_and_never_raises_even_when_cancel_and_flatten_fail(tmp_path: Path) -> None:
-    def broken_put(event: object) -> None:
-        raise RuntimeError("event queue full")
-
-    books = Books(tmp_path, put=broken_put)
+    books = Books(tmp_path, broken_router=True)
     books.live.on_market(market(TUE_1500_NY))
     books.portfolio.ledger.apply_fill(make_fill("AAA", Side.BUY, 10, 10.0, ts_event_ns=TUE_1500_NY), TUE_1500_NY)
     books.live.halt("first halt")  # flatten_on_halt: the flatten order cannot be put
@@ -351,9 +373,13 @@ def test_flatten_asked_again_before_its_fills_arrive_sends_nothing_more(books: B
     assert [(o.symbol, o.side, o.quantity, o.strategy_id) for o in orders] == [("AAA", Side.SELL, 100, "flatten")]
 
     # a flatten order that the broker cancelled no longer covers the position: the next flatten sends again
-    pm.on_order_failed(OrderFailedEvent(ts_event_ns=TUE_1500_NY, ts_init_ns=TUE_1500_NY,
-                                        client_order_id=orders[0].client_order_id, strategy_id="flatten", symbol="AAA",
-                                        status=OrderStatus.CANCELLED, reason="global cancel"))  # fmt: skip
+    cancelled = OrderFailedEvent(ts_event_ns=TUE_1500_NY, ts_init_ns=TUE_1500_NY,
+                                 client_order_id=orders[0].client_order_id, strategy_id="flatten", symbol="AAA",
+                                 status=OrderStatus.CANCELLED, reason="global cancel")  # fmt: skip
+    pm.flatten("before the cancel is booked")  # still working for the books: nothing more
+    assert len([o for o in books.sent if isinstance(o, OrderEvent)]) == 1
+    pm.on_order_failed(cancelled)
+    books.router.store.on_failure_booked(cancelled)
     pm.flatten("again")
     orders = [o for o in books.sent if isinstance(o, OrderEvent)]
     assert len(orders) == 2 and orders[1].quantity == 100
@@ -370,18 +396,21 @@ def _order(symbol: str, side: Side, quantity: int, strategy_id: str, *, reduce_o
 def test_orders_adopted_after_a_restart_count_for_one_per_symbol_reserved_cash_and_flatten(books: Books) -> None:
     """After a restart the executor recovers a working BUY of AAA and a working flatten SELL of BBB; the decision
     core must see both, exactly as if it had sent them itself."""
-    pm = books.portfolio
+    pm, store = books.portfolio, books.router.store
     books.live.on_market(market(TUE_1500_NY))
     books.live.on_fill(make_fill("BBB", Side.BUY, 10, 20.0, ts_event_ns=TUE_1500_NY))
-    pm.adopt_working(_order("AAA", Side.BUY, 100, "momentum"), filled_quantity=0)
-    pm.adopt_working(_order("BBB", Side.SELL, 10, "flatten", reduce_only=True), filled_quantity=4)
+    buy = ManagedOrder(_order("AAA", Side.BUY, 100, "momentum"))
+    flatten = ManagedOrder(_order("BBB", Side.SELL, 10, "flatten", reduce_only=True))
+    flatten.transition(OrderStatus.SUBMITTED)
+    flatten.apply_fill("e-4", 4, 20.0)
+    store.restore(buy, BrokerLeg(1, 0, -1))  # what the executor's recover() does with the journal
+    store.restore(flatten, BrokerLeg(2, 0, -1))
     assert pm.reserved_cash == pytest.approx(100 * 10.0 * 1.02)  # the working buy's cash stays reserved
     books.live.on_signal(signal("AAA", SignalDirection.LONG))
     assert books.sent == [] and pm.ignored_signals["order_working"] == 1  # one working order per symbol
     pm.flatten("operator", positions={"BBB": 10})  # the broker still holds 10: 6 are covered by the working order
     assert [(o.symbol, o.side, o.quantity) for o in books.sent] == [("BBB", Side.SELL, 4)]
-    pm.adopt_working(_order("AAA", Side.BUY, 100, "momentum"), filled_quantity=0)  # adopted once only
-    assert pm.reserved_cash == pytest.approx(100 * 10.0 * 1.02)
+    assert pm.working_symbols() == {"AAA", "BBB"}
 
 
 def test_flatten_closes_the_positions_it_is_given_not_the_ledgers(books: Books) -> None:
