@@ -168,6 +168,17 @@ class OrderStore:
         return sum(m.order.quantity - m.booked_quantity for m in orders
                    if m.order.side is side and m.order.strategy_id == strategy_id)  # fmt: skip
 
+    def working_at_broker(self, symbol: str, side: Side, strategy_id: str) -> int:
+        """Shares still to trade in orders of ``strategy_id`` on ``symbol`` and ``side`` that the broker may still
+        fill: the executor's view (not terminal; remaining by the executions it counted).
+
+        A flatten from the broker's positions nets against this, not against the books' view: a flatten order the
+        broker has just confirmed cancelled no longer covers anything, even before the books hear of it.
+        """
+        orders = self._working.values()
+        return sum(m.remaining for m in orders
+                   if m.order.symbol == symbol and m.order.side is side and m.order.strategy_id == strategy_id)
+
     def reserved_cash(self) -> float:
         return self._reserved_total
 

@@ -22,12 +22,15 @@ class WorkingOrders(Protocol):
     """The decision core's read-only view of the order store (``execution.order_store``).
 
     It follows the books: an order counts as working, and a buy keeps its cash reserved, until the books have
-    received its fills or its end.
+    received its fills or its end. ``working_at_broker`` is the exception, for netting against positions the
+    broker just reported: it counts what the broker may still fill.
     """
 
     def is_working(self, symbol: str) -> bool: ...
 
     def working_quantity(self, symbol: str, side: Side, strategy_id: str) -> int: ...
+
+    def working_at_broker(self, symbol: str, side: Side, strategy_id: str) -> int: ...
 
     def reserved_cash(self) -> float: ...
 

@@ -412,6 +412,7 @@ class Engine:
             "accepting_orders": self.executor.accepting_orders,
             "reserved_cash": round(self.portfolio.reserved_cash, 2),
             "working_symbols": sorted(self.portfolio.working_symbols()),
+            "ignored_signals": dict(self.portfolio.ignored_signals),
             "position_by_symbol": self.portfolio.ledger.open_positions(),
             "fills_today": self.live.fills_today(self.clock.now_ns()),
             "last_daily_bar": None if self.daily_bars.last_date is None else str(self.daily_bars.last_date.date()),

@@ -261,7 +261,9 @@ class PortfolioManager:
 
         Idempotent: shares already covered by a working flatten order are not sent again. A halt, a kill flag and
         the monitor's FLATTEN can all ask within milliseconds, before the first flatten's fills reach the ledger;
-        sending the full position each time would turn a long into a short.
+        sending the full position each time would turn a long into a short. Coverage is netted the way the
+        positions were learned: the books' working view against the ledger, what the broker may still fill
+        against the broker's positions.
         """
         now = self._now_ns()
         held = self.ledger.open_positions() if positions is None else positions
@@ -274,7 +276,8 @@ class PortfolioManager:
                             symbol, signed)  # fmt: skip
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
-            covered = self._orders.working_quantity(symbol, side, FLATTEN_STRATEGY_ID)
+            covered = (self._orders.working_quantity(symbol, side, FLATTEN_STRATEGY_ID) if positions is None
+                       else self._orders.working_at_broker(symbol, side, FLATTEN_STRATEGY_ID))  # fmt: skip
             remaining = abs(quantity) - covered
             if remaining <= 0:
                 log.info("event=flatten_already_working symbol=%s position=%d covered=%d", symbol, quantity, covered)

@@ -297,12 +297,19 @@ class EngineWorkDir:
             self._raw["operational_risk"]["on_monitor_stale"] = monitor_policy
         self._write()
 
+    def update(self, change: Callable[[dict[str, Any]], None]) -> None:
+        """Edit the raw config (``change`` mutates the dict) for the next start."""
+        change(self._raw)
+        self._write()
+
     def output_path(self, name: str) -> Path:
         return self.root / "runs" / f"{name}.out"
 
-    def start(self, name: str) -> subprocess.Popen:
+    def start(self, name: str, script: Path | None = None) -> subprocess.Popen:
+        """``main.py`` (or ``script``, a test's wrapper of it) in its own process group, output in ``runs/``."""
+        entry = script if script is not None else REPO / "main.py"
         with self.output_path(name).open("w") as out:
-            self.proc = subprocess.Popen([PYTHON, str(REPO / "main.py"), "--config", "config.yaml"], cwd=self.root,
+            self.proc = subprocess.Popen([PYTHON, str(entry), "--config", "config.yaml"], cwd=self.root,
                                          stdout=out, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
         return self.proc
 

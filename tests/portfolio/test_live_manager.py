@@ -378,11 +378,16 @@ def test_flatten_asked_again_before_its_fills_arrive_sends_nothing_more(books: B
                                  status=OrderStatus.CANCELLED, reason="global cancel")  # fmt: skip
     pm.flatten("before the cancel is booked")  # still working for the books: nothing more
     assert len([o for o in books.sent if isinstance(o, OrderEvent)]) == 1
+    # against the broker's positions, coverage is what the broker may still fill: the executor has the cancel
+    managed = books.router.store.get(orders[0].client_order_id)
+    managed.transition(OrderStatus.CANCELLED)
+    books.router.store.settle_terminal(managed)
+    pm.flatten("from the broker", positions={"AAA": 100})
+    assert [o.quantity for o in books.sent if isinstance(o, OrderEvent)] == [100, 100]
     pm.on_order_failed(cancelled)
     books.router.store.on_failure_booked(cancelled)
-    pm.flatten("again")
-    orders = [o for o in books.sent if isinstance(o, OrderEvent)]
-    assert len(orders) == 2 and orders[1].quantity == 100
+    pm.flatten("again")  # the books' view: the first is cancelled, the second (from the broker) still covers
+    assert len([o for o in books.sent if isinstance(o, OrderEvent)]) == 2
 
 
 def _order(symbol: str, side: Side, quantity: int, strategy_id: str, *, reduce_only: bool = False) -> OrderEvent:
