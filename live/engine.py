@@ -1,11 +1,14 @@
 """The live engine: wiring of every component, and the single-threaded event loop that runs them.
 
-``build_engine(config)`` builds the whole process from the validated config (order of the steps matters):
+``build_engine(config, ports)`` builds the whole process from the validated config and its ports (``live.ports``:
+the files, the clock and the broker connection, handed in so a test can build it in process against an in-process
+ibsim); the order of the steps matters:
 
 1. state first: portfolio snapshot (``StateCorruptError`` on a damaged file, which is never replaced), order
    journal replay (same), the executor's ``recover`` of every journaled order - all before any broker message;
-2. the broker side: ``IbConnection`` (not started), ``IbOrderIds`` above every journaled id, ``IbExecutor``
-   sending through ``live.order_client.ConnectionOrderClient``, the one ``BrokerSync``, ``BrokerFlatten`` (every
+2. the broker side: the connection from ``ports.connect`` (not started), ``IbOrderIds`` above every journaled id,
+   ``IbExecutor`` (the owner of the order store; the portfolio submits to it and reads working orders back) sending
+   through ``live.order_client.ConnectionOrderClient``, the one ``BrokerSync``, ``BrokerFlatten`` (every
    flatten starts from the broker's positions), ``IbMarketDataHandler``;
 3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
    config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot),
@@ -48,13 +51,12 @@ import logging
 import math
 import signal
 from collections.abc import Mapping
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import pandas as pd
 
-from core.clock import NS_PER_SECOND, WallClock
+from core.clock import NS_PER_SECOND
 from core.config_models import AppConfig, StrategiesConfig
 from core.error_policy import LIVE_ERROR_POLICY, ErrorAction, action_for
 from core.errors import ConfigError, StateCorruptError, StrategyError
@@ -78,7 +80,6 @@ from core.ib_messages import (
     IbPositionEnd,
     IbTick,
 )
-from core.ib_wrapper import IbConnection
 from core.ipc_commands import CommandServer
 from core.ipc_heartbeat import HeartbeatPublisher
 from data.bar_guard import BarGuard
@@ -98,6 +99,7 @@ from live.journal_catchup import journal_fills_missing_from
 from live.kill_flags import KillFlagWatcher, KillLevel
 from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
+from live.ports import ConnectionFactory, EnginePorts
 from live.reconcile import PositionReconciler
 from live.strategies import LiveStrategy, strategies_with_approved_params
 from performance.tracker import PerformanceTracker
@@ -121,10 +123,7 @@ KILL_POLL_S = 0.1
 MONITOR_BLOCKED_REMINDER_S = 30.0  # refuse_start: repeat the "trading blocked" log this often while blocked
 KILL_EXIT_TIMEOUT_S = 30.0  # after KILL/KILL_NOW, exit at the latest this long after the halt, flat or not
 DAILY_BARS_POLL_S = 30.0  # wall-clock check for a session close (a real gateway; ibsim's closes come via bars)
-SNAPSHOT_NAME = "portfolio_snapshot.json"
-DAILY_EQUITY_NAME = "daily_equity.csv"
 NEW_YORK = "America/New_York"
-JOURNAL_NAME = "order_journal.jsonl"
 CRASH_TEXT_MAX = 300  # characters of the error kept in the last heartbeat
 
 
@@ -141,17 +140,16 @@ class EngineCrashed(BaseException):
 class Engine:
     """One live trading process; built by ``build_engine``, driven by ``run`` (see the module docstring)."""
 
-    def __init__(self, config: AppConfig, *, port: int | None = None) -> None:
+    def __init__(self, config: AppConfig, ports: EnginePorts) -> None:
         self.config = config
-        system = config.system
         if not config.symbols:
             raise ConfigError("config", ["symbols: the live engine needs a non-empty universe (got [])"])
         self.symbols = tuple(config.symbols)
-        self.state_dir = Path(system.state_dir)
-        self.log_dir = Path(system.log_dir)
+        self.files = files = ports.files
+        self.state_dir, self.log_dir = files.state_dir, files.log_dir
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.clock = WallClock()
+        self.clock = ports.clock
         self.trading = TradingStateMachine(starting=True)  # the one owner of the trading state: STARTING until synced
         self.queue = EventQueue(on_error=self._on_handler_error)
         self._stop_requested: str | None = None
@@ -170,7 +168,7 @@ class Engine:
 
         snapshot = self._open_state()
         calendar = TradingCalendar()
-        self._build_broker_side(port, calendar)
+        self._build_broker_side(ports.connect, calendar)
         self._build_decision_side(snapshot, calendar)
         self._build_operations()
         self._route()
@@ -178,20 +176,19 @@ class Engine:
     # -------------------------------------------------------------------------------------------- building
     def _open_state(self) -> dict[str, Any] | None:
         """Snapshot and journal first (a corrupt file raises StateCorruptError naming it; it is never replaced)."""
-        self.snapshot_path = self.state_dir / SNAPSHOT_NAME
+        self.snapshot_path = self.files.snapshot
         snapshot = read_snapshot(self.snapshot_path)
-        self.journal = OrderJournal(self.state_dir / JOURNAL_NAME, now_ns=self.clock.now_ns)
+        self.journal = OrderJournal(self.files.journal, now_ns=self.clock.now_ns)
         self._closables.append(self.journal)
-        self.order_log = OrderSubmissionLog(Path(self.config.operational_risk.order_rate_counter_path))
+        self.order_log = OrderSubmissionLog(self.files.order_log)
         self._closables.append(self.order_log)
         return snapshot
 
-    def _build_broker_side(self, port: int | None, calendar: TradingCalendar) -> None:
+    def _build_broker_side(self, connect: ConnectionFactory, calendar: TradingCalendar) -> None:
         """Connection (not started), order ids above every journaled one, executor (journaled orders recovered:
         never re-sent), the one broker sync, the broker-truth flattener and the market data handler."""
         config = self.config
-        self.connection = IbConnection(config.ib_connection, config.ib_connection.main_client_id, self.queue.put,
-                                       self.clock, port=port)  # fmt: skip
+        self.connection = connect(self.queue.put, self.clock)
         self.order_client = ConnectionOrderClient(self.connection)
         self.ids = IbOrderIds(self.journal.state.max_ib_order_id + 1)
         self.executor = IbExecutor(
@@ -214,7 +211,7 @@ class Engine:
 
     def _load_strategies(self) -> StrategiesConfig:
         """The strategies (approved parameters over the config), bound to this session's signal list."""
-        strategies_cfg, sources = strategies_with_approved_params(self.config)
+        strategies_cfg, sources = strategies_with_approved_params(self.config, self.state_dir)
         self.strategies: list[LiveStrategy] = []
         self._session_signals: list[SignalEvent] = []  # filled by the strategies during one session close
         for name, source in sources.items():
@@ -254,7 +251,7 @@ class Engine:
         )  # fmt: skip
         self.live = LiveManager(
             self.portfolio, monthly=monthly, open_orders=lambda: len(self.executor.store.working()),
-            now_ns=self.clock.now_ns, risk_log_path=self.log_dir / "risk_log.csv", snapshot_path=self.snapshot_path,
+            now_ns=self.clock.now_ns, risk_log_path=self.files.risk_log, snapshot_path=self.snapshot_path,
             reduce_only_on_monitor_stale=config.operational_risk.on_monitor_stale == "reducing",
         )  # fmt: skip
         if snapshot is not None:
@@ -268,15 +265,15 @@ class Engine:
             lambda: "blocked" if self.live.state is TradingState.HALTED else "enabled",
             self.executor.symbols_in_motion, on_ok=self._on_reconciled,
         )  # fmt: skip
-        self.performance = PerformanceTracker(self.state_dir / DAILY_EQUITY_NAME, initial_capital=pcfg.initial_capital)
+        self.performance = PerformanceTracker(self.files.daily_equity, initial_capital=pcfg.initial_capital)
         self._catch_up_journal_fills()  # also without a snapshot: a crash before the first one was written
         log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
                  len(self.journal.state.orders), self._recovered_working)  # fmt: skip
 
     def _build_operations(self) -> None:
         """Heartbeat (ZeroMQ + CSV), the CURVE command channel, kill flags and the monitor's heartbeat watch."""
-        ops, system = self.config.operational_risk, self.config.system
-        self.heartbeat = HeartbeatPublisher(csv_path=Path(ops.heartbeat_flag_path), clock=self.clock,
+        ops = self.config.operational_risk
+        self.heartbeat = HeartbeatPublisher(csv_path=self.files.heartbeat_csv, clock=self.clock,
                                             endpoint=ops.heartbeat_endpoint)  # fmt: skip
         self._closables.append(self.heartbeat)
         handler = CommandHandler(self)
@@ -284,12 +281,12 @@ class Engine:
         def on_command_error(error: Exception, command: object) -> None:
             self._on_handler_error(error, command, handler.handle)  # a command meets the same policy as an event
 
-        self.commands = CommandServer(ops.command_endpoint, Path(ops.command_keys_dir), handler, self.clock,
+        self.commands = CommandServer(ops.command_endpoint, self.files.command_keys_dir, handler, self.clock,
                                       authorized_clients=ops.command_authorized_clients,
                                       max_age_s=ops.command_max_age_s, on_error=on_command_error)  # fmt: skip
         self._closables.append(self.commands)
-        self.kill_flags = KillFlagWatcher(system.kill_flag_path, system.kill_now_flag_path)
-        self.monitor = MonitorWatch(ops.monitor_heartbeat_path, ops.on_monitor_stale,
+        self.kill_flags = KillFlagWatcher(self.files.kill_flag, self.files.kill_now_flag)
+        self.monitor = MonitorWatch(self.files.monitor_heartbeat, ops.on_monitor_stale,
                                     stale_after_s(ops.heartbeat_interval_s, ops.missed_heartbeats))  # fmt: skip
         self._next_blocked_log_ns = 0
 
@@ -695,9 +692,11 @@ def _short_status(status: Mapping[str, Any]) -> str:
     return " ".join(f"{k}={status[k]}" for k in ("state", "positions", "open_orders", "kill"))
 
 
-def build_engine(config: AppConfig, *, port: int | None = None) -> Engine:
+def build_engine(config: AppConfig, ports: EnginePorts | None = None, *, port: int | None = None) -> Engine:
     """The whole live process from the validated config; raises StateCorruptError / ConfigError before trading.
 
-    ``port`` overrides ``ib_connection.port`` (``main.py --port``). Resources opened before a failure are closed.
+    ``ports`` (``live.ports``): the files, clock and broker connection to use; by default the config's, the wall
+    clock and a connection to ``ib_connection`` (``port`` overrides its port, as ``main.py --port`` does).
+    Resources opened before a failure are closed.
     """
-    return Engine(config, port=port)
+    return Engine(config, ports if ports is not None else EnginePorts.from_config(config, port=port))

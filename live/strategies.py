@@ -54,13 +54,13 @@ class LiveStrategy:
             del self._rows[0]
 
 
-def strategies_with_approved_params(config: AppConfig) -> tuple[StrategiesConfig, dict[str, str]]:
-    """The strategies config with ``state/approved_params/<name>.yaml`` applied; also name -> source logged.
+def strategies_with_approved_params(config: AppConfig, state_dir: Path) -> tuple[StrategiesConfig, dict[str, str]]:
+    """The strategies config with ``<state_dir>/approved_params/<name>.yaml`` applied; also name -> source logged.
 
     The reader lives in ``backtester.promotion`` (research code, imported here only when the folder exists, so
     the engine does not load duckdb & co. for nothing). An unreadable file raises ``StateCorruptError``.
     """
-    folder = Path(config.system.state_dir) / "approved_params"
+    folder = state_dir / "approved_params"
     strategies = config.strategies
     sources: dict[str, str] = {}
     for name in STRATEGY_NAMES:

@@ -11,37 +11,45 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.clock import WallClock
 from core.config_loader import validate_config
 from core.events import TradingState
+from core.ib_wrapper import IbConnection
 from core.ipc_heartbeat import read_heartbeat_csv
 from ibsim import IbSim
 from live.engine import Engine, build_engine
 from live.exit_codes import ExitCode
+from live.ports import EngineFiles, EnginePorts
 from testkit.crash_cycles import fast_trading_config
 from testkit.waiting import free_port
 
-PATHS = {
-    "system": ("log_dir", "state_dir", "kill_flag_path", "kill_now_flag_path"),
-    "operational_risk": ("heartbeat_flag_path", "order_rate_counter_path", "command_keys_dir",
-                         "monitor_heartbeat_path"),
-}  # fmt: skip
 
-
-def engine_config(root: Path, ib_port: int, intraday_marks: str = "bars") -> Any:
-    """The e2e test config (fast sma_crossover on ibsim's symbols) with every file under ``root``."""
+def engine_config(ib_port: int, intraday_marks: str = "bars") -> Any:
+    """The e2e test config: fast sma_crossover on ibsim's symbols (its files are not used: see ``in_process``)."""
     raw = fast_trading_config(ib_port, f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
     raw["ib_connection"]["intraday_marks"] = intraday_marks
     if intraday_marks == "ticks":
         raw["ib_connection"]["mode"] = "tws"  # ibsim speaks TWS; ticks are refused with mode sim (its clock runs ahead)
-    for section, keys in PATHS.items():
-        for key in keys:
-            raw[section][key] = str(root / raw[section][key])
     return validate_config(raw, "in-process engine test")
+
+
+def in_process(root: Path, config: Any, sim: IbSim) -> Engine:
+    """The engine ``main.py`` runs, with its ports handed in: every file under ``root``, the wall clock, and a
+    connection this test builds to the in-process ibsim."""
+    files = EngineFiles.from_config(config)
+    under_root = {name: root / path for name, path in asdict(files).items()}
+    ib = config.ib_connection
+
+    def connect(put: Callable[[object], None], clock: WallClock) -> IbConnection:
+        return IbConnection(ib, ib.main_client_id, put, clock, port=sim.port)
+
+    return build_engine(config, EnginePorts(EngineFiles(**under_root), WallClock(), connect))
 
 
 def eventually(cond: Callable[[], Any], timeout_s: float, what: str, thread: threading.Thread) -> Any:
@@ -64,8 +72,9 @@ def engine_positions_at(sim: IbSim) -> dict[str, float]:
 
 def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_path: Path, fast_sim: IbSim) -> None:
     sim = fast_sim
-    config = engine_config(tmp_path, sim.port)
-    engine: Engine = build_engine(config)
+    config = engine_config(sim.port)
+    engine = in_process(tmp_path, config, sim)
+    assert engine.files.journal == tmp_path / "state" / "order_journal.jsonl"
     assert engine.trading.state is TradingState.STARTING and not engine.reconciled
     exit_codes: list[int] = []
     thread = threading.Thread(target=lambda: exit_codes.append(engine.run(duration_s=120, install_signals=False)),
@@ -76,7 +85,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
         assert engine.sync.generation == 1
         eventually(lambda: engine.trading.state is TradingState.ACTIVE, 10, "ACTIVE after the sync", thread)
         eventually(lambda: engine_positions_at(sim), 90, "the engine trades", thread)
-        kill_now = Path(config.system.kill_now_flag_path)
+        kill_now = engine.files.kill_now_flag
         kill_now.parent.mkdir(parents=True, exist_ok=True)
         kill_now.touch()
         thread.join(60)
@@ -90,11 +99,11 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
     assert engine_positions_at(sim) == {}
     with sim.lock:
         assert not sim.book.working_orders()
-    last = read_heartbeat_csv(Path(config.operational_risk.heartbeat_flag_path))
+    last = read_heartbeat_csv(engine.files.heartbeat_csv)
     assert last is not None and last.extra["stopping"] == "kill"
     [(synced_ns, _, after, _)] = [t for t in engine.trading.transitions if t[1] is TradingState.STARTING]
     assert after is TradingState.ACTIVE
-    journal = Path(config.system.state_dir) / "order_journal.jsonl"
+    journal = engine.files.journal
     intents = [json.loads(line) for line in journal.read_text().splitlines()]
     intents = [row for row in intents if row["kind"] == "intent"]
     assert intents and all(row["ts_ns"] >= synced_ns for row in intents)  # nothing journaled while STARTING
@@ -104,7 +113,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
 def test_engine_marks_the_book_from_ticks_when_configured(tmp_path: Path, fast_sim: IbSim) -> None:
     """``intraday_marks: ticks`` subscribes to market data ticks and builds the intraday marks from them (for an
     account without real-time bar permissions); the sync and STARTING rules are the same."""
-    engine = build_engine(engine_config(tmp_path, fast_sim.port, "ticks"))
+    engine = in_process(tmp_path, engine_config(fast_sim.port, "ticks"), fast_sim)
     thread = threading.Thread(target=lambda: engine.run(duration_s=60, install_signals=False), daemon=True)
     thread.start()
     try:
