@@ -46,22 +46,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ORDER_LOG_PATH = Path("logs/order_submissions.csv")
 COLUMNS: tuple[str, ...] = (
-    "ts_utc",
-    "ts_ns",
-    "event",
-    "client_order_id",
-    "ib_order_id",
-    "strategy_id",
-    "symbol",
-    "side",
-    "quantity",
-    "order_type",
-    "limit_price",
-    "filled_quantity",
-    "fill_price",
-    "status",
-    "reason",
-)
+    "ts_utc", "ts_ns", "event", "client_order_id", "ib_order_id", "strategy_id", "symbol", "side", "quantity",
+    "order_type", "limit_price", "filled_quantity", "fill_price", "status", "reason",
+)  # fmt: skip
 _NS_PER_US = 1_000
 
 

@@ -30,7 +30,7 @@ from core.clock import WallClock
 from core.ipc_commands import CommandClient
 from execution.order_store import CASH_BUFFER
 from ibsim import IbSim, SimConfig
-from testkit.crash_cycles import EngineWorkDir, poll_until
+from testkit.crash_cycles import EngineWorkDir, poll_until, stop_group
 
 SCRIPT = Path(__file__).with_name("signal_injecting_engine.py")
 CLIENT_ID = 1  # ib_connection.main_client_id in the shipped config
@@ -46,6 +46,17 @@ def sim() -> Iterator[IbSim]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def work(tmp_path: Path, sim: IbSim) -> Iterator[EngineWorkDir]:
+    """The engine's folder; whichever engine process is running at the end (a failed step) is stopped."""
+    folder = EngineWorkDir(tmp_path / "engine", sim.port)
+    try:
+        yield folder
+    finally:
+        if folder.proc is not None and folder.proc.poll() is None:
+            stop_group(folder.proc)
 
 
 def wait(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen) -> Any:
@@ -97,9 +108,7 @@ def crash(proc: subprocess.Popen) -> None:
     proc.wait(timeout=10)
 
 
-def test_restart_counts_adopted_orders_for_signals_cash_and_flatten(tmp_path: Path, sim: IbSim) -> None:
-    work = EngineWorkDir(tmp_path / "engine", sim.port)
-
+def test_restart_counts_adopted_orders_for_signals_cash_and_flatten(work: EngineWorkDir, sim: IbSim) -> None:
     def resting_limit_orders(raw: dict[str, Any]) -> None:
         raw["strategies"]["sma_crossover"].update(order_type="LMT", limit_offset_bps=0.0)
         raw["pre_trade"]["price_collar_pct"] = 60.0  # a limit 30% under the market is a decision here
