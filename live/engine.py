@@ -351,12 +351,12 @@ class Engine:
         signals), and the daily equity record.
 
         The signals are handled here, not queued, so no intraday mark that is already waiting in the queue can move
-        the book between the decision and the sizing: the order is sized on the close, as in the backtest.
+        the book between the decision and the sizing: the order is sized on the close, as in the backtest. The
+        daily equity record (an fsynced file) is written after the orders have left, not in their way.
         """
         self.live.on_market(event)
-        equity, gross = self.portfolio.ledger.valuation()
+        equity, gross = self.portfolio.ledger.valuation()  # the close's valuation, recorded once the orders are out
         session = pd.Timestamp(event.ts_event_ns, unit="ns", tz="UTC").tz_convert(NEW_YORK).tz_localize(None)
-        self.performance.record_session_close(session.normalize(), equity, gross)
         self._session_signals.clear()
         for strategy in self.strategies:
             if strategy.enabled:
@@ -368,6 +368,7 @@ class Engine:
                      session.date(), signal_event.strategy_id, signal_event.symbol, signal_event.direction.name,
                      signal_event.reference_price)  # fmt: skip
             self._on_signal(signal_event)
+        self.performance.record_session_close(session.normalize(), equity, gross)  # fsyncs: after the orders
 
     def _on_connected(self, message: IbConnected) -> None:
         self.connected = True
