@@ -12,17 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.config_loader import load_config
+from core.config_loader import ArgumentParser, load_config, port_arg, positive_seconds_arg
 from core.errors import ConfigError, StateCorruptError
 from live.exit_codes import ExitCode
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="main.py", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = ArgumentParser(prog="main.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="config.yaml", help="the operator config (validated at start-up)")
-    parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
-    parser.add_argument("--port", type=int, default=None, help="override ib_connection.port")
+    parser.add_argument("--duration", type=positive_seconds_arg, default=None, help="stop after this many seconds")
+    parser.add_argument("--port", type=port_arg, default=None, help="override ib_connection.port (1-65535)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
                         help="override one config key (repeatable), validated like the file")  # fmt: skip
     return parser.parse_args(argv)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import zmq
 
-from core.config_loader import load_config
+from core.config_loader import ArgumentParser, load_config, port_arg
 from core.errors import ConfigError
 
 EXIT_START_FAILED = 1
@@ -31,7 +31,7 @@ EXIT_CONFIG = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="risk_monitor.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--config", default="config.yaml", help="the operator config (default: %(default)s)")
@@ -43,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY.PATH=VALUE",
         help="override one config key (repeatable), validated like the file",
     )
-    parser.add_argument("--port", type=int, default=None, help="override ib_connection.port")
+    parser.add_argument("--port", type=port_arg, default=None, help="override ib_connection.port (1-65535)")
     return parser.parse_args(argv)
 
 

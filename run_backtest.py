@@ -17,10 +17,11 @@ MODES = ("backtest", "grid_search", "walk_forward", "monte_carlo", "scenario_ana
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from backtester.cli_common import add_data_arguments, add_sweep_arguments
+    from backtester.cli_common import add_data_arguments, add_sweep_arguments, check_research_args
+    from core.config_loader import ArgumentParser
     from strategy.registry import STRATEGY_NAMES
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Event-driven backtest and research modes; each writes summary.json, CSV tables and report.html.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -28,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--mode", default="backtest", choices=MODES)
     add_data_arguments(parser)
     add_sweep_arguments(parser)
-    return parser.parse_args(argv)
+    return check_research_args(parser, parser.parse_args(argv))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,16 +14,17 @@ from pathlib import Path
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    from backtester.cli_common import add_data_arguments, add_sweep_arguments
+    from backtester.cli_common import add_data_arguments, add_sweep_arguments, check_research_args
+    from core.config_loader import ArgumentParser
     from strategy.registry import STRATEGY_NAMES
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
     parser.add_argument("--mandate", default="validation_mandate.yaml", help="promotion rules")
     parser.add_argument("--dry-run", action="store_true", help="check everything, promote nothing")
     add_data_arguments(parser)
     add_sweep_arguments(parser)
-    return parser.parse_args(argv)
+    return check_research_args(parser, parser.parse_args(argv))
 
 
 def git_commit() -> str:
@@ -63,9 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"run_recalibration: {exc}", file=sys.stderr)
         return 2
     out_dir = Path(args.out) if args.out else default_out_dir(config.system.results_dir, "recalibration", args.strategy)
-    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
-    ctx = ResearchContext(config, args.strategy, DataRef.from_config(config, **data_choice(args, config)), runner, grid)
     try:
+        runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
+        data = DataRef.from_config(config, **data_choice(args, config))
+        ctx = ResearchContext(config, args.strategy, data, runner, grid)
         outcome = recalibrate(
             ctx,
             mandate,

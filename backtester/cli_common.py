@@ -1,4 +1,8 @@
-"""Arguments and set-up shared by the research entry points (``run_backtest.py``, ``run_recalibration.py``)."""
+"""Arguments and set-up shared by the research entry points (``run_backtest.py``, ``run_recalibration.py``).
+
+Every argument is checked when it is parsed, by the rule its config key has (``--seed`` like ``backtest.seed``,
+``--scheduler`` like ``backtest.distributed.scheduler``...), so a bad one exits 2 with one line naming it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.config_models import AppConfig
+from core.config_loader import date_arg, non_negative_int_arg, positive_int_arg
+from core.config_models import AppConfig, tcp_address
 
 log = logging.getLogger(__name__)
 
@@ -23,10 +28,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         help="'synthetic', a bar store folder, a folder of per-symbol CSVs "
         "or one CSV file (default: backtest.data from the config)",
     )
-    parser.add_argument("--symbols", default=None, help="comma-separated subset, e.g. AAPL,MSFT")
-    parser.add_argument("--start", default=None, help="first session YYYY-MM-DD")
-    parser.add_argument("--end", default=None, help="last session YYYY-MM-DD")
-    parser.add_argument("--seed", type=int, default=None, help="synthetic data seed (default: backtest.seed)")
+    parser.add_argument("--symbols", type=symbols_arg, default=None, help="comma-separated subset, e.g. AAPL,MSFT")
+    parser.add_argument("--start", type=date_arg, default=None, help="first session YYYY-MM-DD")
+    parser.add_argument("--end", type=date_arg, default=None, help="last session YYYY-MM-DD")
+    parser.add_argument("--seed", type=non_negative_int_arg, default=None,
+                        help="synthetic data seed (default: backtest.seed)")  # fmt: skip
     parser.add_argument("--out", default=None, help="results folder (default: results/<mode>-<strategy>-<time>/)")
     parser.add_argument(
         "--set",
@@ -49,16 +55,40 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--scheduler",
+        type=scheduler_arg,
         default=None,
         help="tcp://HOST:PORT of an existing Dask scheduler "
         "(default: backtest.distributed.scheduler, else a LocalCluster on this machine)",
     )
-    parser.add_argument("--workers", type=int, default=None, help="LocalCluster workers (default: one per core)")
+    parser.add_argument("--workers", type=positive_int_arg, default=None,
+                        help="LocalCluster workers (default: one per core)")  # fmt: skip
     parser.add_argument("--serial", action="store_true", help="run trials in this process (no Dask)")
 
 
-def symbols_arg(text: str | None) -> tuple[str, ...]:
-    return tuple(s.strip().upper() for s in text.split(",") if s.strip()) if text else ()
+def check_research_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Rules between arguments (exit 2 naming them, like a single bad argument)."""
+    if args.start is not None and args.end is not None and args.end < args.start:
+        parser.error(f"argument --end: must not be before --start (got --start {args.start} --end {args.end})")
+    return args
+
+
+def symbols_arg(text: str) -> tuple[str, ...]:
+    """argparse type: ``AAPL,msft`` -> ``("AAPL", "MSFT")``; tickers without spaces, each once, at least one."""
+    symbols = tuple(s.strip().upper() for s in text.split(",") if s.strip())
+    if not symbols or any(" " in s for s in symbols) or len(set(symbols)) != len(symbols):
+        raise argparse.ArgumentTypeError(
+            f"must be comma-separated tickers without spaces, each once, e.g. AAPL,MSFT (got {text!r})"
+        )
+    return symbols
+
+
+def scheduler_arg(text: str) -> str:
+    """argparse type: a Dask scheduler address ``SCHEME://HOST:PORT``, the rule of backtest.distributed.scheduler."""
+    try:
+        tcp_address(text, "a Dask scheduler address SCHEME://HOST:PORT", "tcp://127.0.0.1:8786")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return text
 
 
 def setup_logging(level: str) -> None:
@@ -95,7 +125,7 @@ def data_choice(args: argparse.Namespace, config: AppConfig) -> dict[str, Any]:
     data = args.data or config.backtest.data
     return {
         "data": data,
-        "symbols": symbols_arg(args.symbols) or (config.symbols if data == "synthetic" else ()) or None,
+        "symbols": args.symbols or (config.symbols if data == "synthetic" else ()) or None,
         "start": args.start or config.backtest.start,
         "end": args.end or config.backtest.end,
         "seed": config.backtest.seed if args.seed is None else args.seed,

@@ -2,22 +2,89 @@
 
 Units are in the names (``_pct`` is percent, 0-100; ``_bps`` basis points; ``_s`` seconds; ``_usd`` dollars).
 Components receive only their own section. This module imports nothing of the project.
+
+Strict on purpose (issue 12): YAML reads ``true`` as a bool, ``"15"`` as text and ``.inf``/``.nan`` as floats, and
+pydantic's lax mode would turn them into 1, 15 and a limit that never trips. Every number field is therefore a
+``Float`` or an ``Int`` (an int literal is still a valid float: ``initial_capital: 100000``), every switch a
+``Bool``, and ``Section`` refuses non-finite floats everywhere.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from datetime import date
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AllowInfNan,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-Pct = Annotated[float, Field(ge=0.0, le=100.0)]
-PositivePct = Annotated[float, Field(gt=0.0, le=100.0)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-ClientId = Annotated[int, Field(ge=0, le=2_147_483_647)]
+
+def _number_not_bool_or_text(value: Any) -> Any:
+    """Refuse what lax mode would coerce to a number: a bool (``True`` is 1) or text (``"15"``, ``"inf"``)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be a number, not true/false (got {value!r})")
+    if isinstance(value, str | bytes):
+        raise ValueError(f"must be a number, not text; write it without quotes (got {value!r})")
+    return value
+
+
+def _true_or_false(value: Any) -> Any:
+    """Refuse what lax mode would coerce to a bool: ``1``, ``0``, ``"yes"``, ``"off"``..."""
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false (got {value!r})")
+    return value
+
+
+Float = Annotated[float, BeforeValidator(_number_not_bool_or_text)]  # finite: Section sets allow_inf_nan=False
+Int = Annotated[int, BeforeValidator(_number_not_bool_or_text)]
+Bool = Annotated[bool, BeforeValidator(_true_or_false)]
+Pct = Annotated[Float, Field(ge=0.0, le=100.0)]
+PositivePct = Annotated[Float, Field(gt=0.0, le=100.0)]
+Port = Annotated[Int, Field(ge=1, le=65535)]
+ClientId = Annotated[Int, Field(ge=0, le=2_147_483_647)]
+Seed = Annotated[Int, Field(ge=0, description="random seed; numpy refuses negative seeds")]
+
+CLIENT_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"  # a file name under command_keys_dir (core/ipc_keys.py)
+MONITOR_CLIENT_NAME = "risk_monitor"
+
+
+def iso_date(value: str | None) -> str | None:
+    """``value`` unchanged if it is a date ``YYYY-MM-DD`` (or None); raises ValueError naming it otherwise."""
+    if value is None:
+        return value
+    try:
+        date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})") from exc
+    return value
+
+
+def tcp_address(value: str, what: str, example: str = "tcp://127.0.0.1:5557") -> tuple[str, int]:
+    """(host, port) of ``SCHEME://HOST:PORT``; raises ValueError saying what is wrong (port 1-65535, no ``*``)."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if not parts.hostname or port is None or not 1 <= port <= 65535:
+        raise ValueError(f"must be {what} with a port 1-65535, e.g. {example} (got {value!r})")
+    return parts.hostname, port
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys are errors (typos), values are frozen, and no float may be inf or nan (a limit that never trips)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class IbConnectionConfig(Section):
@@ -26,7 +93,7 @@ class IbConnectionConfig(Section):
     port: Port = 4002
     main_client_id: ClientId = 1
     account: str = Field(default="", description="IB account id; empty means the first managed account")
-    connect_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: Float = Field(default=10.0, gt=0)
     intraday_marks: Literal["bars", "ticks"] = Field(
         default="bars", description="what marks the book between closes: 5-s real-time bars, or 5-s bars built "
         "from last-trade ticks (for an account without real-time bar permissions)")  # fmt: skip
@@ -45,10 +112,10 @@ class IbConnectionConfig(Section):
 class IbSimConfig(Section):
     """The simulated gateway ``run_system.sh`` starts when ``ib_connection.mode`` is ``sim``."""
 
-    speed: float = Field(default=60.0, gt=0, le=100_000, description="sim seconds per wall second")
-    demo_speed: float = Field(default=8000.0, gt=0, le=100_000,
+    speed: Float = Field(default=60.0, gt=0, le=100_000, description="sim seconds per wall second")
+    demo_speed: Float = Field(default=8000.0, gt=0, le=100_000,
                               description="speed with run_system.sh --duration: a session in seconds")  # fmt: skip
-    seed: int = Field(default=7, ge=0)
+    seed: Seed = 7
     data: str = Field(default="synthetic", min_length=1,
                       description="'synthetic' or a bar store folder (etl/fetch_daily_bars.py writes one)")  # fmt: skip
 
@@ -57,35 +124,35 @@ class RiskMonitorConfig(Section):
     risk_monitor_client_id: ClientId = 2
     kill_drawdown_pct: PositivePct = 15.0
     max_daily_loss_pct: PositivePct = 5.0
-    max_daily_fills: int = Field(default=500, ge=1)
-    max_daily_fill_notional_usd: float = Field(default=5_000_000.0, gt=0)
-    confirm_checks: int = Field(default=3, ge=1, description="consecutive breaching checks before a kill")
-    check_interval_s: float = Field(default=0.5, gt=0)
-    command_timeout_s: float = Field(default=3.0, gt=0)
+    max_daily_fills: Int = Field(default=500, ge=1)
+    max_daily_fill_notional_usd: Float = Field(default=5_000_000.0, gt=0)
+    confirm_checks: Int = Field(default=3, ge=1, description="consecutive breaching checks before a kill")
+    check_interval_s: Float = Field(default=0.5, gt=0)
+    command_timeout_s: Float = Field(default=3.0, gt=0)
     fallback_action: Literal["flatten", "cancel_only"] = "flatten"
 
 
 class SizingConfig(Section):
     method: Literal["volatility", "fixed_shares", "fixed_fraction"] = "volatility"
-    fixed_shares: int = Field(default=100, ge=1)
+    fixed_shares: Int = Field(default=100, ge=1)
     fixed_fraction_pct: PositivePct = 10.0
-    min_quantity: int = Field(default=1, ge=1)
+    min_quantity: Int = Field(default=1, ge=1)
 
 
 class RiskConfig(Section):
     """Drawdowns are measured from peak equity, in percent."""
 
-    max_positions: int = Field(default=20, ge=1)
-    max_gross_exposure_pct: float = Field(default=100.0, gt=0, le=400.0)
+    max_positions: Int = Field(default=20, ge=1)
+    max_gross_exposure_pct: Float = Field(default=100.0, gt=0, le=400.0)
     max_position_weight_pct: PositivePct = 20.0
     drawdown_throttle_start_pct: Pct = 5.0
     reducing_drawdown_pct: PositivePct = 10.0
     halt_drawdown_pct: PositivePct = 20.0
-    min_size_scale: float = Field(default=0.25, ge=0.0, le=1.0)
-    rearm_after_flat_sessions: int | None = Field(
+    min_size_scale: Float = Field(default=0.25, ge=0.0, le=1.0)
+    rearm_after_flat_sessions: Int | None = Field(
         default=None, ge=1, description="REDUCING -> ACTIVE after this many flat sessions; null: operator decides"
     )
-    flatten_on_halt: bool = True
+    flatten_on_halt: Bool = True
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> RiskConfig:
@@ -99,48 +166,95 @@ class RiskConfig(Section):
 
 
 class OptimizerConfig(Section):
-    enabled: bool = False
+    enabled: Bool = False
     target_annual_vol_pct: PositivePct = 15.0
-    lookback_days: int = Field(default=60, ge=5)
-    max_leverage: float = Field(default=1.0, gt=0, le=4.0)
-    min_leverage: float = Field(default=0.1, gt=0)
+    lookback_days: Int = Field(default=60, ge=5)
+    max_leverage: Float = Field(default=1.0, gt=0, le=4.0)
+    min_leverage: Float = Field(default=0.1, gt=0)
 
 
 class PortfolioConfig(Section):
-    initial_capital: float = Field(default=100_000.0, gt=0)
+    initial_capital: Float = Field(default=100_000.0, gt=0)
     risk_per_trade_pct: PositivePct = 0.5
     account_type: Literal["cash", "margin"] = "cash"
-    settlement_days: int = Field(default=1, ge=0, le=5)
-    allow_short: bool = False
-    max_trades_per_month: int | None = Field(default=None, ge=1)
+    settlement_days: Int = Field(default=1, ge=0, le=5)
+    allow_short: Bool = False
+    max_trades_per_month: Int | None = Field(default=None, ge=1)
     sizing: SizingConfig = SizingConfig()
     risk: RiskConfig = RiskConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
 
 
 class OperationalRiskConfig(Section):
-    heartbeat_interval_s: float = Field(default=1.0, gt=0)
-    missed_heartbeats: int = Field(default=3, ge=1)
+    heartbeat_interval_s: Float = Field(default=1.0, gt=0)
+    missed_heartbeats: Int = Field(default=3, ge=1)
     heartbeat_flag_path: str = "logs/heartbeat.csv"
     order_rate_counter_path: str = "logs/order_submissions.csv"
-    max_orders_per_window: int = Field(default=50, ge=1)
-    order_rate_window_s: float = Field(default=60.0, gt=0)
-    duplicate_order_alarm_count: int = Field(default=3, ge=2)
+    max_orders_per_window: Int = Field(default=50, ge=1)
+    order_rate_window_s: Float = Field(default=60.0, gt=0)
+    duplicate_order_alarm_count: Int = Field(default=3, ge=2)
     heartbeat_endpoint: str = "tcp://127.0.0.1:5556"
     command_endpoint: str = "tcp://127.0.0.1:5557"
     command_keys_dir: str = "state/keys"
     command_authorized_clients: tuple[str, ...] = ("risk_monitor", "operator")
-    command_max_age_s: float = Field(default=5.0, gt=0)
-    risk_log_interval_s: float = Field(default=5.0, gt=0)
+    command_max_age_s: Float = Field(default=5.0, gt=0)
+    risk_log_interval_s: Float = Field(default=5.0, gt=0)
     monitor_heartbeat_path: str = "logs/risk_monitor_heartbeat.json"
     on_monitor_stale: Literal["refuse_start", "reducing", "ignore"] = "reducing"
 
     @field_validator("heartbeat_endpoint", "command_endpoint")
     @classmethod
     def _zmq_endpoint(cls, value: str) -> str:
-        if not value.startswith(("tcp://", "ipc://")):
-            raise ValueError(f"must be a ZeroMQ endpoint starting with tcp:// or ipc:// (got {value!r})")
+        """The engine binds both and the monitor connects to both, so a wildcard port (``:*``) cannot work."""
+        if value.startswith("tcp://"):
+            tcp_address(value, "tcp://HOST:PORT")
+        elif not (value.startswith("ipc://") and len(value) > len("ipc://")):
+            raise ValueError(
+                f"must be a ZeroMQ endpoint tcp://HOST:PORT or ipc://PATH, e.g. tcp://127.0.0.1:5557 (got {value!r})"
+            )
         return value
+
+    @field_validator("command_endpoint")
+    @classmethod
+    def _command_apart_from_heartbeat(cls, command: str, info: ValidationInfo) -> str:
+        """The engine binds both sockets: on one address the second bind fails, or worse, commands go to the PUB."""
+        heartbeat = info.data.get("heartbeat_endpoint")  # absent when it failed its own check
+        if heartbeat is not None and _same_bind_address(heartbeat, command):
+            raise ValueError(
+                f"must differ from operational_risk.heartbeat_endpoint, the engine binds both (got {command!r} "
+                f"and heartbeat_endpoint {heartbeat!r}); use another port, e.g. tcp://127.0.0.1:5557"
+            )
+        return command
+
+    @field_validator("command_authorized_clients")
+    @classmethod
+    def _monitor_can_always_command(cls, clients: tuple[str, ...]) -> tuple[str, ...]:
+        """Without its key the monitor could watch a breach but not make the engine stop; names are file names."""
+        bad = [name for name in clients if not re.match(CLIENT_NAME_PATTERN, name)]
+        if bad:
+            raise ValueError(
+                f"client names must be lower-case letters, digits and _, starting with a letter, at most 32 "
+                f"(pattern {CLIENT_NAME_PATTERN}) (got {list(clients)}; bad: {bad})"
+            )
+        dupes = sorted({name for name in clients if clients.count(name) > 1})
+        if dupes:
+            raise ValueError(f"client names must be unique (got {list(clients)}; duplicated: {dupes})")
+        if MONITOR_CLIENT_NAME not in clients:
+            raise ValueError(
+                f"must include {MONITOR_CLIENT_NAME!r}: the risk monitor must always be able to command the engine "
+                f"(got {list(clients)})"
+            )
+        return clients
+
+
+def _same_bind_address(first: str, second: str) -> bool:
+    """True when two endpoints cannot both be bound: one ipc path, or one tcp port on overlapping hosts."""
+    if first.startswith("ipc://") or second.startswith("ipc://"):
+        return first == second
+    (host_a, port_a), (host_b, port_b) = tcp_address(first, "tcp"), tcp_address(second, "tcp")
+    loopback, wildcard = {"127.0.0.1", "localhost", "::1"}, {"*", "0.0.0.0", "::"}
+    same_host = host_a == host_b or {host_a, host_b} <= loopback or bool({host_a, host_b} & wildcard)
+    return port_a == port_b and same_host
 
 
 class SystemConfig(Section):
@@ -153,23 +267,23 @@ class SystemConfig(Section):
 
 
 class MomentumParams(Section):
-    roc_period: int = Field(default=60, ge=2)
-    trend_sma_period: int = Field(default=100, ge=2)
-    entry_roc_pct: float = 5.0
-    exit_roc_pct: float = 0.0
-    atr_period: int = Field(default=14, ge=2)
-    atr_stop_multiple: float = Field(default=2.0, gt=0)
+    roc_period: Int = Field(default=60, ge=2)
+    trend_sma_period: Int = Field(default=100, ge=2)
+    entry_roc_pct: Float = 5.0
+    exit_roc_pct: Float = 0.0
+    atr_period: Int = Field(default=14, ge=2)
+    atr_stop_multiple: Float = Field(default=2.0, gt=0)
 
 
 class MeanReversionParams(Section):
-    rsi_period: int = Field(default=14, ge=2)
-    oversold: float = Field(default=30.0, ge=0, le=100)
-    exit_rsi: float = Field(default=55.0, ge=0, le=100)
-    bb_period: int = Field(default=20, ge=2)
-    bb_stdev: float = Field(default=2.0, gt=0)
-    trend_sma_period: int = Field(default=200, ge=2)
-    atr_period: int = Field(default=14, ge=2)
-    atr_stop_multiple: float = Field(default=2.0, gt=0)
+    rsi_period: Int = Field(default=14, ge=2)
+    oversold: Float = Field(default=30.0, ge=0, le=100)
+    exit_rsi: Float = Field(default=55.0, ge=0, le=100)
+    bb_period: Int = Field(default=20, ge=2)
+    bb_stdev: Float = Field(default=2.0, gt=0)
+    trend_sma_period: Int = Field(default=200, ge=2)
+    atr_period: Int = Field(default=14, ge=2)
+    atr_stop_multiple: Float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _exit_above_entry(self) -> MeanReversionParams:
@@ -181,10 +295,10 @@ class MeanReversionParams(Section):
 
 
 class SmaCrossoverParams(Section):
-    fast_period: int = Field(default=10, ge=1)
-    slow_period: int = Field(default=30, ge=2)
-    atr_period: int = Field(default=14, ge=2)
-    atr_stop_multiple: float = Field(default=2.0, gt=0)
+    fast_period: Int = Field(default=10, ge=1)
+    slow_period: Int = Field(default=30, ge=2)
+    atr_period: Int = Field(default=14, ge=2)
+    atr_stop_multiple: Float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> SmaCrossoverParams:
@@ -202,13 +316,47 @@ OrderTypeName = Literal["MKT", "LMT", "MOC", "LOC"]
 GridValue = int | float | bool | str
 
 
+# In a grid an inf passes the type check and is then refused by its param's own rule, with the other values' problems.
+_GridEntry = int | Annotated[float, AllowInfNan(True)] | bool | str
+
+
 class StrategyConfigBase(Section):
-    enabled: bool = True
+    enabled: Bool = True
     order_type: OrderTypeName = "MKT"
-    limit_offset_bps: float = Field(default=10.0, ge=0, description="LMT/LOC limit distance from the last close")
-    grid: dict[str, tuple[GridValue, ...]] = Field(
+    limit_offset_bps: Float = Field(default=10.0, ge=0, description="LMT/LOC limit distance from the last close")
+    grid: dict[str, tuple[_GridEntry, ...]] = Field(
         default_factory=dict, description="research grid: param name -> values to try (grid search, walk-forward)"
     )
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values_suit_their_param(cls, grid: dict[str, tuple[GridValue, ...]]) -> dict[str, tuple[GridValue, ...]]:
+        """Each value is checked by its param's own rule now, so ``"60"`` or ``true`` is refused at load time rather
+        than turning into a combination that a sweep silently skips. Rules between params (fast < slow) are left
+        to the sweep, which refuses only the combinations that break them."""
+        params_field = cls.model_fields.get("params")
+        params_model = getattr(params_field, "annotation", None)
+        if not (isinstance(params_model, type) and issubclass(params_model, BaseModel)):
+            return grid
+        problems = []
+        for name, values in grid.items():
+            for value in values if name in params_model.model_fields else ():
+                try:
+                    params_model.model_validate({name: value})
+                except ValidationError as exc:
+                    own = [_rule_text(e) for e in exc.errors() if e["loc"][:1] == (name,)]
+                    problems += [f"{name} (got {value!r}) {own[0]}"] if own else []
+        if problems:
+            raise ValueError("each value must suit its param: " + "; ".join(problems))
+        return grid
+
+
+def _rule_text(error: Any) -> str:
+    """A pydantic error as "must ..." without its own "(got ...)" (the grid message names each value once)."""
+    if error["type"] == "finite_number":
+        return "must be a finite number"
+    text = error["msg"].removeprefix("Value error, ")
+    return re.sub(r" \(got .*\)$", "", text)
 
     @model_validator(mode="after")
     def _grid_names_params(self) -> StrategyConfigBase:
@@ -232,7 +380,7 @@ class MeanReversionConfig(StrategyConfigBase):
 
 
 class SmaCrossoverConfig(StrategyConfigBase):
-    enabled: bool = False
+    enabled: Bool = False
     params: SmaCrossoverParams = SmaCrossoverParams()
 
 
@@ -242,72 +390,83 @@ class StrategiesConfig(Section):
     sma_crossover: SmaCrossoverConfig = SmaCrossoverConfig()
 
 
+def _not_before_start(end: str | None, info: ValidationInfo) -> str | None:
+    """``end`` checked against ``start`` of the same section (already validated: fields run in order)."""
+    start = info.data.get("start")
+    if end is not None and start is not None and iso_date(end) and end < start:
+        raise ValueError(f"must not be before start (got end {end!r}, start {start!r})")
+    return end
+
+
 class SyntheticDataConfig(Section):
-    n_symbols: int = Field(default=20, ge=1, le=5000)
+    n_symbols: Int = Field(default=20, ge=1, le=5000)
     start: str = "2015-01-02"
     end: str = "2024-12-31"
+
+    _dates = field_validator("start", "end")(iso_date)
+    _ordered = field_validator("end")(_not_before_start)
 
 
 MetricName = Literal["sharpe", "sortino", "calmar", "cagr", "total_return", "profit_factor"]
 
 
 class WalkForwardConfig(Section):
-    train_bars: int = Field(default=504, ge=20, description="sessions in each in-sample (train) window")
-    test_bars: int = Field(default=126, ge=5, description="sessions in each out-of-sample (test) window")
-    step_bars: int = Field(default=126, ge=1, description="sessions the windows move forward each time")
-    anchored: bool = Field(default=False, description="true: every train window starts at the first session")
-    warmup_bars: int = Field(default=250, ge=0, description="history before a test window used only for indicators")
+    train_bars: Int = Field(default=504, ge=20, description="sessions in each in-sample (train) window")
+    test_bars: Int = Field(default=126, ge=5, description="sessions in each out-of-sample (test) window")
+    step_bars: Int = Field(default=126, ge=1, description="sessions the windows move forward each time")
+    anchored: Bool = Field(default=False, description="true: every train window starts at the first session")
+    warmup_bars: Int = Field(default=250, ge=0, description="history before a test window used only for indicators")
 
 
 class MonteCarloConfig(Section):
-    n_paths: int = Field(default=10_000, ge=100, le=1_000_000)
-    block_length_days: float = Field(default=20.0, gt=1.0, description="mean block length, stationary bootstrap")
-    seed: int = 7
+    n_paths: Int = Field(default=10_000, ge=100, le=1_000_000)
+    block_length_days: Float = Field(default=20.0, gt=1.0, description="mean block length, stationary bootstrap")
+    seed: Seed = 7
 
 
 class DistributedConfig(Section):
     scheduler: str | None = Field(default=None, description="tcp://HOST:PORT of a Dask scheduler; null: local")
-    workers: int | None = Field(default=None, ge=1, description="LocalCluster workers; null: one per core")
-    retries: int = Field(default=1, ge=0, le=5)
+    workers: Int | None = Field(default=None, ge=1, description="LocalCluster workers; null: one per core")
+    retries: Int = Field(default=1, ge=0, le=5)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            tcp_address(value, "a Dask scheduler address SCHEME://HOST:PORT", "tcp://127.0.0.1:8786")
+        return value
 
 
 class BacktestConfig(Section):
     data: str = Field(default="synthetic", description="'synthetic' or a folder of per-symbol CSV files")
-    adjust_prices: bool = Field(default=False, description="back-adjust OHLC with Adj Close (splits, dividends)")
+    adjust_prices: Bool = Field(default=False, description="back-adjust OHLC with Adj Close (splits, dividends)")
     start: str | None = None
     end: str | None = None
-    seed: int = 42
+    seed: Seed = 42
     synthetic: SyntheticDataConfig = SyntheticDataConfig()
-    moc_cutoff_minutes_before_close: int = Field(default=10, ge=0, le=120)
+    moc_cutoff_minutes_before_close: Int = Field(default=10, ge=0, le=120)
     risk_free_rate_pct: Pct = 0.0
     optimize_metric: MetricName = "sharpe"
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     monte_carlo: MonteCarloConfig = MonteCarloConfig()
     distributed: DistributedConfig = DistributedConfig()
 
-    @field_validator("start", "end")
-    @classmethod
-    def _iso_date(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        from datetime import date
-
-        try:
-            date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError(f"must be a date YYYY-MM-DD (got {value!r})") from exc
-        return value
+    _dates = field_validator("start", "end")(iso_date)
+    _ordered = field_validator("end")(_not_before_start)
 
 
 class IbFixedConfig(Section):
-    per_share_usd: float = Field(default=0.005, ge=0)
-    min_per_order_usd: float = Field(default=1.0, ge=0)
+    per_share_usd: Float = Field(default=0.005, ge=0)
+    min_per_order_usd: Float = Field(default=1.0, ge=0)
     max_pct_of_value: Pct = 1.0
 
 
 class Tier(Section):
-    up_to_shares_per_month: float = Field(gt=0, description="upper bound of the tier, shares traded this month")
-    per_share_usd: float = Field(ge=0)
+    """The one float that may be ``.inf``: the last tier's bound reads "and above" (nan is still refused)."""
+
+    up_to_shares_per_month: Float = Field(gt=0, allow_inf_nan=True,
+                                          description="upper bound of the tier, shares traded this month")  # fmt: skip
+    per_share_usd: Float = Field(ge=0)
 
 
 class IbTieredConfig(Section):
@@ -318,14 +477,14 @@ class IbTieredConfig(Section):
         Tier(up_to_shares_per_month=100_000_000, per_share_usd=0.0010),
         Tier(up_to_shares_per_month=float("inf"), per_share_usd=0.0005),
     )
-    min_per_order_usd: float = Field(default=0.35, ge=0)
+    min_per_order_usd: Float = Field(default=0.35, ge=0)
     max_pct_of_value: Pct = 1.0
-    exchange_fee_per_share_usd: float = Field(default=0.003, ge=0)
-    clearing_fee_per_share_usd: float = Field(default=0.0002, ge=0)
+    exchange_fee_per_share_usd: Float = Field(default=0.003, ge=0)
+    clearing_fee_per_share_usd: Float = Field(default=0.0002, ge=0)
     finra_pass_through_pct_of_commission: Pct = 0.056
-    sec_fee_rate_of_sale_value: float = Field(default=0.0000278, ge=0)
-    finra_taf_per_share_sold_usd: float = Field(default=0.000166, ge=0)
-    finra_taf_max_per_trade_usd: float = Field(default=8.30, ge=0)
+    sec_fee_rate_of_sale_value: Float = Field(default=0.0000278, ge=0)
+    finra_taf_per_share_sold_usd: Float = Field(default=0.000166, ge=0)
+    finra_taf_max_per_trade_usd: Float = Field(default=8.30, ge=0)
 
     @field_validator("tiers")
     @classmethod
@@ -337,9 +496,9 @@ class IbTieredConfig(Section):
 
 
 class SlippageConfig(Section):
-    half_spread_bps: float = Field(default=2.0, ge=0)
-    impact_coefficient_bps: float = Field(default=10.0, ge=0)
-    impact_exponent: float = Field(default=0.5, gt=0, le=2)
+    half_spread_bps: Float = Field(default=2.0, ge=0)
+    impact_coefficient_bps: Float = Field(default=10.0, ge=0)
+    impact_exponent: Float = Field(default=0.5, gt=0, le=2)
     max_participation_pct: PositivePct = 10.0
 
 
@@ -351,15 +510,15 @@ class CostsConfig(Section):
 
 
 class PreTradeConfig(Section):
-    max_order_quantity: int = Field(default=100_000, ge=1)
-    max_order_notional_usd: float = Field(default=250_000.0, gt=0)
+    max_order_quantity: Int = Field(default=100_000, ge=1)
+    max_order_notional_usd: Float = Field(default=250_000.0, gt=0)
     max_adv_participation_pct: PositivePct = 5.0
-    adv_lookback_days: int = Field(default=20, ge=1)
+    adv_lookback_days: Int = Field(default=20, ge=1)
     price_collar_pct: PositivePct = 10.0
-    allow_short_sales: bool = False
-    duplicate_window_s: float = Field(default=5.0, ge=0)
-    max_orders_per_second: int = Field(default=20, ge=1)
-    max_orders_per_minute: int = Field(default=300, ge=1)
+    allow_short_sales: Bool = False
+    duplicate_window_s: Float = Field(default=5.0, ge=0)
+    max_orders_per_second: Int = Field(default=20, ge=1)
+    max_orders_per_minute: Int = Field(default=300, ge=1)
 
 
 class AppConfig(Section):
