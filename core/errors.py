@@ -9,6 +9,7 @@ Each class names a handling policy, so a caller decides what to do from the type
 - ``StrategyError``: one strategy misbehaved; that strategy is switched off, the engine runs on.
 - ``InvariantViolation``: our own books are inconsistent; the trading state moves to HALTED.
 - ``StateCorruptError``: a persisted state file cannot be trusted; the engine stops with a message.
+- ``StateInUseError`` (a ``ConfigError``): another engine holds the state dir; this one exits 2.
 """
 
 from __future__ import annotations
@@ -60,3 +61,21 @@ class InvariantViolation(TradingSystemError):
 
 class StateCorruptError(TradingSystemError):
     """A persisted state file is unreadable or inconsistent; never silently replaced."""
+
+
+class StateInUseError(ConfigError):
+    """Another engine holds the state dir's lock; this one must not start (exit 2, like any configuration error).
+
+    A ``ConfigError`` because the fix is a setting: two engines on one state dir would replay the same journal,
+    each believe it owns every order in it, and send and book them twice. ``holder_pid`` is None when the holder
+    had not yet written its pid.
+    """
+
+    def __init__(self, lock_path: str, holder_pid: int | None) -> None:
+        self.lock_path = lock_path
+        self.holder_pid = holder_pid
+        holder = f"pid {holder_pid}" if holder_pid is not None else "a process whose pid is not written yet"
+        super().__init__(lock_path, [
+            f"another engine ({holder}) holds this lock on its state dir: one state dir serves one engine; stop "
+            "that engine first, or give this one its own system.state_dir"
+        ])  # fmt: skip

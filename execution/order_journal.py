@@ -19,6 +19,9 @@ Failure policy:
 - An event that our order state machine refuses raises ``InvariantViolation`` and is not written.
 
 Owned by the dispatcher thread. Every record is fsynced (orders are rare; a lost fill is not).
+
+The journal and its ``.torn`` evidence are ``PRIVATE_FILE_MODE`` (0600) whatever the umask: they list every order
+of the account. An existing journal with looser bits is tightened when opened (logged).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING
 from core.errors import InvariantViolation, StateCorruptError
 from core.events import OrderEvent, OrderStatus, OrderType, Side, TimeInForce
 from execution.order_state import FINAL_KIND, ManagedOrder, OrderEventKind
+from utils.atomic_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_dir, open_with_mode
 
 if TYPE_CHECKING:
     from execution.order_store import OrderRecord
@@ -171,14 +175,14 @@ class OrderJournal:
     def __init__(self, path: Path | str = DEFAULT_JOURNAL_PATH, now_ns: Callable[[], int] | None = None) -> None:
         self.path = Path(path)
         self._now_ns = now_ns
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent, PRIVATE_DIR_MODE)
         created = not self.path.exists()
         self._state = replay_journal(self.path) if not created else JournalState()
         self.recovered_torn_tail = self._state.torn_tail
         if self.recovered_torn_tail is not None:
             self._set_aside_torn_tail(self.recovered_torn_tail)
             self._state.torn_tail = None
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = open_with_mode(self.path, os.O_WRONLY | os.O_APPEND, PRIVATE_FILE_MODE)
         if created:
             _fsync_dir(self.path.parent)
         self._failed: BaseException | None = None
@@ -282,7 +286,7 @@ class OrderJournal:
             src.seek(torn.offset)
             fragment = src.read()
         aside = self.path.with_name(self.path.name + ".torn")
-        with aside.open("ab") as out:
+        with open(open_with_mode(aside, os.O_WRONLY | os.O_APPEND, PRIVATE_FILE_MODE), "ab") as out:
             out.write(fragment + b"\n")
             out.flush()
             os.fsync(out.fileno())

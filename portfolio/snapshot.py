@@ -18,7 +18,9 @@ Why each rule:
 - A checksum over the canonical body catches a torn or hand-edited file; NaN is refused at write time
   (``allow_nan=False``) so every file written is strict JSON.
 - Corruption is never repaired or silently replaced: ``read_snapshot`` raises ``StateCorruptError`` naming the
-  file and what is wrong, and the operator decides (reconcile from the broker, restore a backup).
+  file and what is wrong, and the operator decides (reconcile from the broker, restore a backup). A path that is
+  not a regular file (a directory) or cannot be read is the same case, not a traceback.
+- The file is the account's books: written ``PRIVATE_FILE_MODE`` (0600) whatever the umask.
 
 Plain functions, no state: the engine calls them from the dispatcher thread (one writer per file).
 """
@@ -35,7 +37,7 @@ from typing import Any
 from core.errors import StateCorruptError
 from execution.order_log import format_ts_utc
 from portfolio.ledger import Ledger
-from utils.atomic_files import atomic_write_bytes, temp_path_for
+from utils.atomic_files import PRIVATE_FILE_MODE, atomic_write_bytes, temp_path_for
 
 log = logging.getLogger(__name__)
 
@@ -80,16 +82,16 @@ def write_snapshot(path: Path | str, snapshot: Mapping[str, Any]) -> None:
         data = (json.dumps(envelope, sort_keys=True, indent=1, allow_nan=False) + "\n").encode("ascii")
     except (TypeError, ValueError) as exc:
         raise ValueError(f"snapshot for {path} is not strict JSON ({exc}); nothing was written") from exc
-    atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data, mode=PRIVATE_FILE_MODE)
     log.debug("event=snapshot_written path=%s ts_ns=%s bytes=%d", path, body["ts_ns"], len(data))
 
 
 def read_snapshot(path: Path | str) -> dict[str, Any] | None:
     """The snapshot body stored at ``path``, or None when there is no file (first start).
 
-    Raises StateCorruptError naming the file for unreadable bytes, bad JSON, another format or version, a
-    checksum mismatch, missing keys or a ledger that cannot be rebuilt. A stale temp file left by a crash is
-    ignored (and logged): only a completed ``os.replace`` ever produced ``path``.
+    Raises StateCorruptError naming the file for a path that is not a regular file, unreadable bytes, bad JSON,
+    another format or version, a checksum mismatch, missing keys or a ledger that cannot be rebuilt. A stale temp
+    file left by a crash is ignored (and logged): only a completed ``os.replace`` ever produced ``path``.
     """
     path = Path(path)
     temp = temp_path_for(path)
@@ -97,8 +99,15 @@ def read_snapshot(path: Path | str) -> dict[str, Any] | None:
         log.warning("event=snapshot_stale_temp_ignored path=%s temp=%s (left by a crash mid-write)", path, temp)
     if not path.exists():
         return None
+    if not path.is_file():
+        raise StateCorruptError(f"{path}: the snapshot path is a {'directory' if path.is_dir() else 'special file'}, "
+                                f"not a regular file; {_ADVICE}")  # fmt: skip
     try:
-        envelope = json.loads(path.read_bytes().decode("ascii"))
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StateCorruptError(f"{path}: the snapshot cannot be read ({exc.strerror}); {_ADVICE}") from exc
+    try:
+        envelope = json.loads(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise StateCorruptError(f"{path}: not a JSON snapshot ({exc}); {_ADVICE}") from exc
     if not isinstance(envelope, dict):

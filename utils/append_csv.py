@@ -5,6 +5,9 @@ once (a reopened file gets no second header), a foreign header is refused rather
 another layout would mislead the reader), a torn last line from a crash mid-row is ended with a newline on
 reopen (a reader skips rows with the wrong field count), and every row is flushed to the OS before ``append``
 returns (``fsync=True`` also makes it durable). Owned by one thread.
+
+Both are read by people and by the monitor, and hold every order and the account's equity: ``LOG_FILE_MODE``
+(0640) by default, exactly, whatever the umask; an existing file with looser bits is tightened on open (logged).
 """
 
 from __future__ import annotations
@@ -18,19 +21,22 @@ from pathlib import Path
 from typing import TextIO
 
 from core.errors import StateCorruptError
+from utils.atomic_files import LOG_FILE_MODE, dir_mode_for, make_dir, open_with_mode
 
 log = logging.getLogger(__name__)
 
 
 class AppendOnlyCsv:
-    def __init__(self, path: Path | str, columns: Sequence[str], name: str, *, fsync: bool = False) -> None:
+    def __init__(self, path: Path | str, columns: Sequence[str], name: str, *, fsync: bool = False,
+                 mode: int = LOG_FILE_MODE) -> None:  # fmt: skip
         self.path = Path(path)
         self.columns = tuple(columns)
         self.name = name  # "order log", "risk log": for messages a person reads
         self._fsync = fsync
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_dir(self.path.parent, dir_mode_for(mode))
         needs_header = self._check_existing()
-        self._file: TextIO = self.path.open("a", encoding="utf-8", newline="")
+        fd = open_with_mode(self.path, os.O_WRONLY | os.O_APPEND, mode)
+        self._file: TextIO = open(fd, "a", encoding="utf-8", newline="")  # noqa: SIM115 (closed by close())
         self._writer = csv.writer(self._file, lineterminator="\n")
         if needs_header:
             self.append(list(self.columns))

@@ -11,15 +11,22 @@ line says when it was written; events carry their own ``ts_ns``.
 ``setup_logging`` is idempotent: calling it again with the same arguments does nothing, with other arguments it
 replaces the handlers it installed before (never duplicates them). Handlers installed by anyone else (pytest's
 capture, for instance) are left alone. Call it from the main thread before starting other threads.
+
+The log says what the engine did with every order: the folder is ``LOG_DIR_MODE`` (0750) and every file,
+rotated ones included, ``LOG_FILE_MODE`` (0640), whatever the umask; looser existing ones are tightened and the
+change is logged once the handlers are in place (``event=file_permissions_tightened``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
+
+from utils.atomic_files import LOG_DIR_MODE, LOG_FILE_MODE, make_dir, open_with_mode, tighten_mode
 
 LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MAX_BYTES = 10_000_000
@@ -69,11 +76,11 @@ def setup_logging(
     if key == _installed_key:
         return path
     shutdown_logging()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    tightened = _prepare_log_files(path, backups)
     formatter = UtcIsoFormatter()
-    handlers: list[logging.Handler] = [
-        RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
-    ]
+    file_handler = RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+    file_handler.rotator = _rotate_to_private_file
+    handlers: list[logging.Handler] = [file_handler]
     if console:
         handlers.append(logging.StreamHandler(sys.stderr))
     for handler in handlers:
@@ -86,7 +93,35 @@ def setup_logging(
         "event=logging_configured process=%s path=%s level=%s console=%s max_bytes=%d backups=%d",
         process_name, path, level_name, console, max_bytes, backups,
     )  # fmt: skip
+    for tightened_path, was in tightened:
+        logging.getLogger(__name__).warning("event=file_permissions_tightened path=%s was=%o now=%o", tightened_path,
+                                            was, was & (LOG_DIR_MODE if tightened_path.is_dir() else LOG_FILE_MODE))
     return path
+
+
+def _prepare_log_files(path: Path, backups: int) -> list[tuple[Path, int]]:
+    """Create the folder and the file with their modes; tighten looser existing ones (returned, to be logged once
+    the handlers exist: a warning now would reach no file)."""
+    folder = path.parent
+    existed = folder.is_dir()
+    make_dir(folder, LOG_DIR_MODE)
+    candidates = [folder] if existed else []
+    candidates += [p for p in [path, *(Path(f"{path}.{i}") for i in range(1, backups + 1))] if p.is_file()]
+    tightened = []
+    for candidate in candidates:
+        was = tighten_mode(candidate, LOG_DIR_MODE if candidate.is_dir() else LOG_FILE_MODE, quiet=True)
+        if was is not None:
+            tightened.append((candidate, was))
+    os.close(open_with_mode(path, os.O_WRONLY | os.O_APPEND, LOG_FILE_MODE, quiet=True))
+    return tightened
+
+
+def _rotate_to_private_file(source: str, dest: str) -> None:
+    """``RotatingFileHandler.rotator``: the default rename, then the new file created 0640 for the handler to
+    open (it would otherwise be created with the umask's mode)."""
+    if os.path.exists(source):
+        os.rename(source, dest)
+    os.close(open_with_mode(source, os.O_WRONLY | os.O_APPEND, LOG_FILE_MODE, quiet=True))
 
 
 def shutdown_logging() -> None:
