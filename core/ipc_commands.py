@@ -37,16 +37,14 @@ from types import MappingProxyType
 from typing import Any
 
 import zmq
-from zmq.auth.thread import ThreadAuthenticator
 
 from core.clock import NS_PER_SECOND, Clock
+from core.ipc_curve import CurveServer
+from core.ipc_endpoints import bind_private
 from core.ipc_keys import (
     DEFAULT_CLIENTS,
-    check_bind_endpoint,
-    ensure_keys,
     load_authorized_keys,
     load_client_keypair,
-    load_server_keypair,
     load_server_public_key,
 )
 
@@ -58,7 +56,6 @@ MAX_MESSAGE_BYTES = 64 * 1024
 MAX_REASON_CHARS = 500
 _REQUEST_KEYS = frozenset({"verb", "nonce", "ts_ns", "client", "reason"})
 _MAX_COMMANDS_PER_CALL = 16
-_DENIAL_LOG_INTERVAL_NS = 60 * NS_PER_SECOND
 
 
 class CommandVerb(StrEnum):
@@ -186,45 +183,6 @@ def decode_reply(payload: bytes) -> CommandReply:
         return CommandReply.refused(ReplyCode.MALFORMED, f"unreadable reply from the engine ({exc})")
 
 
-class _AuthorizedKeys:
-    """ZAP credentials provider: runs on the authenticator thread; reads an immutable map swapped atomically."""
-
-    def __init__(self, keys: Mapping[bytes, str], clock: Clock) -> None:
-        self._keys: Mapping[bytes, str] = MappingProxyType(dict(keys))
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._denied_count = 0
-        self._last_denial_log_ns: dict[bytes, int] = {}
-
-    @property
-    def denied_count(self) -> int:
-        with self._lock:
-            return self._denied_count
-
-    def replace(self, keys: Mapping[bytes, str]) -> None:
-        self._keys = MappingProxyType(dict(keys))
-
-    def name_for(self, z85_key: bytes) -> str | None:
-        return self._keys.get(z85_key)
-
-    def callback(self, domain: str, key: bytes) -> bool:
-        """Called by pyzmq's authenticator for each CURVE handshake; logs denials (at most once a minute a key)."""
-        if key in self._keys:
-            return True
-        now_ns = self._clock.now_ns()
-        with self._lock:
-            self._denied_count += 1
-            count = self._denied_count
-            last = self._last_denial_log_ns.get(key)
-            should_log = last is None or now_ns - last >= _DENIAL_LOG_INTERVAL_NS
-            if should_log:
-                self._last_denial_log_ns[key] = now_ns
-        if should_log:
-            log.warning("event=command_auth_denied client_key=%s domain=%s reason=key not authorized denied_total=%d",
-                        key.decode(errors="replace"), domain, count)
-        return False
-
-
 class CommandServer:
     """The engine's end of the command channel: CURVE + ZAP authenticated ROUTER socket on loopback.
 
@@ -256,39 +214,30 @@ class CommandServer:
         self.refused_count = 0
         self.handled_count = 0
         self._zap_dead_logged = False
-        ensure_keys(self._keys_dir, authorized_clients)
-        server_public, server_secret = load_server_keypair(self._keys_dir)
-        self._authorized = _AuthorizedKeys(load_authorized_keys(self._keys_dir), clock)
         self._context = zmq.Context()
-        self._auth = ThreadAuthenticator(self._context, log=logging.getLogger(f"{__name__}.zap"))
         self._socket: zmq.Socket[bytes] | None = None
-        try:
-            self._auth.start()  # before bind: without a ZAP handler libzmq would accept any CURVE client
-            self._auth.configure_curve_callback("*", credentials_provider=self._authorized)
+        self._curve: CurveServer | None = None
+        try:  # the ZAP thread first: without a ZAP handler libzmq would accept any CURVE client
+            self._curve = CurveServer(self._context, self._keys_dir, authorized_clients, clock, "command")
             self._socket = self._context.socket(zmq.ROUTER)
             self._socket.setsockopt(zmq.LINGER, 0)
             self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-            self._socket.curve_secretkey = server_secret
-            self._socket.curve_publickey = server_public
-            self._socket.curve_server = True
-            check_bind_endpoint(endpoint)
-            self._socket.bind(endpoint)
-        except Exception:
+            self._curve.secure(self._socket)
+            self.endpoint: str = bind_private(self._socket, endpoint, "operational_risk.command_endpoint")
+        except BaseException:
             self.close()
             raise
-        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
         log.info("event=command_server_bound endpoint=%s keys_dir=%s authorized=%s", self.endpoint, self._keys_dir,
                  sorted(load_authorized_keys(self._keys_dir).values()))
 
     @property
     def auth_denied_count(self) -> int:
         """CURVE handshakes refused by ZAP because the client key is not authorized."""
-        return self._authorized.denied_count
+        return self._curve.authorized.denied_count if self._curve is not None else 0
 
     def reload_authorized_keys(self) -> None:
         """Re-read ``authorized_clients/`` (after the operator revoked or added a key); dispatcher thread."""
-        keys = load_authorized_keys(self._keys_dir)
-        self._authorized.replace(keys)
+        keys = self._curve.reload() if self._curve is not None else {}
         log.info("event=authorized_keys_reloaded clients=%s", sorted(keys.values()))
 
     def serve_once(self, timeout_s: float) -> int:
@@ -298,7 +247,7 @@ class CommandServer:
         """
         if self._socket is None:
             raise RuntimeError("CommandServer.serve_once called after close()")
-        if not self._zap_dead_logged and not self._auth.is_alive():
+        if not self._zap_dead_logged and (self._curve is None or not self._curve.is_alive()):
             self._zap_dead_logged = True  # once: the per-message identity check keeps refusing strangers
             log.error("event=zap_authenticator_dead action=refusing messages without an authorized identity")
         if not self._socket.poll(max(0, int(timeout_s * 1000)), zmq.POLLIN):
@@ -318,7 +267,9 @@ class CommandServer:
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
-        self._auth.stop()
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
         self._context.term()
 
     def __enter__(self) -> CommandServer:
@@ -349,7 +300,7 @@ class CommandServer:
 
     def _process(self, frame: zmq.Frame) -> CommandReply:
         user_id = _user_id(frame)
-        client = self._authorized.name_for(user_id.encode()) if user_id else None
+        client = self._curve.authorized.name_for(user_id.encode()) if user_id and self._curve else None
         if client is None:
             return self._refuse(None, ReplyCode.UNAUTHENTICATED, "no authorized CURVE identity on the message",
                                 client_key=user_id)

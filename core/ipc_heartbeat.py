@@ -9,7 +9,8 @@ Wire format: two frames, topic ``b"hb"`` then UTF-8 JSON ``{"v": 1, "seq", "ts_n
 "equity", "drawdown_pct", "extra": {...}}``. JSON, not msgpack: one small message a second does not need speed,
 and the standard library keeps the monitor free of extra dependencies. The CSV file holds a header and one row
 with the same fields (``extra`` as a JSON column) and is replaced atomically (temp file + ``os.replace``), so a
-reader sees the previous beat or the new one, never half of one.
+reader sees the previous beat or the new one, never half of one. The file is a log: exactly 0640 (the owner writes,
+the group reads), whatever the umask.
 
 Threading: a ``HeartbeatPublisher`` belongs to the engine's dispatcher thread (beats fire from clock timers there);
 a ``HeartbeatSubscriber`` belongs to one monitor thread. ZeroMQ sockets are not thread-safe; neither class locks.
@@ -23,7 +24,7 @@ import json
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -33,7 +34,9 @@ import zmq
 
 from core.clock import NS_PER_SECOND, Clock
 from core.events import TradingState
-from core.ipc_keys import check_bind_endpoint
+from core.ipc_curve import CurveServer, secure_client
+from core.ipc_endpoints import bind_private, is_tcp
+from utils.atomic_files import LOG_FILE_MODE, tighten_mode
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,20 @@ CSV_COLUMNS = ("seq", "ts_ns", "pid", "trading_state", "equity", "drawdown_pct",
 _MAX_DRAIN_PER_POLL = 10_000
 
 JsonScalar = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatCurve:
+    """CURVE for a heartbeat on TCP: the engine's keys and the clients allowed to subscribe (``core.ipc_curve``)."""
+
+    keys_dir: Path
+    authorized_clients: tuple[str, ...]
+
+
+def curve_for(endpoint: str, keys_dir: Path, authorized_clients: Sequence[str]) -> HeartbeatCurve | None:
+    """CURVE settings when ``endpoint`` is TCP (reachable by anyone who can open a socket), None for ``ipc://``
+    (a Unix socket in a 0700 folder: only this user reaches it)."""
+    return HeartbeatCurve(Path(keys_dir), tuple(authorized_clients)) if is_tcp(endpoint) else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,7 +126,10 @@ def write_heartbeat_csv(path: Path, heartbeat: Heartbeat) -> None:
          repr(float(row["drawdown_pct"])), json.dumps(row["extra"], separators=(",", ":"))]
     )
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(buffer.getvalue(), encoding="utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, LOG_FILE_MODE)
+    with open(fd, "w", encoding="utf-8") as out:
+        os.fchmod(fd, LOG_FILE_MODE)  # exactly 0640 (a log, group-readable), whatever the umask
+        out.write(buffer.getvalue())
     os.replace(tmp, path)
 
 
@@ -151,28 +171,34 @@ class HeartbeatPublisher:
         clock: Clock,
         endpoint: str = DEFAULT_HEARTBEAT_ENDPOINT,
         sndhwm: int = 100,
+        curve: HeartbeatCurve | None = None,
     ) -> None:
         self._clock = clock
         self._csv_path = Path(csv_path) if csv_path is not None else None
         if self._csv_path is not None:
             self._csv_path.parent.mkdir(parents=True, exist_ok=True)
+            if self._csv_path.is_file():  # the last run's beat, readable as it was until the first beat replaces it
+                tighten_mode(self._csv_path, LOG_FILE_MODE)
         self._pid = os.getpid()
         self._seq = 0
         self.dropped_count = 0
         self.csv_failure_count = 0
         self._context = zmq.Context()
+        self._curve: CurveServer | None = None
         self._socket = self._context.socket(zmq.PUB)
         self._socket.setsockopt(zmq.SNDHWM, sndhwm)
         self._socket.setsockopt(zmq.SNDTIMEO, 0)
         self._socket.setsockopt(zmq.LINGER, 0)
-        check_bind_endpoint(endpoint)
         try:
-            self._socket.bind(endpoint)
-        except zmq.ZMQError:
+            if curve is not None:  # before bind: the ZAP thread must be up
+                self._curve = CurveServer(self._context, curve.keys_dir, curve.authorized_clients, clock, "heartbeat")
+                self._curve.secure(self._socket)
+            self.endpoint: str = bind_private(self._socket, endpoint, "operational_risk.heartbeat_endpoint")
+        except BaseException:
             self.close()
             raise
-        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
-        log.info("event=heartbeat_publisher_bound endpoint=%s csv_path=%s", self.endpoint, self._csv_path)
+        log.info("event=heartbeat_publisher_bound endpoint=%s curve=%s csv_path=%s", self.endpoint,
+                 curve is not None, self._csv_path)  # fmt: skip
 
     @property
     def last_seq(self) -> int:
@@ -219,6 +245,9 @@ class HeartbeatPublisher:
     def close(self) -> None:
         """Close the socket and its context; idempotent."""
         self._socket.close(linger=LAST_BEAT_LINGER_MS)  # the last beat (stopping: why) must still leave
+        if self._curve is not None:
+            self._curve.stop()
+            self._curve = None
         self._context.term()
 
     def __enter__(self) -> HeartbeatPublisher:
@@ -235,7 +264,8 @@ class HeartbeatSubscriber:
     rather than counting as a gap. Malformed messages are logged, counted and dropped.
     """
 
-    def __init__(self, endpoint: str, clock: Clock, *, rcvhwm: int = 1000, max_gaps_kept: int = 100) -> None:
+    def __init__(self, endpoint: str, clock: Clock, *, rcvhwm: int = 1000, max_gaps_kept: int = 100,
+                 curve_client: tuple[Path, str] | None = None) -> None:  # fmt: skip
         self._clock = clock
         self.endpoint = endpoint
         self.last: Heartbeat | None = None
@@ -248,6 +278,8 @@ class HeartbeatSubscriber:
         self._socket.setsockopt(zmq.RCVHWM, rcvhwm)
         self._socket.setsockopt(zmq.LINGER, 0)
         self._socket.setsockopt(zmq.SUBSCRIBE, TOPIC)
+        if curve_client is not None:  # only the engine (its secret key) can complete the handshake: no fake beats
+            secure_client(self._socket, *curve_client)
         self._socket.connect(endpoint)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)

@@ -51,6 +51,7 @@ import logging
 import math
 import signal
 from collections.abc import Mapping
+from contextlib import ExitStack
 from types import FrameType
 from typing import Any
 
@@ -81,7 +82,7 @@ from core.ib_messages import (
     IbTick,
 )
 from core.ipc_commands import CommandServer
-from core.ipc_heartbeat import HeartbeatPublisher
+from core.ipc_heartbeat import HeartbeatPublisher, curve_for
 from data.bar_guard import BarGuard
 from data.calendar import TradingCalendar
 from data.ib_daily_bars import DailyBarFeed
@@ -95,12 +96,13 @@ from live.broker_flatten import BrokerFlatten
 from live.broker_sync import BrokerSync, Reconciled, SyncStep
 from live.commands import CommandHandler
 from live.exit_codes import ExitCode
-from live.journal_catchup import journal_fills_missing_from
+from live.journal_catchup import check_journal_covers_snapshot, journal_fills_missing_from
 from live.kill_flags import KillFlagWatcher, KillLevel
 from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
 from live.ports import ConnectionFactory, EnginePorts
 from live.reconcile import PositionReconciler
+from live.state_lock import open_state_dir
 from live.strategies import LiveStrategy, strategies_with_approved_params
 from performance.tracker import PerformanceTracker
 from portfolio.ledger import Ledger
@@ -115,6 +117,7 @@ from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.snapshot import read_snapshot
 from portfolio.trading_state import Reason, TradingStateMachine
 from strategy.registry import build_strategy
+from utils.atomic_files import LOG_DIR_MODE, make_dir
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +149,7 @@ class Engine:
             raise ConfigError("config", ["symbols: the live engine needs a non-empty universe (got [])"])
         self.symbols = tuple(config.symbols)
         self.files = files = ports.files
-        self.state_dir, self.log_dir = files.state_dir, files.log_dir
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir, self.log_dir = files.state_dir, files.log_dir  # created, checked and locked by _open_state
         self.clock = ports.clock
         self.trading = TradingStateMachine(starting=True)  # the one owner of the trading state: STARTING until synced
         self.queue = EventQueue(on_error=self._on_handler_error)
@@ -175,13 +176,30 @@ class Engine:
 
     # -------------------------------------------------------------------------------------------- building
     def _open_state(self) -> dict[str, Any] | None:
-        """Snapshot and journal first (a corrupt file raises StateCorruptError naming it; it is never replaced)."""
-        self.snapshot_path = self.files.snapshot
-        snapshot = read_snapshot(self.snapshot_path)
-        self.journal = OrderJournal(self.files.journal, now_ns=self.clock.now_ns)
-        self._closables.append(self.journal)
-        self.order_log = OrderSubmissionLog(self.files.order_log)
-        self._closables.append(self.order_log)
+        """The state dir locked first (``live.state_lock``: a second engine on it raises StateInUseError, exit 2),
+        then the snapshot, the journal cross-checked against it, and the logs.
+
+        A corrupt, inconsistent or unusable file or folder raises StateCorruptError naming it, before anything is
+        written; it is never replaced. What was opened here is closed again on a failure, so the lock is free.
+        """
+        files = self.files
+        try:
+            with ExitStack() as opened:
+                self.state_lock = open_state_dir(files.state_dir)
+                opened.callback(self.state_lock.close)
+                make_dir(files.log_dir, LOG_DIR_MODE, tighten=True)
+                self.snapshot_path = files.snapshot
+                snapshot = read_snapshot(self.snapshot_path)
+                check_journal_covers_snapshot(files.journal, self.snapshot_path, snapshot)
+                self.journal = OrderJournal(files.journal, now_ns=self.clock.now_ns)
+                opened.callback(self.journal.close)
+                self.order_log = OrderSubmissionLog(files.order_log)
+                opened.pop_all()
+        except OSError as exc:  # a state or log path the engine cannot use: not a crash, and nothing was replaced
+            where = exc.filename or files.state_dir
+            raise StateCorruptError(f"{where}: cannot be used ({exc.strerror or exc}); nothing was changed: fix the "
+                                    "path or its permissions and restart") from exc  # fmt: skip
+        self._closables.extend([self.state_lock, self.journal, self.order_log])
         return snapshot
 
     def _build_broker_side(self, connect: ConnectionFactory, calendar: TradingCalendar) -> None:
@@ -273,8 +291,9 @@ class Engine:
     def _build_operations(self) -> None:
         """Heartbeat (ZeroMQ + CSV), the CURVE command channel, kill flags and the monitor's heartbeat watch."""
         ops = self.config.operational_risk
+        curve = curve_for(ops.heartbeat_endpoint, self.files.command_keys_dir, ops.command_authorized_clients)
         self.heartbeat = HeartbeatPublisher(csv_path=self.files.heartbeat_csv, clock=self.clock,
-                                            endpoint=ops.heartbeat_endpoint)  # fmt: skip
+                                            endpoint=ops.heartbeat_endpoint, curve=curve)  # fmt: skip
         self._closables.append(self.heartbeat)
         handler = CommandHandler(self)
 

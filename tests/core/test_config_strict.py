@@ -276,7 +276,7 @@ def test_seeds_dates_and_scheduler_are_checked(tmp_path: Path, text: str, key: s
         ("portfolio.initial_capital='15'", "portfolio.initial_capital"),
         ("portfolio.initial_capital=", "portfolio.initial_capital"),
         ("risk_monitor.check_interval_s=.nan", "risk_monitor.check_interval_s"),
-        ("operational_risk.command_endpoint=tcp://127.0.0.1:5556", "operational_risk.command_endpoint"),
+        ("operational_risk.command_endpoint=ipc://state/run/heartbeat.sock", "operational_risk.command_endpoint"),
         ("operational_risk.command_authorized_clients=[operator]", "operational_risk.command_authorized_clients"),
     ],
 )
@@ -312,7 +312,8 @@ BAD_FILES: dict[str, tuple[bytes, str]] = {
     "duplicate": (b"system:\n  log_level: INFO\n  log_level: DEBUG\n", "system.log_level"),
     "empty": (b"", "empty"),
     "not_utf8": (b"system:\n  log_dir: caf\xe9\n", "UTF-8"),
-    "endpoints": (b"operational_risk:\n  command_endpoint: tcp://127.0.0.1:5556", "operational_risk.command_endpoint"),
+    "endpoints": (b"operational_risk:\n  command_endpoint: ipc://state/run/heartbeat.sock",
+                  "operational_risk.command_endpoint"),
 }
 
 

@@ -179,7 +179,7 @@ def test_forged_client_in_another_process_cannot_connect(running: RunningServer,
     assert result.stdout.strip() == "NO_REPLY"
     assert running.seen == []
     assert running.server.auth_denied_count >= 1
-    assert any(r.name == "core.ipc_commands" and r.levelno == logging.WARNING for r in caplog.records)
+    assert any(r.name == "core.ipc_curve" and r.levelno == logging.WARNING for r in caplog.records)
 
 
 def test_client_with_an_unauthorized_keypair_gets_no_reply(running: RunningServer, tmp_path: Path,

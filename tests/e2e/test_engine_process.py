@@ -21,7 +21,9 @@ from portfolio.snapshot import read_snapshot
 
 def test_engine_heartbeats_risk_log_and_sigterm(engine_dir: EngineDir) -> None:
     proc = engine_dir.start()
-    with HeartbeatSubscriber(engine_dir.hb_endpoint, WallClock()) as sub:
+    keys = engine_dir.root / "state" / "keys"
+    ensure_keys(keys, ("risk_monitor", "operator"))  # the engine reuses them: its heartbeat on TCP is CURVE
+    with HeartbeatSubscriber(engine_dir.hb_endpoint, WallClock(), curve_client=(keys, "operator")) as sub:
         beats = []
         wait_for(lambda: beats.append(sub.poll(0.2)) or any(beats), 30, "a ZMQ heartbeat", proc)
     hb_csv = engine_dir.root / "logs" / "heartbeat.csv"

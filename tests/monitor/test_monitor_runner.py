@@ -11,8 +11,9 @@ from pathlib import Path
 from monitor_harness import in_process_config
 
 from core.clock import NS_PER_SECOND, WallClock
+from core.config_models import AppConfig
 from core.events import OrderEvent, OrderStatus, OrderType, Side, TradingState
-from core.ipc_heartbeat import Heartbeat, HeartbeatPublisher, write_heartbeat_csv
+from core.ipc_heartbeat import Heartbeat, HeartbeatCurve, HeartbeatPublisher, curve_for, write_heartbeat_csv
 from execution.order_log import OrderLogEvent, OrderLogRow, OrderSubmissionLog
 from ibsim import IbSim
 from live.monitor_watch import read_beat
@@ -78,6 +79,12 @@ def write_history(root: Path) -> None:
     )
 
 
+def engine_curve(config: AppConfig) -> HeartbeatCurve | None:
+    """What the engine's publisher uses: CURVE on TCP, with the engine's keys (the monitor only trusts those)."""
+    ops = config.operational_risk
+    return curve_for(ops.heartbeat_endpoint, Path(ops.command_keys_dir), ops.command_authorized_clients)
+
+
 def test_a_restarted_monitor_over_old_history_stays_quiet_and_beats_for_the_engine(tmp_path: Path, sim: IbSim) -> None:
     config = in_process_config(tmp_path, sim.port)
     write_history(tmp_path)
@@ -90,6 +97,7 @@ def test_a_restarted_monitor_over_old_history_stays_quiet_and_beats_for_the_engi
         csv_path=Path(config.operational_risk.heartbeat_flag_path),
         clock=clock,
         endpoint=config.operational_risk.heartbeat_endpoint,
+        curve=engine_curve(config),
     ) as engine:
         thread.start()
         deadline = time.monotonic() + 2.0  # grace 0.3 s + many checks and confirmation windows
@@ -119,6 +127,7 @@ def test_a_fresh_monitor_kills_an_engine_it_saw_go_silent(tmp_path: Path, sim: I
         csv_path=Path(config.operational_risk.heartbeat_flag_path),
         clock=clock,
         endpoint=config.operational_risk.heartbeat_endpoint,
+        curve=engine_curve(config),
     ) as engine:
         thread.start()
         try:
