@@ -86,7 +86,8 @@ except ConfigError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
-                 c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data]))
+                 c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data,
+                 repr(c.portfolio.initial_capital)]))
 ' "$config")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
@@ -95,7 +96,8 @@ print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection
     echo "run_system.sh: could not read the config with $PY (exit $rc); is .venv complete?" >&2
     exit 1
   fi
-  IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data <<<"$out"
+  IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data \
+    sim_cash <<<"$out"
   pid_dir="$state_dir/pids"
 }
 
@@ -308,8 +310,10 @@ do_start() {
       speed="$sim_demo_speed"
       echo "demo run: ibsim replays at ${speed}x (ibsim.demo_speed), so the daily strategies decide every few seconds"
     fi
+    # the sim account starts with the engine's portfolio.initial_capital, so the monitor's loss percentages (of the
+    # account's NetLiquidation) and the engine's (of its equity) measure the same money
     launch ibsim "$log_dir/ibsim.log" "$PY" -m ibsim --host 127.0.0.1 --port "$ib_port" --speed "$speed" \
-      --seed "$sim_seed" --data "$sim_data"
+      --seed "$sim_seed" --data "$sim_data" --cash-usd "$sim_cash"
     wait_for_ibsim "$ib_port"
     roles=(ibsim main risk_monitor)
   else

@@ -16,7 +16,11 @@ cycle and a rerun with the same ``--seed`` injects at the same phases):
 - ``order_rate``: ``max_orders_per_window + 1`` submit rows appended at once (the last one crosses the limit);
 - ``duplicate_orders``: ``duplicate_order_alarm_count`` identical submit rows;
 - ``drawdown_engine``: a risk-log row with the drawdown at the kill threshold;
-- ``drawdown_broker``: a -40 % ibsim price shock while the account holds a large position (undone afterwards).
+- ``drawdown_broker``: a -40 % ibsim price shock while the account holds a large position (undone afterwards);
+- ``broker_order_flood``: another API client (client id 7, not the engine's) places resting limit orders straight
+  to ibsim at 25 Hz, writing no order-log row; the fault time is the moment it sent the order that took the
+  account past ``max_broker_open_orders`` / ``max_broker_submissions_per_window`` (whichever is lower), so detect
+  and kill are measured from the crossing, not from the first order of the flood.
 
 No engine answers the command channel and the monitors run with ``fallback_action: cancel_only`` (the kill itself
 is not what is measured here; the account keeps its position for the next run). Reported per kind over ``--runs``
@@ -76,18 +80,23 @@ KINDS = (
     "duplicate_orders",
     "drawdown_engine",
     "drawdown_broker",
+    "broker_order_flood",
 )
 SHOCK_PCT = -40.0
+ROGUE_CLIENT_ID = 7
+FLOOD_RATE_HZ = 25.0
+FLOOD_EXTRA_ORDERS = 200  # the flood stops this many orders past the crossing at the latest (else at the kill flag)
 ENGINE_SCRIPT = """
 import signal, sys, threading
 from pathlib import Path
 from core.clock import WallClock
 from core.events import TradingState
-from core.ipc_heartbeat import HeartbeatPublisher
+from core.ipc_heartbeat import HeartbeatPublisher, curve_for
 stop, crash = threading.Event(), threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
 signal.signal(signal.SIGUSR1, lambda *_: (crash.set(), stop.set()))
-with HeartbeatPublisher(csv_path=Path(sys.argv[1]), clock=WallClock(), endpoint=sys.argv[2]) as pub:
+curve = curve_for(sys.argv[2], Path(sys.argv[4]), ("risk_monitor", "operator"))  # on TCP the engine's beat is CURVE
+with HeartbeatPublisher(csv_path=Path(sys.argv[1]), clock=WallClock(), endpoint=sys.argv[2], curve=curve) as pub:
     while not stop.is_set():
         pub.beat(trading_state=TradingState.ACTIVE, equity=100000.0, drawdown_pct=0.0)
         stop.wait(float(sys.argv[3]))
@@ -143,6 +152,80 @@ def wait_until(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
         time.sleep(0.001)
 
 
+def connect(port: int, client_id: int) -> IbConnection:
+    ready = threading.Event()
+    connection = IbConnection(
+        IbConnectionConfig(port=port, connect_timeout_s=5.0),
+        client_id,
+        lambda m: ready.set() if isinstance(m, IbConnected) else None,
+        WallClock(),
+    )
+    connection.start()
+    if not ready.wait(15):
+        connection.stop()
+        raise RuntimeError(f"the bench's client {client_id} could not connect to ibsim")
+    return connection
+
+
+class RogueFlood:
+    """Someone else on the account: resting limit buys at ``FLOOD_RATE_HZ`` from its own client id, no order log.
+
+    ``start`` returns at once; ``crossing_ns`` waits for the moment the ``crossing``-th order was about to be sent.
+    The flood stops at ``stop_when()`` (the kill flag) or ``FLOOD_EXTRA_ORDERS`` past the crossing.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.connection = connect(port, ROGUE_CLIENT_ID)
+        self._thread: threading.Thread | None = None
+        self._halt = threading.Event()
+        self._crossed = threading.Event()
+        self._crossing_ns = 0
+
+    def start(self, crossing: int, stop_when: Callable[[], bool]) -> None:
+        self._halt.clear()
+        self._crossed.clear()
+        self._thread = threading.Thread(target=self._run, args=(crossing, stop_when), name="rogue-flood", daemon=True)
+        self._thread.start()
+
+    def crossing_ns(self, timeout_s: float) -> int:
+        if not self._crossed.wait(timeout_s):
+            raise TimeoutError(f"the flood did not reach its crossing order within {timeout_s} s")
+        return self._crossing_ns
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self, crossing: int, stop_when: Callable[[], bool]) -> None:
+        interval_ns, next_ns = int(NS_PER_SECOND / FLOOD_RATE_HZ), time.time_ns()
+        for n in range(1, crossing + FLOOD_EXTRA_ORDERS + 1):
+            if self._halt.is_set() or stop_when():
+                return
+            while (wait_ns := next_ns - time.time_ns()) > 0:
+                time.sleep(min(0.002, wait_ns / NS_PER_SECOND))
+            next_ns += interval_ns
+            order = OrderEvent(
+                ts_event_ns=0,
+                ts_init_ns=0,
+                client_order_id=f"rogue-{n}",
+                strategy_id="rogue",
+                symbol="SPY",
+                side=Side.BUY,
+                quantity=n,
+                order_type=OrderType.LMT,
+                limit_price=1.0,
+                reference_price=1.0,
+            )
+            order_id = self.connection.next_order_id()
+            contract, ib_order = to_ib_contract("SPY"), to_ib_order(order, order_id)
+            sent_ns = time.time_ns()
+            self.connection.send(lambda c, i=order_id, k=contract, o=ib_order: c.placeOrder(i, k, o), "placeOrder")
+            if n == crossing:
+                self._crossing_ns = sent_ns
+                self._crossed.set()
+
+
 class Bench:
     """ibsim, a trading client (the engine's orders and positions), the engine's beats, one monitor per run."""
 
@@ -150,22 +233,19 @@ class Bench:
         self.base, self.timing, self.workdir = base, timing, workdir
         self.sim = IbSim(SimConfig(speed=60.0, tick_interval_s=0.01, cash_usd=100_000.0))
         self.sim.start()
-        ready = threading.Event()
-        self.trader = IbConnection(
-            IbConnectionConfig(port=self.sim.port, connect_timeout_s=5.0),
-            1,
-            lambda m: ready.set() if isinstance(m, IbConnected) else None,
-            WallClock(),
-        )
-        self.trader.start()
-        if not ready.wait(15):
-            raise RuntimeError("the bench's trading client could not connect to ibsim")
+        self.trader = connect(self.sim.port, 1)
+        self.flood: RogueFlood | None = None
+        self.probe: Probe | None = None
         self.hb_endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.hb_csv = workdir / "heartbeat.csv"
+        self.keys_dir = workdir / "keys"  # one set for the whole bench: the engine process outlives a run
         self.engine: subprocess.Popen | None = None
 
     def close(self) -> None:
         self.stop_engine()
+        if self.flood is not None:
+            self.flood.stop()
+            self.flood.connection.stop()
         self.trader.stop()
         self.sim.stop()
 
@@ -180,6 +260,7 @@ class Bench:
                     str(self.hb_csv),
                     self.hb_endpoint,
                     str(self.timing.heartbeat_interval_s),
+                    str(self.keys_dir),
                 ],
                 cwd=ROOT,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -230,7 +311,7 @@ class Bench:
             heartbeat_endpoint=self.hb_endpoint,
             order_rate_counter_path=str(root / "logs" / "order_submissions.csv"),
             command_endpoint=f"tcp://127.0.0.1:{free_port()}",
-            command_keys_dir=str(root / "state" / "keys"),
+            command_keys_dir=str(self.keys_dir),
             monitor_heartbeat_path=str(root / "logs" / "risk_monitor_heartbeat.json"),
         )
         raw["risk_monitor"].update(
@@ -246,7 +327,7 @@ class Bench:
         root = self.workdir / f"{kind}-{index:03d}"
         config = self.config(root)
         self.prepare(kind, root, config)
-        probe = Probe()
+        self.probe = probe = Probe()
         monitor = build_monitor(config, on_event=probe)
         stop = threading.Event()
         thread = threading.Thread(target=monitor.run, args=(stop,), name=f"monitor-{kind}-{index}", daemon=True)
@@ -273,6 +354,8 @@ class Bench:
         if kind == "kill_now":
             self.trade("QQQ", Side.BUY, 1, limit=1.0)  # rests until cancelled
             wait_until(lambda: self.book()[0] >= 1, 10, "a working order at ibsim")
+        if kind == "broker_order_flood" and self.flood is None:
+            self.flood = RogueFlood(self.sim.port)
         if kind == "drawdown_broker" and not self.book()[1]:
             with self.sim.lock:
                 price = self.sim.market.quote("SPY").ask
@@ -284,6 +367,8 @@ class Bench:
             snapshot = monitor.broker.snapshot()
             if not (snapshot.ready and snapshot.net_liquidation is not None and monitor.account_view is not None):
                 return False
+            if kind == "broker_order_flood" and snapshot.open_orders_generation < 1:
+                return False  # the first open-order list is the baseline: the flood must come after it
             alive = monitor.report is not None and monitor.report.status == "ALIVE"
             return alive or kind not in ENGINE_KINDS
 
@@ -361,6 +446,11 @@ class Bench:
             fault_ns = time.time_ns()
             self.sim.price_shock(SHOCK_PCT)
             return fault_ns
+        if kind == "broker_order_flood" and self.flood is not None and self.probe is not None:
+            probe = self.probe
+            crossing = min(rm.max_broker_open_orders, rm.max_broker_submissions_per_window) + 1
+            self.flood.start(crossing, lambda: probe.get("kill_flag_written") is not None)
+            return self.flood.crossing_ns(crossing / FLOOD_RATE_HZ + 30)
         raise ValueError(f"unknown kind {kind!r}")
 
     def time_cancel(self, flag_ns: int) -> float:
@@ -372,6 +462,10 @@ class Bench:
             os.kill(self.engine.pid, signal.SIGCONT)
         if kind == "drawdown_broker":
             self.sim.price_shock(100.0 / (100.0 + SHOCK_PCT) * 100.0 - 100.0)  # back to the unshocked prices
+        if kind == "broker_order_flood" and self.flood is not None:
+            self.flood.stop()
+            self.trader.send(lambda c: c.reqGlobalCancel(), "reqGlobalCancel")  # what the monitor had no time for
+            wait_until(lambda: self.book()[0] == 0, 10, "the flood's orders cancelled")
 
 
 def summarize(name: str, values: list[float]) -> str:

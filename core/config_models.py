@@ -130,6 +130,13 @@ class RiskMonitorConfig(Section):
     check_interval_s: Float = Field(default=0.5, gt=0)
     command_timeout_s: Float = Field(default=3.0, gt=0)
     fallback_action: Literal["flatten", "cancel_only"] = "flatten"
+    max_broker_open_orders: Int = Field(
+        default=100, ge=1, description="working orders of every client at the broker before a kill"
+    )
+    max_broker_submissions_per_window: Int = Field(
+        default=100, ge=1, description="new orders of every client seen at the broker within the window"
+    )
+    broker_submission_window_s: Float = Field(default=10.0, gt=0)
 
 
 class SizingConfig(Section):
@@ -193,8 +200,10 @@ class OperationalRiskConfig(Section):
     max_orders_per_window: Int = Field(default=50, ge=1)
     order_rate_window_s: Float = Field(default=60.0, gt=0)
     duplicate_order_alarm_count: Int = Field(default=3, ge=2)
-    heartbeat_endpoint: str = "tcp://127.0.0.1:5556"
-    command_endpoint: str = "tcp://127.0.0.1:5557"
+    # local-only by default: Unix sockets in a 0700 folder (no other user can connect, read or publish); tcp://
+    # for a monitor on another host, and then the heartbeat is CURVE like the command channel (core.ipc_endpoints)
+    heartbeat_endpoint: str = "ipc://state/run/heartbeat.sock"
+    command_endpoint: str = "ipc://state/run/command.sock"
     command_keys_dir: str = "state/keys"
     command_authorized_clients: tuple[str, ...] = ("risk_monitor", "operator")
     command_max_age_s: Float = Field(default=5.0, gt=0)

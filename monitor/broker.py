@@ -10,7 +10,9 @@ It reads three things, each independent of the engine's books:
   and ``request_snapshot`` asks for the full list again when the kill flow needs a proof of flatness.
 - **open orders of every client**: ``reqAllOpenOrders`` snapshots (changes of other clients' orders are not
   pushed to us), collected between the request and ``openOrderEnd``; when requests overlap, only the answer to
-  the newest counts (an older answer's end must not close the newer list half-read).
+  the newest counts (an older answer's end must not close the newer list half-read). Each complete list gives the
+  number of working orders and the set of ``(client id, order id)`` keys it held (``order_key``), from which
+  ``broker_orders.py`` counts the new orders of every client: the engine's, another program's, a person's.
 
 Actions (used by the kill flow): ``global_cancel`` (``reqGlobalCancel``: every working order of the account,
 whoever placed it) and ``place_market`` (a market order closing one position; built by the pure
@@ -53,13 +55,23 @@ ACCOUNT_SUMMARY_REQ_ID_BASE = 7_000_000
 SNAPSHOT_RETRY_S = 2.0  # a snapshot request unanswered this long may be sent again
 MONITOR_ORDER_PREFIX = "risk_monitor"
 
+OrderKey = tuple[int, int]  # (client id, order id) as the broker reports it
+
+
+def order_key(client_id: int, order_id: int, perm_id: int) -> OrderKey:
+    """The key of one order of the account. An order placed by hand at TWS has order id 0 until an API client
+    binds it, so two of them would share ``(0, 0)``: those are told apart by their permId (negated, so it can never
+    equal an API order id)."""
+    return (client_id, order_id) if order_id > 0 else (client_id, -perm_id)
+
 
 @dataclass(frozen=True, slots=True)
 class BrokerSnapshot:
     """A consistent copy of what the broker told us (positions non-zero only, shares; NetLiquidation in USD).
 
     ``*_generation`` counts completed answers; wait for one at or above the value ``request_snapshot`` returned
-    to know the answer reflects the state after your request.
+    to know the answer reflects the state after your request. ``order_keys`` are the orders of the newest complete
+    open-order list (any status), read on connection number ``order_keys_connection`` (1 = the first connect).
     """
 
     ready: bool
@@ -71,6 +83,8 @@ class BrokerSnapshot:
     open_orders: int
     open_orders_generation: int
     open_orders_ts_ns: int | None
+    order_keys: frozenset[OrderKey] = frozenset()
+    order_keys_connection: int = 0
 
     @property
     def flat(self) -> bool:
@@ -93,7 +107,10 @@ class _State:
     open_orders_requested_ns: int = 0
     open_orders_ts_ns: int | None = None
     open_orders_pending: int = 0  # requests sent whose openOrderEnd has not arrived
-    collecting: dict[Any, str] | None = None
+    collecting: dict[Any, tuple[OrderKey, str]] | None = None
+    order_keys: frozenset[OrderKey] = frozenset()
+    order_keys_connection: int = 0
+    connections: int = 0
     subscribe_needed: bool = False
 
 
@@ -160,6 +177,8 @@ class BrokerLink:
                 open_orders=s.open_orders,
                 open_orders_generation=s.open_orders_done,
                 open_orders_ts_ns=s.open_orders_ts_ns,
+                order_keys=s.order_keys,
+                order_keys_connection=s.order_keys_connection,
             )
 
     # ------------------------------------------------------------------ requests and actions (any thread)
@@ -262,6 +281,7 @@ class BrokerLink:
             s = self._state
             if isinstance(message, IbConnected):
                 s.ready, s.subscribe_needed = True, True
+                s.connections += 1
                 s.account = self._cfg.account or (message.accounts[0] if message.accounts else "")
                 s.collecting, s.open_orders_pending = None, 0
                 self._summary_active = None
@@ -281,13 +301,24 @@ class BrokerLink:
             elif isinstance(message, IbOpenOrder):
                 if s.collecting is not None:
                     order = message.order
-                    key = getattr(order, "permId", 0) or (getattr(order, "clientId", 0), message.order_id)
-                    s.collecting[key] = str(getattr(message.order_state, "status", ""))
+                    client_id, perm_id = int(getattr(order, "clientId", 0)), int(getattr(order, "permId", 0))
+                    key = perm_id or (client_id, message.order_id)
+                    status = str(getattr(message.order_state, "status", ""))
+                    s.collecting[key] = (order_key(client_id, message.order_id, perm_id), status)
             elif isinstance(message, IbOpenOrderEnd) and s.collecting is not None:
-                s.open_orders_pending = max(0, s.open_orders_pending - 1)
-                if s.open_orders_pending > 0:  # the end of an older answer: the newest full list is still coming
-                    s.collecting = {}
-                    return
-                s.open_orders = sum(1 for status in s.collecting.values() if status not in TERMINAL_ORDER_STATUSES)
-                s.open_orders_done, s.open_orders_ts_ns = s.open_orders_requested, message.ts_init_ns
-                s.collecting = None
+                _close_open_order_list(s, message.ts_init_ns)
+
+
+def _close_open_order_list(s: _State, ts_ns: int) -> None:
+    """An ``openOrderEnd``: publish the list if it answers the newest request (caller holds the lock)."""
+    if s.collecting is None:
+        return
+    s.open_orders_pending = max(0, s.open_orders_pending - 1)
+    if s.open_orders_pending > 0:  # the end of an older answer: the newest full list is still coming
+        s.collecting = {}
+        return
+    listed = s.collecting.values()
+    s.open_orders = sum(1 for _key, status in listed if status not in TERMINAL_ORDER_STATUSES)
+    s.order_keys, s.order_keys_connection = frozenset(key for key, _status in listed), s.connections
+    s.open_orders_done, s.open_orders_ts_ns = s.open_orders_requested, ts_ns
+    s.collecting = None

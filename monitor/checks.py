@@ -18,6 +18,8 @@ daily_loss_broker      NetLiquidation below the day's first value by >= X %     
 daily_loss_engine      the risk log's equity below the day's first row by >= X %     risk_monitor.max_daily_loss_pct
 daily_fills            more executions today than allowed                            risk_monitor.max_daily_fills
 daily_fill_notional    more USD executed today than allowed                          max_daily_fill_notional_usd
+broker_order_flood     working orders at the broker (every client) > N, or new       risk_monitor.max_broker_*,
+                       orders of every client seen there within the window > M       broker_submission_window_s
 =====================  ==========================================================  ===========================
 
 Alarms: ``ipc_broken`` (CSV beats fresh, ZeroMQ silent), ``engine_not_seen``, ``risk_log_stale`` /
@@ -26,7 +28,9 @@ Alarms: ``ipc_broken`` (CSV beats fresh, ZeroMQ silent), ``engine_not_seen``, ``
 fix while the remaining checks still protect the account.
 
 Engine-side numbers count only from a fresh risk log row (a stale row describes an engine that may be gone and is
-its own alarm); broker-side numbers count only from a fresh NetLiquidation.
+its own alarm); broker-side numbers count only from a fresh NetLiquidation, the order counts only from a fresh
+open-order list (``broker_orders.py``). ``order_rate`` and ``broker_order_flood`` overlap on purpose: the first sees
+the engine's intent as soon as it is logged, the second whatever reached the account, whoever sent it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from monitor.account_marks import AccountView, loss_pct
+from monitor.broker_orders import BrokerOrdersStatus
 from monitor.liveness import EngineStatus, LivenessReport
 from monitor.order_tail import OrderLogStatus
 from monitor.risk_log_reader import RiskLogStatus
@@ -54,6 +59,7 @@ class Kind(StrEnum):
     DAILY_LOSS_ENGINE = "daily_loss_engine"
     DAILY_FILLS = "daily_fills"
     DAILY_FILL_NOTIONAL = "daily_fill_notional"
+    BROKER_ORDER_FLOOD = "broker_order_flood"
     # alarms
     IPC_BROKEN = "ipc_broken"
     ENGINE_NOT_SEEN = "engine_not_seen"
@@ -90,6 +96,15 @@ class Limits:
     max_orders_per_window: int
     order_rate_window_s: float
     duplicate_order_alarm_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrderLimits:
+    """The broker-side order limits (``risk_monitor.max_broker_*``): counts, and the window in seconds."""
+
+    max_open_orders: int
+    max_submissions_per_window: int
+    submission_window_s: float
 
 
 def breach(kind: Kind, detail: str) -> Finding:
@@ -225,3 +240,26 @@ def broker_findings(
             )
         )
     return found
+
+
+def broker_order_findings(
+    status: BrokerOrdersStatus, now_ns: int, stale_after_s: float, limits: BrokerOrderLimits
+) -> list[Finding]:
+    """Working and new orders of every client at the broker; one finding naming every limit passed."""
+    age_s = status.age_s(now_ns)
+    if age_s is None:
+        return []
+    if age_s > stale_after_s:
+        return [alarm(Kind.BROKER_DATA_STALE, f"open-order list {age_s:.1f} s old (allowed {stale_after_s:g} s)")]
+    passed: list[str] = []
+    if status.open_orders > limits.max_open_orders:
+        passed.append(
+            f"{status.open_orders} working orders at the broker, every client (allowed {limits.max_open_orders})"
+        )
+    if status.submissions_in_window > limits.max_submissions_per_window:
+        passed.append(
+            f"{status.submissions_in_window} new orders at the broker in {limits.submission_window_s:g} s (allowed "
+            f"{limits.max_submissions_per_window}; {status.busiest_client_submissions} of them from client "
+            f"{status.busiest_client_id})"
+        )
+    return [breach(Kind.BROKER_ORDER_FLOOD, "; ".join(passed))] if passed else []

@@ -5,9 +5,10 @@ ZeroMQ heartbeat socket (so a beat is taken as soon as it arrives), then:
 
 - every turn: ``flags/KILL_NOW.flag`` (``fast_tick``: one ``stat``; an operator's kill starts within tens of
   milliseconds, no confirmation), the broker connection's requests, and every watcher (``evaluate``): liveness
-  (``liveness.py``), the order log (``order_tail.py``), the risk log (``risk_log_reader.py``) and the account
-  (``broker.py`` + ``account_marks.py``), judged by ``checks.py``. The reads are small, and a breach is seen
-  within a turn of appearing (the account within one NetLiquidation refresh);
+  (``liveness.py``), the order log (``order_tail.py``), the risk log (``risk_log_reader.py``), the account
+  (``broker.py`` + ``account_marks.py``) and every client's orders at the broker (``broker_orders.py``), judged by
+  ``checks.py``. The reads are small, and a breach is seen within a turn of appearing (the account and the
+  broker's orders within one refresh: every ``check_interval_s``);
 - every ``risk_monitor.check_interval_s``, and at once when a breach is new (``check``): one step of the
   ``ConfirmationCounter``; a breach confirmed ``confirm_checks`` checks in a row triggers the ``KillFlow``
   (``kill.py``), which runs on its own thread. So a breach kills ``(confirm_checks - 1) x check_interval_s`` after
@@ -31,20 +32,24 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import NS_PER_SECOND, WallClock
-from core.config_models import AppConfig
+from core.config_models import AppConfig, OperationalRiskConfig
 from core.errors import ConfigError, StateCorruptError
 from core.ipc_commands import CommandClient
+from core.ipc_endpoints import is_tcp
 from core.ipc_heartbeat import HeartbeatSubscriber, read_heartbeat_csv
 from core.ipc_keys import ensure_keys
 from monitor.account_marks import MARKS_FILE_NAME, AccountMarks, AccountView
-from monitor.broker import BrokerLink
+from monitor.broker import BrokerLink, BrokerSnapshot
+from monitor.broker_orders import BrokerOrderCounter
 from monitor.checks import (
+    BrokerOrderLimits,
     Finding,
     Kind,
     Limits,
     alarm,
     breach,
     broker_findings,
+    broker_order_findings,
     liveness_findings,
     order_log_findings,
     risk_log_findings,
@@ -60,6 +65,16 @@ from monitor.risk_log_reader import RiskLogReader
 log = logging.getLogger(__name__)
 
 CLIENT_NAME = "risk_monitor"
+
+
+def _heartbeat_curve_client(ops: OperationalRiskConfig) -> tuple[Path, str] | None:
+    """On TCP the engine's heartbeat is CURVE: subscribe as ``risk_monitor``, pinned to the engine's key, so a
+    process squatting the port cannot fake beats. Keys are created if this runs first (the engine reuses them).
+    On ``ipc://`` (a Unix socket in a 0700 folder) nobody else can publish there: no keys needed."""
+    if not is_tcp(ops.heartbeat_endpoint):
+        return None
+    ensure_keys(Path(ops.command_keys_dir), ops.command_authorized_clients)
+    return Path(ops.command_keys_dir), CLIENT_NAME
 RISK_LOG_NAME = "risk_log.csv"
 FAST_TICK_S = 0.02
 STATUS_LOG_EVERY_S = 60.0
@@ -91,6 +106,11 @@ class MonitorRunner:
             order_rate_window_s=ops.order_rate_window_s,
             duplicate_order_alarm_count=ops.duplicate_order_alarm_count,
         )
+        self.broker_order_limits = BrokerOrderLimits(
+            max_open_orders=rm.max_broker_open_orders,
+            max_submissions_per_window=rm.max_broker_submissions_per_window,
+            submission_window_s=rm.broker_submission_window_s,
+        )
         self.kill_now_path = Path(system.kill_now_flag_path)
         self.heartbeat_csv_path = Path(ops.heartbeat_flag_path)
         self.monitor_heartbeat_path = Path(ops.monitor_heartbeat_path)
@@ -98,7 +118,8 @@ class MonitorRunner:
         self.liveness = LivenessTracker(
             dead_after_s=ops.missed_heartbeats * ops.heartbeat_interval_s, started_ns=self.started_ns
         )
-        self.subscriber = HeartbeatSubscriber(ops.heartbeat_endpoint, clock)
+        self.subscriber = HeartbeatSubscriber(ops.heartbeat_endpoint, clock,
+                                              curve_client=_heartbeat_curve_client(ops))  # fmt: skip
         self.orders = OrderLogWatcher(
             ops.order_rate_counter_path, started_ns=self.started_ns, window_s=ops.order_rate_window_s
         )
@@ -111,6 +132,7 @@ class MonitorRunner:
         self.broker = BrokerLink(
             config.ib_connection, rm.risk_monitor_client_id, clock, port=port, refresh_s=rm.check_interval_s
         )
+        self.broker_orders = BrokerOrderCounter(rm.broker_submission_window_s)
         self.counter = ConfirmationCounter(rm.confirm_checks)
         settings = KillSettings(
             kill_flag_path=Path(system.kill_flag_path),
@@ -254,6 +276,7 @@ class MonitorRunner:
             findings += broker_findings(
                 snapshot.ready, self.account_view, nlv_age_s, self.broker_stale_after_s, self.limits
             )
+            findings += self._broker_order_findings(snapshot, now_ns)
         if flag_present(self.kill_now_path):
             findings.append(breach(Kind.KILL_NOW, f"{self.kill_now_path} present"))
         if self._keys_problem is not None:
@@ -261,6 +284,14 @@ class MonitorRunner:
         self.findings = findings
         self.findings_log.update(findings, now_ns)
         self._new_breach = any(f.breach and f.kind not in self.counter.counts for f in findings)
+
+    def _broker_order_findings(self, snapshot: BrokerSnapshot, now_ns: int) -> list[Finding]:
+        """Every client's orders at the broker; judged only while connected (a lost connection is its own alarm)."""
+        self.broker_orders.observe(snapshot)
+        if not snapshot.ready:
+            return []
+        status = self.broker_orders.status(now_ns)
+        return broker_order_findings(status, now_ns, self.broker_stale_after_s, self.broker_order_limits)
 
     def check(self, now_ns: int) -> None:
         """One confirmation step over the latest findings; a confirmed breach starts the kill."""
@@ -337,6 +368,7 @@ class MonitorRunner:
                 "positions": dict(snapshot.positions),
                 "open_orders": snapshot.open_orders,
                 "open_orders_ts_ns": snapshot.open_orders_ts_ns,
+                "submissions_in_window": self.broker_orders.status(now_ns).submissions_in_window,
             },
         }
 
