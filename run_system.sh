@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Operate the live system: ibsim (when ib_connection.mode is sim), the engine (main.py) and the risk monitor.
 #
-#   ./run_system.sh [start] [--config FILE] [--duration SECONDS] [--timeout SECONDS]
-#   ./run_system.sh status  [--config FILE]
-#   ./run_system.sh stop    [--config FILE] [--timeout SECONDS]
+#   ./run_system.sh [start] [--config FILE] [--port PORT] [--duration SECONDS] [--timeout SECONDS]
+#   ./run_system.sh status  [--config FILE] [--port PORT]
+#   ./run_system.sh stop    [--config FILE] [--port PORT] [--timeout SECONDS]
 #
 # start     bootstraps .venv if missing, validates the config (exit 2 with every problem), starts ibsim on
 #           127.0.0.1:<ib_connection.port> (sim mode: a fresh account, so the previous sim run's journal, snapshot
@@ -17,6 +17,8 @@
 # stop      SIGTERM to the monitor, the engine, then ibsim (each to its process group); each gets --timeout
 #           seconds (default 10) to exit, then SIGKILL (said so). Pid files are removed. Exit 0.
 #
+# --port PORT overrides ib_connection.port (1-65535) for every process: ibsim, main.py and risk_monitor.py.
+# A port already taken is refused naming the process that holds it (when this user can see it).
 # Relative paths in the config are relative to this folder (every process runs here).
 # Environment: ENGINE_CMD replaces ".venv/bin/python main.py" (split on spaces; tests use a stand-in engine),
 # IBSIM_START_TIMEOUT_S (default 60) bounds the wait for ibsim's port, START_GRACE_S (default 2) is how long a
@@ -24,12 +26,13 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo pipefail$/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
 }
 
 die_usage() {
   echo "run_system.sh: $*" >&2
-  echo "usage: ./run_system.sh [start|status|stop] [--config FILE] [--duration SECONDS] [--timeout SECONDS]" >&2
+  echo "usage: ./run_system.sh [start|status|stop] [--config FILE] [--port PORT] [--duration SECONDS]" \
+    "[--timeout SECONDS]" >&2
   exit 2
 }
 
@@ -40,12 +43,16 @@ case "${1:-}" in
 esac
 
 config="config.yaml"
+port_override=""
+port_given=""
 duration=""
 stop_timeout="10"
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --config) [ "$#" -ge 2 ] || die_usage "--config needs a file"; config="$2"; shift 2 ;;
     --config=*) config="${1#--config=}"; shift ;;
+    --port) [ "$#" -ge 2 ] || die_usage "--port needs a port number"; port_override="$2"; port_given=1; shift 2 ;;
+    --port=*) port_override="${1#--port=}"; port_given=1; shift ;;
     --duration) [ "$#" -ge 2 ] || die_usage "--duration needs seconds"; duration="$2"; shift 2 ;;
     --duration=*) duration="${1#--duration=}"; shift ;;
     --timeout) [ "$#" -ge 2 ] || die_usage "--timeout needs seconds"; stop_timeout="$2"; shift 2 ;;
@@ -60,6 +67,10 @@ if [ -n "$duration" ]; then
   is_positive_int "$duration" || die_usage "--duration must be a whole number of seconds > 0 (got '$duration')"
 fi
 is_positive_int "$stop_timeout" || die_usage "--timeout must be a whole number of seconds > 0 (got '$stop_timeout')"
+if [ -n "$port_given" ]; then
+  { [[ "$port_override" =~ ^[0-9]{1,5}$ ]] && [ "$port_override" -ge 1 ] && [ "$port_override" -le 65535 ]; } \
+    || die_usage "--port must be a whole number from 1 to 65535 (got '$port_override')"
+fi
 
 # The config path is the caller's: make it absolute before moving to the repository folder.
 if [ -e "$config" ]; then
@@ -81,14 +92,14 @@ import sys
 from core.config_loader import load_config
 from core.errors import ConfigError
 try:
-    c = load_config(sys.argv[1])
+    c = load_config(sys.argv[1], [f"ib_connection.port={sys.argv[2]}"] if sys.argv[2] else [])
 except ConfigError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
                  c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data,
                  repr(c.portfolio.initial_capital)]))
-' "$config")" || rc=$?
+' "$config" "$port_override")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
     exit 2
@@ -300,8 +311,10 @@ do_start() {
       *) echo "warning: ib_connection.host is $ib_host but ibsim binds 127.0.0.1 only" >&2 ;;
     esac
     if port_open "$ib_port"; then
-      echo "run_system.sh: 127.0.0.1:$ib_port already accepts connections (another ibsim or TWS?);" \
-        "free it or change ib_connection.port" >&2
+      local holder
+      holder="$("$PY" scripts/port_holder.py "$ib_port" 2>/dev/null || true)"
+      echo "run_system.sh: 127.0.0.1:$ib_port already accepts connections (held by ${holder:-a process this user" \
+        "cannot see: another ibsim or TWS?}); free it, or choose another with --port or ib_connection.port" >&2
       exit 1
     fi
     archive_sim_books
@@ -320,7 +333,7 @@ do_start() {
     echo "mode $ib_mode: using the TWS / IB Gateway at $ib_host:$ib_port (no ibsim)"
   fi
   launch main "$log_dir/main.log" "${engine_cmd[@]}" --config "$config" --port "$ib_port"
-  launch risk_monitor "$log_dir/risk_monitor.log" "$PY" risk_monitor.py --config "$config"
+  launch risk_monitor "$log_dir/risk_monitor.log" "$PY" risk_monitor.py --config "$config" --port "$ib_port"
   while [ "$waited" -lt $((${START_GRACE_S:-2} * 10)) ]; do
     if ! dead="$(check_still_running "${roles[@]}")"; then
       log_tail "$dead"

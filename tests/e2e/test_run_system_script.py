@@ -206,6 +206,32 @@ def test_bad_arguments_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "--duration" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["start", "status", "stop"])
+@pytest.mark.parametrize("port", ["0", "65536", "99999", "4002x", ""])
+def test_a_bad_port_exits_2_for_every_subcommand(tmp_path: Path, command: str, port: str) -> None:
+    work = make_workdir(tmp_path)
+    result = run_script(work, command, "--config", "test_config.yaml", "--port", port, timeout=30)
+    assert result.returncode == 2 and "--port" in result.stderr, result.stderr
+    assert not (work / "state" / "pids").exists()
+
+
+def test_a_busy_port_names_its_holder_and_port_overrides_the_config(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path)
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    try:
+        with cleaned_up(work):
+            result = run_script(work, "start", "--config", "test_config.yaml", "--port", str(port), timeout=60)
+            started = pid_files(work)
+    finally:
+        squatter.close()
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"127.0.0.1:{port} already accepts connections (held by pid {os.getpid()} (" in result.stderr
+    assert started == {}  # nothing was started on a port somebody else holds
+
+
 def test_duration_demo_runs_stops_and_prints_a_summary(tmp_path: Path) -> None:
     work = make_workdir(tmp_path)
     with cleaned_up(work) as seen:
