@@ -12,23 +12,27 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.config_loader import read_yaml_mapping
+from core.config_models import Float, Int
 from core.errors import ConfigError
 
 
 class Mandate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict like the config (``core.config_models``): finite numbers only, no bool or text taken for a number,
+    so a rule can never be switched off by ``.inf`` or ``true``."""
 
-    min_oos_sharpe: float
-    max_oos_drawdown_pct: float = Field(gt=0, le=100)
-    min_oos_trades: int = Field(ge=0)
-    max_pbo: float = Field(ge=0, le=1)
-    min_dsr: float = Field(ge=0, le=1)
-    min_walk_forward_efficiency: float
-    min_mc_p5_final_equity_pct: float = Field(gt=0)
-    max_worst_scenario_loss_pct: float = Field(gt=0, le=100)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    min_oos_sharpe: Float
+    max_oos_drawdown_pct: Float = Field(gt=0, le=100)
+    min_oos_trades: Int = Field(ge=0)
+    max_pbo: Float = Field(ge=0, le=1)
+    min_dsr: Float = Field(ge=0, le=1)
+    min_walk_forward_efficiency: Float
+    min_mc_p5_final_equity_pct: Float = Field(gt=0)
+    max_worst_scenario_loss_pct: Float = Field(gt=0, le=100)
 
 
 # rule name -> (metric key, direction, unit label); "min" passes when value >= threshold
@@ -58,19 +62,13 @@ class RuleVerdict:
 
 
 def load_mandate(path: str | Path) -> Mandate:
+    """The mandate at ``path``: UTF-8, non-empty, a mapping without repeated keys (``read_yaml_mapping``), every
+    rule present and valid; raises ConfigError listing every problem."""
     source = str(path)
+    raw, problems = read_yaml_mapping(path, "mandate")
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(source, [f"cannot read the mandate file: {exc.strerror}"]) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, [f"not valid YAML: {exc}"]) from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(source, [f"the mandate must be a mapping of rule: threshold (got {type(raw).__name__})"])
-    try:
-        return Mandate.model_validate(raw)
+        mandate = Mandate.model_validate(raw)
     except ValidationError as exc:
-        problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
@@ -80,6 +78,9 @@ def load_mandate(path: str | Path) -> Mandate:
             else:
                 problems.append(f"{key}: {err['msg']} (got {raw.get(key, '<missing>')!r})")
         raise ConfigError(source, problems) from exc
+    if problems:
+        raise ConfigError(source, problems)
+    return mandate
 
 
 def check_mandate(mandate: Mandate, metrics: Mapping[str, float | None]) -> list[RuleVerdict]:
