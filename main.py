@@ -36,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.CONFIG
     from utils.logger import setup_logging  # after validation: log_dir comes from the config
 
-    setup_logging(config.system.log_dir, "engine", config.system.log_level)
+    try:
+        setup_logging(config.system.log_dir, "engine", config.system.log_level)
+    except OSError as exc:  # a log dir that is a file, or not writable: the operator's setting, not a crash
+        why = exc if exc.strerror is None else exc.strerror
+        print(f"main.py: system.log_dir: cannot log to {config.system.log_dir!r}: {why}", file=sys.stderr)
+        return ExitCode.CONFIG
     import logging
 
     from live.engine import build_engine  # heavy imports only once the config is known to be good

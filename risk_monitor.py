@@ -66,7 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     from utils.logger import setup_logging, shutdown_logging  # after validation: log_dir comes from the config
 
     log_file = Path(config.system.log_dir) / "risk_monitor.log"
-    setup_logging(config.system.log_dir, "risk_monitor", config.system.log_level, console=not stderr_is_file(log_file))
+    try:
+        setup_logging(config.system.log_dir, "risk_monitor", config.system.log_level,
+                      console=not stderr_is_file(log_file))  # fmt: skip
+    except OSError as exc:  # a log dir that is a file, or not writable: the operator's setting, not a crash
+        why = exc if exc.strerror is None else exc.strerror
+        print(f"risk_monitor.py: system.log_dir: cannot log to {config.system.log_dir!r}: {why}", file=sys.stderr)
+        return EXIT_CONFIG
     logging.getLogger("ibapi").setLevel(logging.WARNING)  # ibapi logs every request and answer at INFO
     log = logging.getLogger("risk_monitor")
     if args.overrides:

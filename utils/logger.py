@@ -70,6 +70,8 @@ def setup_logging(
         raise ValueError(f"process_name must be a plain file stem such as 'engine' (got {process_name!r})")
     if max_bytes <= 0 or backups < 1:
         raise ValueError(f"max_bytes must be positive and backups at least 1 (got {max_bytes}, {backups})")
+    if Path(log_dir).exists() and not Path(log_dir).is_dir():
+        raise NotADirectoryError(f"{log_dir} is a file, not a folder")  # mkdir would say only "File exists"
     path = Path(log_dir) / f"{process_name}.log"
     key = (path.resolve(), level_name, console, max_bytes, backups)
     root = logging.getLogger()

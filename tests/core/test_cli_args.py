@@ -101,3 +101,13 @@ def test_good_arguments_still_parse(tmp_path: Path) -> None:
         proc = run(script, *args, "--config", str(bad_config), cwd=tmp_path)
         assert proc.returncode == 2 and "portfolio.initial_capital" in proc.stderr, (script, proc.stderr)
         assert "argument --" not in proc.stderr
+
+
+@pytest.mark.parametrize("script", ["main.py", "risk_monitor.py"])
+def test_a_log_dir_that_is_a_file_exits_2_naming_the_key(tmp_path: Path, script: str) -> None:
+    (tmp_path / "logs").write_text("not a folder")
+    proc = run(script, "--config", str(REPO / "config.yaml"), "--set", f"system.log_dir={tmp_path / 'logs'}",
+               cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert "system.log_dir" in proc.stderr and "is a file, not a folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and (tmp_path / "logs").read_text() == "not a folder"
