@@ -9,6 +9,10 @@ Security, in layers:
    libzmq would fall back to encryption without authentication) and that the claimed client name matches it.
 4. Replay: each command carries a nonce that must increase per client, and a timestamp that must be within
    ``max_age_s`` of the engine's clock. Refusals are logged with their reason and answered with a clear code.
+5. Resources: by default the endpoint is a Unix socket in a 0700 folder (``core.ipc_endpoints``: no other user can
+   connect at all). On TCP, a peer must finish its CURVE handshake within 2 s, messages are capped at
+   ``MAX_MESSAGE_BYTES`` and parsed with a depth limit, and ``PeerGuard`` unbinds for a pause above its peer cap,
+   so a connection flood cannot exhaust the engine's file descriptors.
 
 Wire format: UTF-8 JSON. Request ``{"verb", "nonce", "ts_ns", "client", "reason"}``; reply ``{"ok", "code",
 "message", "verb", "nonce", "data"}``. The server uses a ROUTER socket (a REP socket would wedge if one reply
@@ -40,7 +44,7 @@ import zmq
 
 from core.clock import NS_PER_SECOND, Clock
 from core.ipc_curve import CurveServer
-from core.ipc_endpoints import bind_private
+from core.ipc_endpoints import PeerGuard, bind_private, is_tcp
 from core.ipc_keys import (
     DEFAULT_CLIENTS,
     load_authorized_keys,
@@ -217,6 +221,7 @@ class CommandServer:
         self._context = zmq.Context()
         self._socket: zmq.Socket[bytes] | None = None
         self._curve: CurveServer | None = None
+        self._peers: PeerGuard | None = None
         try:  # the ZAP thread first: without a ZAP handler libzmq would accept any CURVE client
             self._curve = CurveServer(self._context, self._keys_dir, authorized_clients, clock, "command")
             self._socket = self._context.socket(zmq.ROUTER)
@@ -224,6 +229,7 @@ class CommandServer:
             self._socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
             self._curve.secure(self._socket)
             self.endpoint: str = bind_private(self._socket, endpoint, "operational_risk.command_endpoint")
+            self._peers = PeerGuard(self._socket, self.endpoint, clock) if is_tcp(self.endpoint) else None
         except BaseException:
             self.close()
             raise
@@ -250,6 +256,8 @@ class CommandServer:
         if not self._zap_dead_logged and (self._curve is None or not self._curve.is_alive()):
             self._zap_dead_logged = True  # once: the per-message identity check keeps refusing strangers
             log.error("event=zap_authenticator_dead action=refusing messages without an authorized identity")
+        if self._peers is not None:
+            self._peers.poll()
         if not self._socket.poll(max(0, int(timeout_s * 1000)), zmq.POLLIN):
             return 0
         handled = 0
@@ -264,6 +272,9 @@ class CommandServer:
 
     def close(self) -> None:
         """Stop the authenticator thread, close the socket and the context; idempotent."""
+        if self._peers is not None:
+            self._peers.close()
+            self._peers = None
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None

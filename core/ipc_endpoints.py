@@ -7,6 +7,10 @@ crash is replaced, as libzmq does. ``tcp://HOST:PORT`` stays available for a mon
 secures it with CURVE (``core.ipc_curve``); a port already taken is refused naming it.
 
 A refusal is an ``EndpointUnavailable`` (a ``ConfigError``): the entry points exit 2 with the message.
+
+On TCP anyone on the host can connect, so ``PeerGuard`` bounds what a connection flood can cost: it counts the
+socket's peers from its monitor events and, above ``max_peers``, unbinds for a pause (the kernel then refuses new
+connections, so they take no file descriptor of ours) while the CURVE handshake timeout drops the idle ones.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from core.clock import NS_PER_SECOND, Clock
 from core.errors import ConfigError
 from core.ipc_keys import check_bind_endpoint
 
@@ -103,3 +109,49 @@ def _answers(path: Path) -> bool:
     finally:
         probe.close()
     return True
+
+
+class PeerGuard:
+    """Bounds the TCP peers of one bound socket (see the module docstring); ``poll`` on the socket's own thread.
+
+    Peers are counted from monitor events (accepted +1, disconnected -1). Above ``max_peers`` the endpoint is
+    unbound for ``pause_s``, which also closes every connection accepted through it, the flood's and the authorized
+    clients' alike (they retry: the command client's lazy pirate, the monitor's own fallback); then it is bound
+    again.
+    """
+
+    def __init__(self, sock: zmq.Socket, endpoint: str, clock: Clock, *, max_peers: int = 64,
+                 pause_s: float = 5.0) -> None:  # fmt: skip
+        self._sock, self._endpoint, self._clock = sock, endpoint, clock
+        self._max, self._pause_ns = max_peers, int(pause_s * NS_PER_SECOND)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        self.peers = 0
+        self.paused_until_ns: int | None = None
+        self.pauses = 0
+
+    def poll(self) -> None:
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)["event"]
+            self.peers += 1 if event == zmq.EVENT_ACCEPTED else -1
+        self.peers = max(0, self.peers)
+        now = self._clock.now_ns()
+        if self.paused_until_ns is None and self.peers > self._max:
+            self._sock.unbind(self._endpoint)  # closes the listener and every connection accepted through it
+            self.paused_until_ns = now + self._pause_ns
+            self.pauses += 1
+            log.warning("event=ipc_peer_flood endpoint=%s peers=%d max_peers=%d action=unbound pause_s=%.1f",
+                        self._endpoint, self.peers, self._max, self._pause_ns / NS_PER_SECOND)  # fmt: skip
+            self.peers = 0  # libzmq reports no disconnect for the connections the unbind closed
+        elif self.paused_until_ns is not None and now >= self.paused_until_ns:
+            try:
+                self._sock.bind(self._endpoint)
+            except zmq.ZMQError as exc:  # taken meanwhile: try again after another pause
+                self.paused_until_ns = now + self._pause_ns
+                log.error("event=ipc_rebind_failed endpoint=%s error=%s", self._endpoint, exc)
+                return
+            self.paused_until_ns = None
+            log.warning("event=ipc_peer_flood_over endpoint=%s peers=%d action=bound again", self._endpoint, self.peers)
+
+    def close(self) -> None:
+        self._sock.disable_monitor()
+        self._monitor.close(linger=0)

@@ -357,3 +357,37 @@ def test_command_codec_round_trips_and_rejects_garbage_replies() -> None:
     assert decode_command(encode_command(command)) == command
     assert decode_reply(b"<html>").code is ReplyCode.MALFORMED
     assert decode_reply(b'{"code": "OK", "data": [1]}').code is ReplyCode.MALFORMED
+
+
+def test_a_tcp_connection_flood_is_bounded_and_the_channel_comes_back(running: RunningServer,
+                                                                      clock: WallClock) -> None:  # fmt: skip
+    """The attack of issue 12 on a TCP command port: idle connections that never speak. Above the peer cap the
+    server unbinds (the kernel refuses the rest: no fd of the engine is spent on them), the CURVE handshake timeout
+    drops the idle ones, and the authorized client is answered again once the flood is over."""
+    import socket
+
+    port = int(running.server.endpoint.rsplit(":", 1)[1])
+    held: list[socket.socket] = []
+    refused = 0
+    try:
+        for _ in range(600):
+            conn = socket.socket()
+            conn.settimeout(0.2)
+            try:
+                conn.connect(("127.0.0.1", port))
+                held.append(conn)
+            except OSError:
+                refused += 1
+                conn.close()
+            time.sleep(0.001)  # the server's loop polls its guard every 20 ms meanwhile
+        guard = running.server._peers
+        assert guard is not None and guard.pauses >= 1 and refused > 0, (guard and guard.pauses, refused)
+    finally:
+        for conn in held:
+            conn.close()
+    with CommandClient(running.server.endpoint, running.keys_dir, "risk_monitor", clock) as client:
+        deadline = time.monotonic() + 15
+        reply = client.send("STATUS", 1.0)
+        while not reply.ok and time.monotonic() < deadline:
+            reply = client.send("STATUS", 1.0)
+    assert reply.ok, reply
