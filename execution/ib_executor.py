@@ -26,6 +26,7 @@ re-sent; journaled orders the broker does not know and that did not fill are fai
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,6 +54,8 @@ from execution.pacing import SlidingWindowPacer, messages_per_window
 log = logging.getLogger(__name__)
 
 AlgoChooser = Callable[[OrderEvent], tuple[str | None, dict[str, str]]]
+QuoteSource = Callable[[str], tuple[float | None, float | None]]
+"""symbol -> (price: the mid, else the last; spread in bps or None), for TCA's arrival and end prices."""
 
 
 class OrderClient(Protocol):
@@ -121,6 +124,8 @@ class IbExecutor:
         *,
         account: str = "",
         algo_for: AlgoChooser | None = None,
+        quote: QuoteSource | None = None,
+        run_id: str = "",
         max_messages_per_s: float = 45.0,
         commission_timeout_s: float = 30.0,
         on_halt: Callable[[str], None] | None = None,
@@ -134,6 +139,8 @@ class IbExecutor:
         self._estimate: Callable[[Side, int, float, int], float] = estimate
         self._account = account
         self._algo_for = algo_for
+        self._quote = quote
+        self._run_id = run_id
         self._on_halt = on_halt
         self._timeout_ns = int(commission_timeout_s * NS_PER_SECOND)
         self._pacer = SlidingWindowPacer(messages_per_window(max_messages_per_s))
@@ -191,8 +198,11 @@ class IbExecutor:
             self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, None, 0, OrderStatus.PENDING_SUBMIT))
             self._fail_now(self.store.add(bound), OrderStatus.REJECTED, f"not sent: {exc}", None)
             return
-        # journal (fsynced) and order log first: only then is the order in the store and may it leave
-        self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, ib_order_id, 0, OrderStatus.PENDING_SUBMIT))
+        # journal (fsynced) and order log first: only then is the order in the store and may it leave; the intent
+        # carries what TCA needs from this moment (the arrival quote, the algo), so TCA rows derive from the journal
+        context = self._tca_context(order, algo, params, now)
+        self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, ib_order_id, 0, OrderStatus.PENDING_SUBMIT,
+                                      extra=context))  # fmt: skip
         self.store.add(bound, BrokerLeg(ib_order_id, self._client_id, self._generation))
         log.info(
             "event=order_submitted client_order_id=%s ib_order_id=%d symbol=%s side=%s qty=%d type=%s algo=%s",
@@ -476,7 +486,9 @@ class IbExecutor:
         if status is OrderStatus.REJECTED and managed.filled_quantity > 0:
             status = OrderStatus.CANCELLED  # the fills stand; only the remainder will not work
         order = managed.order
-        self._record(FINAL_KIND[status], managed, status=status, reason=reason, code=code)
+        end_price = self._quote(order.symbol)[0] if self._quote is not None and managed.remaining > 0 else None
+        extra = {"end_price": end_price} if _positive_or_none(end_price) is not None else None
+        self._record(FINAL_KIND[status], managed, status=status, reason=reason, code=code, extra=extra)
         managed.transition(status)
         self.store.settle_terminal(managed)
         now = self._clock.now_ns()
@@ -500,6 +512,14 @@ class IbExecutor:
             reason,
         )
         self._put(event)
+
+    def _tca_context(self, order: OrderEvent, algo: str | None, params: dict[str, str], now_ns: int
+                     ) -> dict[str, object]:  # fmt: skip
+        """The intent's TCA fields: when the order was sent and at what price (``tca.from_journal`` reads them)."""
+        price, spread_bps = self._quote(order.symbol) if self._quote is not None else (None, None)
+        return {"arrival_ts": now_ns, "arrival_price": _positive_or_none(price),
+                "spread_bps": _positive_or_none(spread_bps), "algo": (algo or order.order_type.value).upper(),
+                "algo_params": dict(params), "run_id": self._run_id}  # fmt: skip
 
     def _record(
         self,
@@ -576,3 +596,7 @@ class IbExecutor:
             self._emit_fill(matched)
         if self._matcher.pending_executions:
             self._arm_expiry()
+
+
+def _positive_or_none(value: float | None) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) and value > 0 else None

@@ -201,13 +201,18 @@ class OrderJournal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def record_intent(self, order: OrderEvent, ib_order_id: int) -> None:
+    def record_intent(self, order: OrderEvent, ib_order_id: int, **context: object) -> None:
         """Journal the order and fsync; only after this returns may the caller send ``placeOrder``.
 
+        ``context``: extra fields kept for people and for TCA (the arrival quote, the algo), ignored by replay.
         Raises ``InvariantViolation`` (nothing written) for a second intent with the same client order id or
         an IB order id not above every id journaled so far.
         """
+        reserved = {"v", "seq", "kind", "client_order_id", "crc", "ib_order_id", "order"} & set(context)
+        if reserved:
+            raise ValueError(f"field names {sorted(reserved)} are reserved by the journal format")
         body = {
+            **context,
             "kind": OrderEventKind.INTENT.value,
             "client_order_id": order.client_order_id,
             "ib_order_id": ib_order_id,
@@ -242,7 +247,7 @@ class OrderJournal:
             return
         kind, order = record.kind, record.order
         if kind is OrderEventKind.INTENT:
-            self.record_intent(order, record.ib_order_id)
+            self.record_intent(order, record.ib_order_id, **record.extra)
             return
         fields: dict[str, object] = dict(record.extra)
         if kind is OrderEventKind.ACK:

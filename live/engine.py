@@ -212,7 +212,7 @@ class Engine:
         self.executor = IbExecutor(
             self.order_client, self.ids, self.journal, self.order_log, self.queue.put, self.clock,
             build_commission_model(config.costs), account=config.ib_connection.account,
-            on_halt=self._on_executor_halt,
+            on_halt=self._on_executor_halt, quote=self._quote, run_id=f"engine-{self.clock.now_ns()}",
         )  # fmt: skip
         self._recovered_working = self.executor.recover(self.journal.state)
         self.sync = BrokerSync(self.order_client, self.queue.put, self.clock, execution_filter=execution_filter_for,
@@ -405,6 +405,27 @@ class Engine:
     def _on_signal(self, signal_event: SignalEvent) -> None:
         """Every gate (STARTING, REDUCING and its reasons, HALTED) is the trading-state machine's one check."""
         self.live.on_signal(signal_event)
+
+    def _quote(self, symbol: str) -> tuple[float | None, float | None]:
+        """TCA's arrival and end price: the book's last mark (the 5-s bars carry no bid/ask, so no spread)."""
+        portfolio = getattr(self, "portfolio", None)
+        price = portfolio.last_price(symbol) if portfolio is not None else None
+        return (price if price is not None and math.isfinite(price) else None), None
+
+    def _load_tca(self) -> None:
+        """The journal's TCA rows into ``results/tca_log.duckdb`` (idempotent on exec id); a busy or broken TCA log
+        is logged and left for the nightly load, it never changes how the engine stops."""
+        ib = self.config.ib_connection
+        source = "sim" if ib.mode == "sim" else ("paper" if ib.account.startswith("DU") else "live")
+        try:
+            from tca.from_journal import load_journal  # at stop only: the running engine never opens DuckDB
+
+            report = load_journal(self.files.journal, self.files.tca_db, source)
+            log.info("event=tca_loaded db=%s inserted=%d already=%d conflicts=%d", self.files.tca_db, report.inserted,
+                     report.duplicates, report.conflicts)  # fmt: skip
+        except Exception as exc:
+            log.warning("event=tca_load_failed db=%s error=%s (python -m tca.from_journal loads it later)",
+                        self.files.tca_db, exc)  # fmt: skip
 
     def _on_executor_halt(self, reason: str) -> None:
         self.live.halt(f"executor: {reason}")
@@ -704,6 +725,8 @@ class Engine:
                 item.close()
             except Exception:
                 log.exception("event=close_failed part=%s", type(item).__name__)
+        if hasattr(self, "journal") and self._stop_kind != "crash":  # a crash exits at once; a later load catches up
+            self._load_tca()
         log.info("event=engine_stopped reason=%s exit_code=%d status=%s", self._stop_requested, self.exit_code,
                  _short_status(self.status()))  # fmt: skip
 

@@ -20,6 +20,7 @@ SNAPSHOT_NAME = "portfolio_snapshot.json"
 JOURNAL_NAME = "order_journal.jsonl"
 DAILY_EQUITY_NAME = "daily_equity.csv"
 RISK_LOG_NAME = "risk_log.csv"
+TCA_DB = Path("results/tca_log.duckdb")
 
 ConnectionFactory = Callable[[Callable[[object], None], WallClock], IbConnection]
 """(put onto the engine's queue, the engine's clock) -> a connection, not started."""
@@ -41,6 +42,7 @@ class EngineFiles:
     monitor_heartbeat: Path
     kill_flag: Path
     kill_now_flag: Path
+    tca_db: Path = TCA_DB  # loaded from the journal at the engine's stop (tca.from_journal), never held open
 
     @classmethod
     def from_config(cls, config: AppConfig) -> EngineFiles:
