@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, TradingSystemError
 
 if TYPE_CHECKING:
     from core.config_models import AppConfig
@@ -27,6 +27,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--strategy", required=True, choices=STRATEGY_NAMES)
     parser.add_argument("--mode", default="backtest", choices=MODES)
+    parser.add_argument("--tca-db", type=Path, default=None,
+                        help="the shared TCA log a backtest's rows go to (default <results_dir>/tca_log.duckdb)")
+    parser.add_argument("--no-tca", action="store_true", help="do not write the backtest's TCA rows")
     add_data_arguments(parser)
     add_sweep_arguments(parser)
     return check_research_args(parser, parser.parse_args(argv))
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"run_backtest: data problem: {exc}", file=sys.stderr)
         return 1
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, TradingSystemError) as exc:  # TradingSystemError: e.g. the TCA log is busy
         print(f"run_backtest: {args.mode} failed: {exc}", file=sys.stderr)
         return 1
 
@@ -67,7 +70,8 @@ def _backtest(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir
     from backtester.job import JobRequest, run_backtest_job
     from backtester.summary_table import print_summary
 
-    request = JobRequest(strategy=args.strategy, overrides=tuple(args.overrides), **choice)
+    tca_db = None if args.no_tca else (args.tca_db or Path(config.system.results_dir) / "tca_log.duckdb")
+    request = JobRequest(strategy=args.strategy, overrides=tuple(args.overrides), tca_db=tca_db, **choice)
     output = run_backtest_job(config, request, out_dir)
     print_summary(output.summary)
     print(f"results: {output.out_dir}")

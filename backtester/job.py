@@ -12,14 +12,16 @@ from typing import Any
 import pandas as pd
 
 from backtester.cli_common import jsonable, write_json
-from backtester.engine import BacktestResult, build_backtest
+from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
+from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
 from core.config_loader import config_id
 from core.config_models import AppConfig
 from data.calendar import TradingCalendar
 from data.loading import load_panel
 from strategy.registry import build_strategy
+from tca.records import TcaRecord
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ class JobRequest:
     end: str | None
     seed: int
     overrides: tuple[str, ...]
+    tca_db: Path | None = None  # the shared TCA log the run's rows go to (source=backtest); None: report only
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +92,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         adjust=config.backtest.adjust_prices,
     )
     strategy = build_strategy(request.strategy, config.strategies)
-    result = build_backtest(config, loaded.panel, [strategy], calendar).run()
+    backtest = build_backtest(config, loaded.panel, [strategy], calendar)
+    result = backtest.run()
     trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
     metrics = compute_metrics(
         result.equity,
@@ -127,6 +131,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - wall time of the report
         "python": platform.python_version(),
     }
+    records = _costs(backtest, result, request, summary)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     trades.to_csv(out_dir / "trades.csv", index=False)
@@ -134,8 +139,20 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
     equity_frame = pd.DataFrame({"equity": result.equity, "gross_exposure": result.gross_exposure})
     equity_frame.index.name = "date"
     equity_frame.to_csv(out_dir / "equity.csv")
-    write_report(out_dir / "report.html", summary, result.equity, trades)
+    write_report(out_dir / "report.html", summary, result.equity, trades, tca_records=records)
     return JobOutput(out_dir, summary, result, trades)
+
+
+def _costs(backtest: Backtest, result: BacktestResult, request: JobRequest, summary: dict[str, Any]) -> list[TcaRecord]:
+    """The run's TCA rows (the report's costs section) and, with ``request.tca_db``, into the shared TCA log; the
+    summary says under which run id and how many were new (a rerun of the same config and data adds none)."""
+    run_id = backtest_run_id(request.strategy, summary["config_id"], summary["data_fingerprint"])
+    records = tca_records(backtest, result, run_id)
+    summary["tca"] = {"run_id": run_id, "rows": len(records), "db": None, "inserted": None}
+    if request.tca_db is not None:
+        report = write_backtest_tca(records, request.tca_db)
+        summary["tca"].update(db=str(request.tca_db), inserted=report.inserted)
+    return records
 
 
 def default_out_dir(results_dir: str, mode: str, strategy: str) -> Path:

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from backtester.performance import compute_metrics, drawdown_series, monthly_returns
+from tca.calculator import aggregate, order_shortfalls, records_frame
+from tca.records import ExecutionRecord, TcaRecord, UnfilledRecord
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +59,19 @@ def write_report(
     equity: pd.Series,
     trades: pd.DataFrame,
     benchmark: pd.Series | None = None,
+    *,
+    tca_records: Sequence[TcaRecord] = (),
 ) -> None:
     """Write the tear sheet to ``path`` (parent folders created; written to a temp file, then renamed).
 
     ``summary`` may carry strategy, params, start, end, symbols, config_id, data_fingerprint and the metrics,
     either at the top level or under a ``metrics`` mapping. ``benchmark`` (prices or equity) is rescaled to start
-    at the strategy's first equity value and drawn in grey behind it.
+    at the strategy's first equity value and drawn in grey behind it. ``tca_records`` (the run's rows from
+    ``backtester.tca_rows``) add a "Transaction costs" section when they hold at least one execution.
     """
     eq = pd.Series(equity, dtype=float).dropna().sort_index()
     metrics = _report_metrics(summary, eq, trades)
+    costs = costs_html(tca_records)
     body = "\n".join((
         _header_html(summary, eq),
         _section("Performance summary", _metrics_html(metrics)),
@@ -75,6 +81,7 @@ def write_report(
                                             height=210)),
         _section("Monthly returns", monthly_heatmap_html(monthly_returns(eq))),
         _section("Trades", _trades_html(trades)),
+        *((_section("Transaction costs", costs),) if costs else ()),
     ))
     write_page(path, f"{summary.get('strategy', 'Backtest')} · backtest report", body)
     log.info("event=report_written path=%s points=%d trades=%d", path, len(eq), len(trades))
@@ -315,6 +322,42 @@ def _exact_decimals(values: list[float], most: int = 4) -> int:
 
 
 # --- tables -----------------------------------------------------------------------------------------------------
+
+
+_COST_HEAD = ("Algo", "Orders", "Executions", "Mean IS (bps)", "95% CI", "Delay", "Execution", "Opportunity", "Fees")
+
+
+def costs_html(records: Sequence[TcaRecord], *, seed: int = 0) -> str:
+    """Implementation shortfall per algo of one run, "" when it has no execution.
+
+    Computed in memory by ``tca.calculator`` from the same rows the run writes to the TCA log (no DuckDB needed),
+    so on a log holding only this run ``python -m tca.report --source backtest`` shows the same numbers (same
+    bootstrap seed; that report has no run filter, so on a shared log it pools the runs).
+    """
+    executions = [r for r in records if isinstance(r, ExecutionRecord)]
+    if not executions:
+        return ""
+    ends = [r for r in records if isinstance(r, UnfilledRecord)]
+    table = aggregate(order_shortfalls(records_frame(executions), records_frame(ends)), by="algo", seed=seed)
+    fills_per_algo = pd.Series([str(r.algo) for r in executions]).value_counts()
+    rows = []
+    for _, row in table.iterrows():
+        ci = ("—" if not math.isfinite(row["ci_low_bps"])
+              else f"[{row['ci_low_bps']:.2f}, {row['ci_high_bps']:.2f}]")  # fmt: skip
+        cells = (html.escape(str(row["algo"])), f"{int(row['count']):,}",
+                 f"{int(fills_per_algo.get(str(row['algo']), 0)):,}", _fmt_bps(row["mean_total_bps"]), ci,
+                 *(_fmt_bps(row[f"mean_{part}_bps"]) for part in ("delay", "execution", "opportunity", "fees")))
+        rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in _COST_HEAD)
+    note = ("Implementation shortfall (Perold 1988) in basis points of the decision notional, positive = cost; "
+            "components are means over orders. Arrival = the first open after the order was sent. 95% CI: "
+            "bootstrap of the mean, — for a single order.")  # fmt: skip
+    return (f'<p class="muted">{note}</p><table id="tca-costs" class="data"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _fmt_bps(value: float) -> str:
+    return f"{value:,.2f}" if math.isfinite(value) else "—"
 
 
 def monthly_heatmap_html(table: pd.DataFrame) -> str:
