@@ -30,7 +30,7 @@ from core.clock import WallClock
 from core.ipc_commands import CommandClient
 from execution.order_store import CASH_BUFFER
 from ibsim import IbSim, SimConfig
-from testkit.crash_cycles import EngineWorkDir, poll_until, stop_group
+from testkit.crash_cycles import EngineWorkDir, poll_until
 
 SCRIPT = Path(__file__).with_name("signal_injecting_engine.py")
 CLIENT_ID = 1  # ib_connection.main_client_id in the shipped config
@@ -49,14 +49,8 @@ def sim() -> Iterator[IbSim]:
 
 
 @pytest.fixture
-def work(tmp_path: Path, sim: IbSim) -> Iterator[EngineWorkDir]:
-    """The engine's folder; whichever engine process is running at the end (a failed step) is stopped."""
-    folder = EngineWorkDir(tmp_path / "engine", sim.port)
-    try:
-        yield folder
-    finally:
-        if folder.proc is not None and folder.proc.poll() is None:
-            stop_group(folder.proc)
+def work(tmp_path: Path, sim: IbSim, make_workdir: Callable[[Path, IbSim], EngineWorkDir]) -> EngineWorkDir:
+    return make_workdir(tmp_path / "engine", sim)
 
 
 def wait(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen) -> Any:

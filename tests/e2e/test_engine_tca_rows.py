@@ -15,37 +15,22 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from ibsim import IbSim, SimConfig
-from testkit.crash_cycles import EngineWorkDir, poll_until, stop_group
+from ibsim import IbSim
+from testkit.crash_cycles import EngineWorkDir, poll_until
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT_ID = 1
 
 
 @pytest.fixture
-def sim() -> Iterator[IbSim]:
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def work(tmp_path: Path, sim: IbSim) -> Iterator[EngineWorkDir]:
-    folder = EngineWorkDir(tmp_path / "engine", sim.port)
-    try:
-        yield folder
-    finally:
-        if folder.proc is not None and folder.proc.poll() is None:
-            stop_group(folder.proc)
+def work(tmp_path: Path, fast_sim: IbSim, make_workdir: Callable[[Path, IbSim], EngineWorkDir]) -> EngineWorkDir:
+    return make_workdir(tmp_path / "engine", fast_sim)
 
 
 def broker_exec_ids(sim: IbSim) -> set[str]:
@@ -59,7 +44,9 @@ def journal_fills(work: EngineWorkDir) -> int:
     return sum(json.loads(line).get("kind") == "fill" for line in work.journal_path.read_text().splitlines())
 
 
-def test_one_tca_row_per_execution_across_a_sigkill_restart_and_a_reconnect(work: EngineWorkDir, sim: IbSim) -> None:
+def test_one_tca_row_per_execution_across_a_sigkill_restart_and_a_reconnect(work: EngineWorkDir,
+                                                                              fast_sim: IbSim) -> None:  # fmt: skip
+    sim = fast_sim
     first = work.start("first")
     assert work.wait_reconciled("first") == "ok"
     assert poll_until(lambda: journal_fills(work) >= 2, 90), "the engine trades"

@@ -14,13 +14,13 @@ import os
 import shutil
 import subprocess
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ibsim import IbSim, SimConfig
+from ibsim import IbSim
 from testkit.crash_cycles import EngineWorkDir, poll_until, stop_group
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # nobody cannot read our venv; the flood needs only the standard library
@@ -46,23 +46,13 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def sim() -> Iterator[IbSim]:
-    server = IbSim(SimConfig(speed=6000.0, seed=3))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def work(sim: IbSim) -> Iterator[EngineWorkDir]:
+def work(fast_sim: IbSim, make_workdir: Callable[[Path, IbSim], EngineWorkDir]) -> Iterator[EngineWorkDir]:
     """The engine in a short, world-traversable folder (as a user's checkout is), with the shipped default of
     local-only endpoints: so the only barrier the flood meets is the engine's own."""
     root = Path("/tmp") / f"flood-{os.getpid()}"
     root.mkdir(mode=0o755)
     os.chmod(root, 0o755)
-    folder = EngineWorkDir(root, sim.port)
+    folder = make_workdir(root, fast_sim)
     folder.cmd_endpoint = f"ipc://{root}/state/run/command.sock"
 
     def local_only(raw: dict[str, Any]) -> None:
@@ -74,7 +64,7 @@ def work(sim: IbSim) -> Iterator[EngineWorkDir]:
         yield folder
     finally:
         if folder.proc is not None and folder.proc.poll() is None:
-            stop_group(folder.proc)
+            stop_group(folder.proc)  # before its folder goes
         shutil.rmtree(root, ignore_errors=True)
 
 
