@@ -26,10 +26,8 @@ of the account. An existing journal with looser bits is tightened when opened (l
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -39,6 +37,7 @@ from core.errors import InvariantViolation, StateCorruptError
 from core.events import OrderEvent, OrderStatus, OrderType, Side, TimeInForce
 from execution.order_state import FINAL_KIND, ManagedOrder, OrderEventKind
 from utils.atomic_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_dir, open_with_mode
+from utils.crc_lines import TornTail, checked_record, complete_lines, encode_line
 
 if TYPE_CHECKING:
     from execution.order_store import OrderRecord
@@ -50,15 +49,6 @@ DEFAULT_JOURNAL_PATH = Path("state/order_journal.jsonl")
 
 
 _TERMINAL_EVENT = {kind: status for status, kind in FINAL_KIND.items()}
-
-
-@dataclass(frozen=True, slots=True)
-class TornTail:
-    """A last line without its newline: ``line_number`` (1-based), byte ``offset`` where it starts, ``length``."""
-
-    line_number: int
-    offset: int
-    length: int
 
 
 @dataclass(slots=True)
@@ -77,18 +67,6 @@ class JournalState:
     def exec_ids(self) -> set[str]:
         """Every execution already counted, to drop repeats from reqExecutions after a restart."""
         return {e for m in self.orders.values() for e in m.exec_ids}
-
-
-def _canonical(body: dict[str, object]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def _crc(body: dict[str, object]) -> str:
-    return f"{zlib.crc32(_canonical(body).encode('ascii')):08x}"
-
-
-def _encode(body: dict[str, object]) -> bytes:
-    return (_canonical({**body, "crc": _crc(body)}) + "\n").encode("ascii")
 
 
 def _order_to_json(order: OrderEvent) -> dict[str, object]:
@@ -274,7 +252,7 @@ class OrderJournal:
         body = {**body, "v": JOURNAL_VERSION, "seq": self._state.last_seq + 1}
         if self._now_ns is not None and "ts_ns" not in body:
             body["ts_ns"] = self._now_ns()
-        line = _encode(body)  # fails on NaN or unserializable values before anything changes
+        line = encode_line(body)  # fails on NaN or unserializable values before anything changes
         if not _apply(self._state, body):
             return False
         self._state.last_seq += 1
@@ -316,37 +294,19 @@ def replay_journal(path: Path | str) -> JournalState:
     state = JournalState()
     if not path.exists():
         return state
-    data = path.read_bytes()
-    offset = 0
-    line_number = 0
-    while offset < len(data):
-        line_number += 1
-        end = data.find(b"\n", offset)
-        if end < 0:
-            state.torn_tail = TornTail(line_number, offset, len(data) - offset)
-            log.warning("event=journal_torn_tail path=%s line=%d bytes=%d", path, line_number, len(data) - offset)
-            break
-        _replay_line(state, data[offset:end], path, line_number)
-        offset = end + 1
+    lines, state.torn_tail = complete_lines(path.read_bytes())
+    for line_number, raw in lines:
+        _replay_line(state, raw, path, line_number)
+    if state.torn_tail is not None:
+        log.warning("event=journal_torn_tail path=%s line=%d bytes=%d", path, state.torn_tail.line_number,
+                    state.torn_tail.length)  # fmt: skip
     return state
 
 
 def _replay_line(state: JournalState, raw: bytes, path: Path, line_number: int) -> None:
     where = f"{path}:{line_number}"
     advice = "the journal is never repaired automatically: inspect that line, then restore or reconcile by hand"
-    try:
-        record = json.loads(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise StateCorruptError(f"{where}: not a JSON record ({exc}); {advice}") from exc
-    if not isinstance(record, dict) or not isinstance(record.get("crc"), str):
-        raise StateCorruptError(f"{where}: expected a JSON object with a crc field (got {raw[:80]!r}); {advice}")
-    crc = record.pop("crc")
-    try:
-        expected_crc = _crc(record)
-    except ValueError as exc:
-        raise StateCorruptError(f"{where}: record is not canonical JSON ({exc}); {advice}") from exc
-    if crc != expected_crc:
-        raise StateCorruptError(f"{where}: crc {crc} does not match the record ({expected_crc}); {advice}")
+    record = checked_record(raw, where, advice)
     if record.get("v") != JOURNAL_VERSION:
         raise StateCorruptError(f"{where}: format version {record.get('v')!r}, this code reads {JOURNAL_VERSION}")
     if record.get("seq") != state.last_seq + 1:

@@ -23,10 +23,8 @@ Owned by one thread of one process (the engine's dispatcher); the engine's state
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,20 +32,12 @@ from typing import Any
 from core.errors import StateCorruptError
 from tca.records import ExecutionRecord, SessionClose, TcaRecord, UnfilledRecord, from_json_dict, kind_of, to_json_dict
 from utils.atomic_files import PRIVATE_FILE_MODE, fsync_dir, open_with_mode
+from utils.crc_lines import TornTail, checked_record, complete_lines, encode_line
 
 log = logging.getLogger(__name__)
 
 STAGING_VERSION = 1
 DEFAULT_STAGING_PATH = Path("state/tca_staging.jsonl")
-
-
-@dataclass(frozen=True, slots=True)
-class TornTail:
-    """A last line without its newline: ``line_number`` (1-based), byte ``offset`` where it starts, ``length``."""
-
-    line_number: int
-    offset: int
-    length: int
 
 
 @dataclass(slots=True)
@@ -59,18 +49,10 @@ class StagingContents:
     last_seq: int = 0
 
 
-def _canonical(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
-
-
-def _crc(body: dict[str, Any]) -> str:
-    return f"{zlib.crc32(_canonical(body).encode('ascii')):08x}"
-
-
-def encode_line(record: TcaRecord, seq: int) -> bytes:
+def encode_record(record: TcaRecord, seq: int) -> bytes:
     """One staging line for ``record`` at ``seq`` (newline included)."""
     body: dict[str, Any] = {"v": STAGING_VERSION, "seq": seq, "kind": kind_of(record), "record": to_json_dict(record)}
-    return (_canonical({**body, "crc": _crc(body)}) + "\n").encode("ascii")
+    return encode_line(body)
 
 
 def record_key(record: TcaRecord) -> tuple[str, ...]:
@@ -91,37 +73,19 @@ def read_staging(path: Path | str) -> StagingContents:
     contents = StagingContents()
     if not path.exists():
         return contents
-    data = path.read_bytes()
-    offset = 0
-    line_number = 0
-    while offset < len(data):
-        line_number += 1
-        end = data.find(b"\n", offset)
-        if end < 0:
-            contents.torn_tail = TornTail(line_number, offset, len(data) - offset)
-            log.warning("event=tca_staging_torn_tail path=%s line=%d bytes=%d", path, line_number, len(data) - offset)
-            break
-        contents.records.append(_parse_line(data[offset:end], f"{path}:{line_number}", contents.last_seq + 1))
+    lines, contents.torn_tail = complete_lines(path.read_bytes())
+    for line_number, raw in lines:
+        contents.records.append(_parse_line(raw, f"{path}:{line_number}", contents.last_seq + 1))
         contents.last_seq += 1
-        offset = end + 1
+    if contents.torn_tail is not None:
+        log.warning("event=tca_staging_torn_tail path=%s line=%d bytes=%d", path, contents.torn_tail.line_number,
+                    contents.torn_tail.length)  # fmt: skip
     return contents
 
 
 def _parse_line(raw: bytes, where: str, expected_seq: int) -> TcaRecord:
     advice = "the staging file is never repaired automatically: inspect that line, then fix or restore it by hand"
-    try:
-        line = json.loads(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise StateCorruptError(f"{where}: not a JSON record ({exc}); {advice}") from exc
-    if not isinstance(line, dict) or not isinstance(line.get("crc"), str):
-        raise StateCorruptError(f"{where}: expected a JSON object with a crc field (got {raw[:80]!r}); {advice}")
-    crc = line.pop("crc")
-    try:
-        expected_crc = _crc(line)
-    except ValueError as exc:
-        raise StateCorruptError(f"{where}: record is not canonical JSON ({exc}); {advice}") from exc
-    if crc != expected_crc:
-        raise StateCorruptError(f"{where}: crc {crc} does not match the record ({expected_crc}); {advice}")
+    line = checked_record(raw, where, advice)
     if line.get("v") != STAGING_VERSION:
         raise StateCorruptError(f"{where}: format version {line.get('v')!r}, this code reads {STAGING_VERSION}")
     if line.get("seq") != expected_seq:
@@ -168,7 +132,7 @@ class StagingWriter:
         key = record_key(record)
         if key in self._keys:
             return False
-        line = encode_line(record, self._last_seq + 1)
+        line = encode_record(record, self._last_seq + 1)
         try:
             view = memoryview(line)
             while view:

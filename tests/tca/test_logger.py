@@ -13,7 +13,7 @@ from tca_builders import DECISION_TS, make_close, make_execution, make_unfilled
 
 from core.errors import StateCorruptError
 from tca.logger import TcaDatabaseBusy, TcaStore, load_staging, read_frames, write_records
-from tca.staging import StagingWriter, encode_line
+from tca.staging import StagingWriter, encode_record
 
 
 def _stage(path: Path, records: list) -> Path:
@@ -150,7 +150,7 @@ def test_a_log_held_by_another_process_fails_at_once_with_a_clear_error(held_db:
 
 def test_torn_staging_tail_is_reported_and_loaded_next_time(tmp_path: Path) -> None:
     staging = _stage(tmp_path / "s.jsonl", _executions(1))
-    line = encode_line(make_execution(exec_id="E9", client_order_id="O9"), 2)
+    line = encode_record(make_execution(exec_id="E9", client_order_id="O9"), 2)
     with staging.open("ab") as f:
         f.write(line[:20])  # the engine is in the middle of its append while the loader reads
     db = tmp_path / "tca.duckdb"

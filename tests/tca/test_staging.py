@@ -12,7 +12,8 @@ from tca_builders import make_close, make_execution, make_unfilled
 
 from core.errors import StateCorruptError
 from tca.records import ExecutionRecord
-from tca.staging import StagingWriter, _crc, encode_line, read_staging
+from tca.staging import StagingWriter, encode_record, read_staging
+from utils.crc_lines import crc_of
 
 
 def test_records_come_back_in_order_and_equal(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_torn_last_line_is_ignored_by_readers_and_set_aside_by_the_writer(tmp_pa
     path = tmp_path / "s.jsonl"
     with StagingWriter(path) as writer:
         writer.append(make_execution(exec_id="E1"))
-    fragment = encode_line(make_execution(exec_id="E2"), 2)[:37]
+    fragment = encode_record(make_execution(exec_id="E2"), 2)[:37]
     with path.open("ab") as f:
         f.write(fragment)  # a crash in the middle of the second append
     contents = read_staging(path)
@@ -107,7 +108,7 @@ def _relabel(line: bytes, **changes: object) -> bytes:
     body = json.loads(line)
     body.pop("crc")
     body.update(changes)
-    return (json.dumps({**body, "crc": _crc(body)}, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    return (json.dumps({**body, "crc": crc_of(body)}, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 def test_unknown_version_kind_or_invalid_record_is_corruption(tmp_path: Path) -> None:
