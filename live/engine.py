@@ -422,7 +422,7 @@ class Engine:
 
             report = load_journal(self.files.journal, self.files.tca_db, source)
             log.info("event=tca_loaded db=%s inserted=%d already=%d conflicts=%d", self.files.tca_db, report.inserted,
-                     report.duplicates, report.conflicts)  # fmt: skip
+                     report.duplicates, len(report.conflicts))  # fmt: skip
         except Exception as exc:
             log.warning("event=tca_load_failed db=%s error=%s (python -m tca.from_journal loads it later)",
                         self.files.tca_db, exc)  # fmt: skip

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     except (StateCorruptError, TcaDatabaseBusy) as exc:
         print(f"tca.from_journal: {exc}", file=sys.stderr)
         return 1
-    print(f"inserted {report.inserted}, already there {report.duplicates}, conflicts {report.conflicts}")
+    print(f"inserted {report.inserted}, already there {report.duplicates}, conflicts {len(report.conflicts)}")
     return 0
 
 

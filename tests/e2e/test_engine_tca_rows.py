@@ -63,6 +63,8 @@ def test_one_tca_row_per_execution_across_a_sigkill_restart_and_a_reconnect(work
     assert status is not None and status["connected"] and status["reconciled"]
     os.killpg(second.pid, signal.SIGTERM)
     assert second.wait(30) == 0
+    stopped = work.output_path("second").read_text()
+    assert "event=tca_loaded" in stopped and "Traceback" not in stopped, stopped[-3000:]
 
     db = work.root / "results" / "tca_log.duckdb"
     with duckdb.connect(str(db), read_only=True) as con:
