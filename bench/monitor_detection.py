@@ -106,7 +106,10 @@ with HeartbeatPublisher(csv_path=Path(sys.argv[1]), clock=WallClock(), endpoint=
 if crash.is_set():
     sys.exit(4)
 """
-ENGINE_KINDS = ("engine_gone", "engine_crashed", "engine_frozen")  # kinds that need the beating engine process
+ENGINE_KINDS = ("engine_gone", "engine_crashed", "engine_frozen")
+# --quick skips these: the 100-order flood at 25 Hz is slow for a smoke run and its behaviour has its own e2e tests
+# (tests/monitor/test_monitor_e2e_broker_orders.py)
+FULL_RUN_ONLY = ("broker_order_flood",)  # kinds that need the beating engine process
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,7 @@ class RogueFlood:
         self._halt = threading.Event()
         self._crossed = threading.Event()
         self._crossing_ns = 0
+        self._why_stopped = ""  # why the flood thread ended before its crossing order, for the error
 
     def start(self, crossing: int, stop_when: Callable[[], bool]) -> None:
         self._halt.clear()
@@ -189,7 +193,8 @@ class RogueFlood:
 
     def crossing_ns(self, timeout_s: float) -> int:
         if not self._crossed.wait(timeout_s):
-            raise TimeoutError(f"the flood did not reach its crossing order within {timeout_s} s")
+            why = self._why_stopped or "still sending"
+            raise TimeoutError(f"the flood did not reach its crossing order within {timeout_s} s ({why})")
         return self._crossing_ns
 
     def stop(self) -> None:
@@ -198,9 +203,18 @@ class RogueFlood:
             self._thread.join(10)
 
     def _run(self, crossing: int, stop_when: Callable[[], bool]) -> None:
+        try:
+            self._send_orders(crossing, stop_when)
+        except Exception as exc:  # a daemon thread: say why in crossing_ns's error instead of dying silently
+            self._why_stopped = f"the flood thread failed: {type(exc).__name__}: {exc}"
+
+    def _send_orders(self, crossing: int, stop_when: Callable[[], bool]) -> None:
         interval_ns, next_ns = int(NS_PER_SECOND / FLOOD_RATE_HZ), time.time_ns()
         for n in range(1, crossing + FLOOD_EXTRA_ORDERS + 1):
             if self._halt.is_set() or stop_when():
+                if n <= crossing:
+                    self._why_stopped = f"stopped at order {n} of {crossing}: " + (
+                        "halted" if self._halt.is_set() else "the monitor killed before the limit was crossed")
                 return
             while (wait_ns := next_ns - time.time_ns()) > 0:
                 time.sleep(min(0.002, wait_ns / NS_PER_SECOND))
@@ -494,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.CRITICAL + 1)  # the monitor logs every breach and kill step: quiet here
     if args.quick:
         timing, runs = Timing(0.05, 2, 0.1, 3), min(args.runs, 2)
+        kinds = [k for k in kinds if k not in FULL_RUN_ONLY]
     else:
         rm, ops = base.risk_monitor, base.operational_risk
         timing = Timing(rm.check_interval_s, rm.confirm_checks, ops.heartbeat_interval_s, ops.missed_heartbeats)
