@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core.clock import NS_PER_SECOND, Clock
-from core.errors import InvariantViolation, OrderRejected
+from core.errors import OrderRejected
 from core.events import OrderEvent, OrderFailedEvent, OrderStatus, Side
 from core.ib_errors import IbErrorAction, classify
 from core.ib_messages import (
@@ -450,9 +450,7 @@ class IbExecutor:
         managed = self.store.get(fill.client_order_id)
         if managed is None or fill.exec_id in managed.exec_ids:
             return
-        if fill.quantity <= 0 or fill.quantity > managed.remaining or managed.is_terminal:
-            raise InvariantViolation(f"order {fill.client_order_id}: fill {fill.exec_id} of {fill.quantity} with "
-                                     f"{managed.remaining} remaining in status {managed.status}")  # fmt: skip
+        managed.check_fill(fill.quantity)  # before the journal and the order log hear of it
         booked = OrderFill(fill.exec_id, fill.quantity, fill.price, fill.commission, fill.ts_event_ns)
         filled_after = managed.filled_quantity + fill.quantity
         status = OrderStatus.FILLED if filled_after == managed.order.quantity else OrderStatus.PARTIALLY_FILLED

@@ -139,18 +139,23 @@ class ManagedOrder:
             )
         self.status = new_status
 
-    def apply_fill(self, exec_id: str, quantity: int, price: float, commission: float | None = None,
-                   ts_ns: int | None = None) -> bool:  # fmt: skip
-        """Record one execution; False (and no change) when this exec_id was already seen."""
-        if exec_id in self.exec_ids:
-            return False
+    def check_fill(self, quantity: int) -> None:
+        """``InvariantViolation`` when a fill of ``quantity`` is impossible now; changes nothing, so a caller that
+        journals before applying (the IB executor) checks first and a refused fill is written nowhere."""
         if quantity <= 0 or quantity > self.remaining:
             raise InvariantViolation(
                 f"order {self.order.client_order_id}: fill of {quantity} with {self.remaining} remaining"
             )
         target = OrderStatus.FILLED if quantity == self.remaining else OrderStatus.PARTIALLY_FILLED
-        if target not in ALLOWED[self.status]:  # check before changing anything: a refused fill leaves no trace
+        if target not in ALLOWED[self.status]:
             raise InvariantViolation(f"order {self.order.client_order_id}: fill of {quantity} in status {self.status}")
+
+    def apply_fill(self, exec_id: str, quantity: int, price: float, commission: float | None = None,
+                   ts_ns: int | None = None) -> bool:  # fmt: skip
+        """Record one execution; False (and no change) when this exec_id was already seen."""
+        if exec_id in self.exec_ids:
+            return False
+        self.check_fill(quantity)  # before changing anything: a refused fill leaves no trace
         new_filled = self.filled_quantity + quantity
         self.avg_fill_price = (self.avg_fill_price * self.filled_quantity + price * quantity) / new_filled
         self.filled_quantity = new_filled
