@@ -135,7 +135,26 @@ def build_backtest(
     queue = EventQueue()
     pcfg = config.portfolio
     ledger = Ledger(pcfg.initial_capital, panel.symbols, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
-    executor = SimulatedExecutor(
+    executor = _build_executor(config, panel, sessions, clock, queue, ledger, outage_bars)
+    portfolio = _build_portfolio(config, panel, sessions, clock, ledger, executor, trade_from_index)
+    for strategy in strategies:
+        strategy.bind(queue.put, clock.now_ns)
+    _route_events(queue, portfolio, executor, strategies)
+    return Backtest(panel, sessions, clock, queue, executor, portfolio, strategies)
+
+
+def _build_executor(
+    config: AppConfig,
+    panel: BarPanel,
+    sessions: SessionTimes,
+    clock: SimClock,
+    queue: EventQueue,
+    ledger: Ledger,
+    outage_bars: frozenset[int],
+) -> SimulatedExecutor:
+    """The simulated venue; in a cash account it sizes buys from the ledger's settled cash, as IB would."""
+    pcfg = config.portfolio
+    return SimulatedExecutor(
         panel.symbols,
         sessions,
         build_commission_model(config.costs),
@@ -145,7 +164,20 @@ def build_backtest(
         cash_available=ledger.available_for_buying if pcfg.account_type == "cash" else None,
         outage_bars=outage_bars,
     )
-    portfolio = PortfolioManager(
+
+
+def _build_portfolio(
+    config: AppConfig,
+    panel: BarPanel,
+    sessions: SessionTimes,
+    clock: SimClock,
+    ledger: Ledger,
+    executor: SimulatedExecutor,
+    trade_from_index: int,
+) -> PortfolioManager:
+    """The portfolio manager with the same risk, sizing and gate components the live engine wires."""
+    pcfg = config.portfolio
+    return PortfolioManager(
         config=pcfg,
         strategies=config.strategies,
         symbols=panel.symbols,
@@ -165,8 +197,12 @@ def build_backtest(
         if 0 < trade_from_index < len(panel.dates)
         else None,  # (timestamps before 1970 are negative: no numeric sentinel is safe)
     )
-    for strategy in strategies:
-        strategy.bind(queue.put, clock.now_ns)
+
+
+def _route_events(
+    queue: EventQueue, portfolio: PortfolioManager, executor: SimulatedExecutor, strategies: list[Strategy]
+) -> None:
+    """Register the event handlers, in dispatch order: the portfolio sees each event before the strategies do."""
     routes = {
         MarketEvent: [portfolio.on_market, *(s.on_market for s in strategies)],
         SignalEvent: [portfolio.on_signal],
@@ -175,7 +211,6 @@ def build_backtest(
     }
     for event_type, handlers in routes.items():
         queue.route(event_type, handlers)
-    return Backtest(panel, sessions, clock, queue, executor, portfolio, strategies)
 
 
 def session_times(panel: BarPanel, calendar: TradingCalendar, moc_minutes: int) -> SessionTimes:

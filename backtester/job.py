@@ -19,7 +19,7 @@ from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
 from core.config_loader import config_id
 from core.config_models import AppConfig
 from data.calendar import TradingCalendar
-from data.loading import load_panel
+from data.loading import LoadedData, load_panel
 from strategy.registry import build_strategy
 from tca.records import TcaRecord
 
@@ -103,8 +103,18 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         gross_exposure=result.gross_exposure,
         risk_free_rate_pct=config.backtest.risk_free_rate_pct,
     )
+    summary = _summary(config, request, loaded, result, metrics)
+    records = _costs(backtest, result, request, summary)
+    _write_outputs(out_dir, summary, result, trades, records)
+    return JobOutput(out_dir, summary, result, trades)
+
+
+def _summary(
+    config: AppConfig, request: JobRequest, loaded: LoadedData, result: BacktestResult, metrics: dict[str, float | int]
+) -> dict[str, Any]:
+    """The run's ``summary.json``: what ran (strategy, config, data), its metrics, and how the engine got there."""
     strategy_cfg = getattr(config.strategies, request.strategy)
-    summary: dict[str, Any] = {
+    return {
         "strategy": request.strategy,
         "mode": "backtest",
         "params": strategy_cfg.params.model_dump(mode="json"),
@@ -131,7 +141,12 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - wall time of the report
         "python": platform.python_version(),
     }
-    records = _costs(backtest, result, request, summary)
+
+
+def _write_outputs(
+    out_dir: Path, summary: dict[str, Any], result: BacktestResult, trades: pd.DataFrame, records: list[TcaRecord]
+) -> None:
+    """The results folder: summary, trades, fills and equity as files, and the HTML report over them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     trades.to_csv(out_dir / "trades.csv", index=False)
@@ -140,7 +155,6 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
     equity_frame.index.name = "date"
     equity_frame.to_csv(out_dir / "equity.csv")
     write_report(out_dir / "report.html", summary, result.equity, trades, tca_records=records)
-    return JobOutput(out_dir, summary, result, trades)
 
 
 def _costs(backtest: Backtest, result: BacktestResult, request: JobRequest, summary: dict[str, Any]) -> list[TcaRecord]:

@@ -61,21 +61,7 @@ def recalibrate(
     base = wf.summary
     now = datetime.now(UTC)
     if promoted:
-        full_params = {**getattr(ctx.config.strategies, ctx.strategy).params.model_dump(), **params}
-        write_approved_params(
-            approved_path,
-            {
-                "strategy": ctx.strategy,
-                "params": full_params,
-                "approved_at_utc": now.isoformat(timespec="seconds"),
-                "git_commit": git_commit,
-                "config_id": base["config_id"],
-                "data_fingerprint": base["data_fingerprint"],
-                "data_period": [base["start"], base["end"]],
-                "metrics": {k: v for k, v in metrics.items()},
-            },
-        )
-        log.warning("event=params_promoted strategy=%s path=%s params=%s", ctx.strategy, approved_path, full_params)
+        _promote(ctx, approved_path, params, metrics, base, now, git_commit)
     verdict_fields = {  # the same facts go to the audit row and to summary.json
         "git_commit": git_commit,
         "params": params,
@@ -96,7 +82,50 @@ def recalibrate(
             "results_dir": str(results_dir),
         },
     )
-    summary = {
+    summary = _summary(base, verdict_fields, approved_path, previous, mc_stats)
+    outputs = {"walk_forward": wf, "scenario_analysis": scenarios}
+    return RecalibrationOutcome(
+        ctx.strategy, params, metrics, verdicts, passed, promoted, dry_run, previous, summary, outputs
+    )
+
+
+def _promote(
+    ctx: ResearchContext,
+    approved_path: Path,
+    params: dict[str, Any],
+    metrics: dict[str, float | None],
+    base: dict[str, Any],
+    now: datetime,
+    git_commit: str,
+) -> None:
+    """Write the approved-params file (the strategy's full params: config defaults overlaid with the chosen ones)
+    with the provenance an operator needs to trust it, and log the promotion loudly."""
+    full_params = {**getattr(ctx.config.strategies, ctx.strategy).params.model_dump(), **params}
+    write_approved_params(
+        approved_path,
+        {
+            "strategy": ctx.strategy,
+            "params": full_params,
+            "approved_at_utc": now.isoformat(timespec="seconds"),
+            "git_commit": git_commit,
+            "config_id": base["config_id"],
+            "data_fingerprint": base["data_fingerprint"],
+            "data_period": [base["start"], base["end"]],
+            "metrics": {k: v for k, v in metrics.items()},
+        },
+    )
+    log.warning("event=params_promoted strategy=%s path=%s params=%s", ctx.strategy, approved_path, full_params)
+
+
+def _summary(
+    base: dict[str, Any],
+    verdict_fields: dict[str, Any],
+    approved_path: Path,
+    previous: dict[str, Any] | None,
+    mc_stats: dict[str, Any],
+) -> dict[str, Any]:
+    """The recalibration's ``summary.json``: the walk-forward's provenance, the verdict, and what it replaced."""
+    return {
         **{k: base[k] for k in ("strategy", "config_id", "data_fingerprint", "data_source", "start", "end", "symbols")},
         "mode": "recalibration",
         **verdict_fields,
@@ -104,10 +133,6 @@ def recalibrate(
         "previous_approved_params": previous.get("params") if previous else None,
         "monte_carlo_on_oos": mc_stats,
     }
-    outputs = {"walk_forward": wf, "scenario_analysis": scenarios}
-    return RecalibrationOutcome(
-        ctx.strategy, params, metrics, verdicts, passed, promoted, dry_run, previous, summary, outputs
-    )
 
 
 def _monte_carlo_on_oos(ctx: ResearchContext, wf: research.ModeOutput, params: dict[str, Any]) -> dict[str, Any]:

@@ -390,82 +390,101 @@ class Bench:
 
     def inject(self, kind: str, config: AppConfig) -> int:
         """Cause the fault; returns its time (UTC epoch ns)."""
-        ops, rm = config.operational_risk, config.risk_monitor
         if kind == "kill_now":
-            flag = Path(config.system.kill_now_flag_path)
-            flag.parent.mkdir(parents=True, exist_ok=True)
-            fault_ns = time.time_ns()
-            flag.touch()
-            return fault_ns
+            return self._inject_kill_now(config)
         if kind in ENGINE_KINDS and self.engine is not None:
-            fault_ns = time.time_ns()
-            if kind == "engine_frozen":
-                os.kill(self.engine.pid, signal.SIGSTOP)
-            elif kind == "engine_crashed":
-                os.kill(self.engine.pid, signal.SIGUSR1)
-                self.engine.wait(10)
-            else:
-                self.engine.kill()
-                self.engine.wait(10)
-            return fault_ns
+            return self._inject_engine_fault(kind, self.engine)
         if kind in ("order_rate", "duplicate_orders"):
-            count = ops.max_orders_per_window + 1 if kind == "order_rate" else ops.duplicate_order_alarm_count
-            with OrderSubmissionLog(ops.order_rate_counter_path) as log:
-                fault_ns = time.time_ns()
-                for i in range(count):
-                    qty = 1 if kind == "duplicate_orders" else i + 1
-                    order = OrderEvent(
-                        ts_event_ns=0,
-                        ts_init_ns=0,
-                        client_order_id=f"f{i}",
-                        strategy_id="flood",
-                        symbol="SPY",
-                        side=Side.BUY,
-                        quantity=qty,
-                        order_type=OrderType.MKT,
-                        reference_price=1.0,
-                    )
-                    log.write(
-                        OrderLogRow(
-                            ts_ns=time.time_ns(),
-                            event=OrderLogEvent.SUBMIT,
-                            order=order,
-                            ib_order_id=None,
-                            filled_quantity=0,
-                            status=OrderStatus.PENDING_SUBMIT,
-                        )
-                    )
-            return time.time_ns()  # the crossing row is the last one written
+            return self._inject_order_rows(kind, config)
         if kind == "drawdown_engine":
-            log = RiskLog(Path(config.system.log_dir) / "risk_log.csv")
-            fault_ns = time.time_ns()
-            log.write(
-                {
-                    "ts_utc": "bench",
-                    "ts_ns": fault_ns,
-                    "equity": 80_000.0,
-                    "peak_equity": 100_000.0,
-                    "drawdown_pct": rm.kill_drawdown_pct,
-                    "gross_exposure": 0.0,
-                    "net_exposure": 0.0,
-                    "positions": 0,
-                    "open_orders": 0,
-                    "fills_today": 0,
-                    "trading_state": "ACTIVE",
-                }
-            )
-            log.close()
-            return fault_ns
+            return self._inject_drawdown_row(config)
         if kind == "drawdown_broker":
             fault_ns = time.time_ns()
             self.sim.price_shock(SHOCK_PCT)
             return fault_ns
         if kind == "broker_order_flood" and self.flood is not None and self.probe is not None:
-            probe = self.probe
-            crossing = min(rm.max_broker_open_orders, rm.max_broker_submissions_per_window) + 1
-            self.flood.start(crossing, lambda: probe.get("kill_flag_written") is not None)
-            return self.flood.crossing_ns(crossing / FLOOD_RATE_HZ + 30)
+            return self._inject_broker_flood(config, self.flood, self.probe)
         raise ValueError(f"unknown kind {kind!r}")
+
+    def _inject_kill_now(self, config: AppConfig) -> int:
+        """The operator's flag; the fault time is taken just before the file appears."""
+        flag = Path(config.system.kill_now_flag_path)
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        fault_ns = time.time_ns()
+        flag.touch()
+        return fault_ns
+
+    def _inject_engine_fault(self, kind: str, engine: subprocess.Popen) -> int:
+        """Freeze, crash or kill the beating engine process; a dead one is reaped at once, as init would."""
+        fault_ns = time.time_ns()
+        if kind == "engine_frozen":
+            os.kill(engine.pid, signal.SIGSTOP)
+        elif kind == "engine_crashed":
+            os.kill(engine.pid, signal.SIGUSR1)
+            engine.wait(10)
+        else:
+            engine.kill()
+            engine.wait(10)
+        return fault_ns
+
+    def _inject_order_rows(self, kind: str, config: AppConfig) -> int:
+        """Append submit rows to the order log in one burst: one past the rate limit, or identical duplicates."""
+        ops = config.operational_risk
+        count = ops.max_orders_per_window + 1 if kind == "order_rate" else ops.duplicate_order_alarm_count
+        with OrderSubmissionLog(ops.order_rate_counter_path) as log:
+            for i in range(count):
+                qty = 1 if kind == "duplicate_orders" else i + 1
+                order = OrderEvent(
+                    ts_event_ns=0,
+                    ts_init_ns=0,
+                    client_order_id=f"f{i}",
+                    strategy_id="flood",
+                    symbol="SPY",
+                    side=Side.BUY,
+                    quantity=qty,
+                    order_type=OrderType.MKT,
+                    reference_price=1.0,
+                )
+                log.write(
+                    OrderLogRow(
+                        ts_ns=time.time_ns(),
+                        event=OrderLogEvent.SUBMIT,
+                        order=order,
+                        ib_order_id=None,
+                        filled_quantity=0,
+                        status=OrderStatus.PENDING_SUBMIT,
+                    )
+                )
+        return time.time_ns()  # the crossing row is the last one written
+
+    def _inject_drawdown_row(self, config: AppConfig) -> int:
+        """One risk-log row, as the engine writes them, with the drawdown exactly at the kill threshold."""
+        log = RiskLog(Path(config.system.log_dir) / "risk_log.csv")
+        fault_ns = time.time_ns()
+        log.write(
+            {
+                "ts_utc": "bench",
+                "ts_ns": fault_ns,
+                "equity": 80_000.0,
+                "peak_equity": 100_000.0,
+                "drawdown_pct": config.risk_monitor.kill_drawdown_pct,
+                "gross_exposure": 0.0,
+                "net_exposure": 0.0,
+                "positions": 0,
+                "open_orders": 0,
+                "fills_today": 0,
+                "trading_state": "ACTIVE",
+            }
+        )
+        log.close()
+        return fault_ns
+
+    def _inject_broker_flood(self, config: AppConfig, flood: RogueFlood, probe: Probe) -> int:
+        """Start the rogue client's flood; the fault time is when it sent the order that crossed the lower limit."""
+        rm = config.risk_monitor
+        crossing = min(rm.max_broker_open_orders, rm.max_broker_submissions_per_window) + 1
+        flood.start(crossing, lambda: probe.get("kill_flag_written") is not None)
+        return flood.crossing_ns(crossing / FLOOD_RATE_HZ + 30)
 
     def time_cancel(self, flag_ns: int) -> float:
         cancelled_ns = wait_until(lambda: time.time_ns() if self.book()[0] == 0 else None, 10, "cancel at ibsim")

@@ -210,6 +210,26 @@ def _stock(symbol: str) -> Contract:
     return c
 
 
+class NotingRouter:
+    """The executor, with each order's decision and hand-over times noted on the way in."""
+
+    def __init__(self, executor: IbExecutor) -> None:
+        self._executor = executor
+        self.order_ts: dict[str, int] = {}  # client order id -> the causing tick's arrival (the order's ts_event)
+        self.submit_ns: dict[str, int] = {}  # client order id -> when the portfolio handed it to the executor
+
+    def submit(self, order: OrderEvent) -> None:
+        self.order_ts[order.client_order_id] = order.ts_event_ns
+        self.submit_ns[order.client_order_id] = time.time_ns()
+        self._executor.submit(order)
+
+    def cancel(self, client_order_id: str, reason: str) -> None:
+        self._executor.cancel(client_order_id, reason)
+
+    def cancel_all(self, reason: str) -> None:
+        self._executor.cancel_all(reason)
+
+
 def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, cooldown_ms: float,
         tick_interval_s: float) -> dict:
     config = load_config(ROOT / "config.yaml", BENCH_OVERRIDES)
@@ -229,68 +249,80 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
         ledger = Ledger(pcfg.initial_capital, SYMBOLS, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
         adapter = TickAdapter(SYMBOLS, queue.put)
         strategy = ThresholdStrategy(len(SYMBOLS), queue.put, int(cooldown_ms * 1e6))
-        order_ts: dict[str, int] = {}
-        submit_ns: dict[str, int] = {}
-
-        class NotingRouter:
-            """The executor, with each order's decision and hand-over times noted on the way in."""
-
-            def submit(self, order: OrderEvent) -> None:
-                order_ts[order.client_order_id] = order.ts_event_ns
-                submit_ns[order.client_order_id] = time.time_ns()
-                executor.submit(order)
-
-            def cancel(self, client_order_id: str, reason: str) -> None:
-                executor.cancel(client_order_id, reason)
-
-            def cancel_all(self, reason: str) -> None:
-                executor.cancel_all(reason)
-
-        portfolio = PortfolioManager(
-            config=pcfg, strategies=config.strategies, symbols=SYMBOLS, ledger=ledger, risk=RiskManager(pcfg.risk),
-            sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
-            monthly=MonthlyTradeCounter(pcfg.max_trades_per_month), gate=PreTradeGate(config.pre_trade, SYMBOLS),
-            order_ids=OrderIdFactory(), router=NotingRouter(), working=executor.store, now_ns=clock.now_ns,
-            settles_at_ns=lambda ts: ts + NS_PER_DAY, adv_lookback_days=config.pre_trade.adv_lookback_days,
-        )
-
-        routes: dict[type, list[Callable[[Any], None]]] = {k: [h] for k, h in executor.routes().items()}
-        routes[IbConnected].insert(0, ids.on_connected)
-        routes[IbTick] = [adapter.on_tick]
-        routes[MarketEvent] = [portfolio.on_market, strategy.on_market]
-        routes[SignalEvent] = [portfolio.on_signal]
-        routes[FillEvent] = [portfolio.on_fill, executor.store.on_fill_booked]
-        routes[OrderFailedEvent] = [portfolio.on_order_failed, executor.store.on_failure_booked]
-        for kind, handlers in routes.items():
-            queue.route(kind, handlers)
-
-        conn.connect("127.0.0.1", port, 0)
-        reader = threading.Thread(target=conn.run, name="ibapi-run", daemon=True)
-        reader.start()
-        if not conn.ready.wait(5.0):
-            raise RuntimeError(f"ibsim on port {port} did not answer the handshake within 5 s")
-        for req_id, symbol in enumerate(SYMBOLS):
-            conn.reqMktData(req_id, _stock(symbol), "", False, False, [])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            queue.wait(clock.seconds_until_next_timer(0.01))
-            queue.run_until_empty()
-            clock.fire_due()
-            if adapter.ticks >= ticks_wanted and len(conn.sent_ns) >= min_orders:
-                break
-        sent = [c for c in conn.sent_ns if c in order_ts]
-        latencies = np.array([conn.sent_ns[c] - order_ts[c] for c in sent], dtype=float)
-        submit_part = np.array([conn.sent_ns[c] - submit_ns[c] for c in sent], dtype=float)
-        return {"ticks": adapter.ticks, "orders": len(latencies), "latency_us": latencies / 1e3,
-                "submit_us": submit_part / 1e3,
-                "fills": len(portfolio.fills), "rejections": dict(portfolio.rejections),
-                "ignored": dict(portfolio.ignored_signals)}
+        router = NotingRouter(executor)
+        portfolio = _portfolio(config, ledger, router, executor, clock)
+        _route(queue, executor, ids, adapter, portfolio, strategy)
+        _subscribe(conn, port)
+        _pump(queue, clock, adapter, conn, ticks_wanted, min_orders, timeout_s)
+        return _result(conn, router, adapter, portfolio)
     finally:
         if conn.isConnected():
             conn.disconnect()
         sim.stop()
         journal.close()
         order_log.close()
+
+
+def _portfolio(config: Any, ledger: Ledger, router: NotingRouter, executor: IbExecutor,
+               clock: WallClock) -> PortfolioManager:
+    """The live decision path (risk, sizing, monthly cap, pre-trade gate) routing its orders through ``router``."""
+    pcfg = config.portfolio
+    return PortfolioManager(
+        config=pcfg, strategies=config.strategies, symbols=SYMBOLS, ledger=ledger, risk=RiskManager(pcfg.risk),
+        sizer=PositionSizer(pcfg.sizing, pcfg.risk_per_trade_pct), targeter=VolatilityTargeter(pcfg.optimizer),
+        monthly=MonthlyTradeCounter(pcfg.max_trades_per_month), gate=PreTradeGate(config.pre_trade, SYMBOLS),
+        order_ids=OrderIdFactory(), router=router, working=executor.store, now_ns=clock.now_ns,
+        settles_at_ns=lambda ts: ts + NS_PER_DAY, adv_lookback_days=config.pre_trade.adv_lookback_days,
+    )
+
+
+def _route(queue: EventQueue, executor: IbExecutor, ids: IbOrderIds, adapter: TickAdapter,
+           portfolio: PortfolioManager, strategy: ThresholdStrategy) -> None:
+    """The executor's IB message routes plus the tick -> market -> signal -> order chain, wired as the engine does."""
+    routes: dict[type, list[Callable[[Any], None]]] = {k: [h] for k, h in executor.routes().items()}
+    routes[IbConnected].insert(0, ids.on_connected)
+    routes[IbTick] = [adapter.on_tick]
+    routes[MarketEvent] = [portfolio.on_market, strategy.on_market]
+    routes[SignalEvent] = [portfolio.on_signal]
+    routes[FillEvent] = [portfolio.on_fill, executor.store.on_fill_booked]
+    routes[OrderFailedEvent] = [portfolio.on_order_failed, executor.store.on_failure_booked]
+    for kind, handlers in routes.items():
+        queue.route(kind, handlers)
+
+
+def _subscribe(conn: TimedConnection, port: int) -> None:
+    """Connect to ibsim, start the ibapi reader thread, and ask for every symbol's market data once handshaken."""
+    conn.connect("127.0.0.1", port, 0)
+    reader = threading.Thread(target=conn.run, name="ibapi-run", daemon=True)
+    reader.start()
+    if not conn.ready.wait(5.0):
+        raise RuntimeError(f"ibsim on port {port} did not answer the handshake within 5 s")
+    for req_id, symbol in enumerate(SYMBOLS):
+        conn.reqMktData(req_id, _stock(symbol), "", False, False, [])
+
+
+def _pump(queue: EventQueue, clock: WallClock, adapter: TickAdapter, conn: TimedConnection, ticks_wanted: int,
+          min_orders: int, timeout_s: float) -> None:
+    """The engine's dispatch loop, until enough ticks and placeOrders went through or ``timeout_s`` passed."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        queue.wait(clock.seconds_until_next_timer(0.01))
+        queue.run_until_empty()
+        clock.fire_due()
+        if adapter.ticks >= ticks_wanted and len(conn.sent_ns) >= min_orders:
+            break
+
+
+def _result(conn: TimedConnection, router: NotingRouter, adapter: TickAdapter, portfolio: PortfolioManager) -> dict:
+    """Latencies of the orders whose bytes were sent (matched to their tick by client order id), and the counts."""
+    order_ts, submit_ns = router.order_ts, router.submit_ns
+    sent = [c for c in conn.sent_ns if c in order_ts]
+    latencies = np.array([conn.sent_ns[c] - order_ts[c] for c in sent], dtype=float)
+    submit_part = np.array([conn.sent_ns[c] - submit_ns[c] for c in sent], dtype=float)
+    return {"ticks": adapter.ticks, "orders": len(latencies), "latency_us": latencies / 1e3,
+            "submit_us": submit_part / 1e3,
+            "fills": len(portfolio.fills), "rejections": dict(portfolio.rejections),
+            "ignored": dict(portfolio.ignored_signals)}
 
 
 def _verdict(value: float, goal: float) -> str:

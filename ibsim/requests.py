@@ -314,6 +314,33 @@ def _place_order(r: FieldReader) -> PlaceOrder:
     r.skip(4)  # blockOrder, sweepToFill, displaySize, triggerMethod
     outside_rth = r.bool()
     r.skip()  # hidden
+    _skip_to_algo(r, contract)
+    algo, params = _algo(r)
+    r.skip()  # algoId
+    what_if = r.bool()
+    return PlaceOrder(
+        order_id=order_id,
+        contract=contract,
+        action=action,
+        total_quantity=quantity,
+        order_type=order_type,
+        lmt_price=lmt,
+        aux_price=aux,
+        tif=tif or "DAY",
+        account=account,
+        order_ref=order_ref,
+        transmit=transmit,
+        parent_id=parent_id,
+        outside_rth=outside_rth,
+        algo_strategy=algo,
+        algo_params=params,
+        what_if=what_if,
+    )
+
+
+def _skip_to_algo(r: FieldReader, contract: ContractSpec) -> None:
+    """Skip the PLACE_ORDER fields between ``hidden`` and ``algoStrategy``: ibsim ignores them all, but several
+    groups are present only under a condition read from the message, so they cannot be skipped as one count."""
     if contract.sec_type == "BAG":
         r.skip(8 * r.int())
         r.skip(r.int())
@@ -335,33 +362,18 @@ def _place_order(r: FieldReader) -> PlaceOrder:
     if r.str() != "":  # hedgeType
         r.skip()
     r.skip(4)  # optOutSmartRouting, clearingAccount, clearingIntent, notHeld
-    if r.bool():
+    if r.bool():  # deltaNeutralContract: conId, delta, price
         r.skip(3)
+
+
+def _algo(r: FieldReader) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """``algoStrategy`` and its tag/value params (counted, present only with a strategy): the IB algo ibsim runs."""
     algo = r.str()
     params: list[tuple[str, str]] = []
     if algo:
         for _ in range(r.int()):
             params.append((r.str(), r.str()))
-    r.skip()  # algoId
-    what_if = r.bool()
-    return PlaceOrder(
-        order_id=order_id,
-        contract=contract,
-        action=action,
-        total_quantity=quantity,
-        order_type=order_type,
-        lmt_price=lmt,
-        aux_price=aux,
-        tif=tif or "DAY",
-        account=account,
-        order_ref=order_ref,
-        transmit=transmit,
-        parent_id=parent_id,
-        outside_rth=outside_rth,
-        algo_strategy=algo,
-        algo_params=tuple(params),
-        what_if=what_if,
-    )
+    return algo, tuple(params)
 
 
 _PARSERS: dict[int, Callable[[FieldReader], Request]] = {

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from core.clock import NS_PER_SECOND, WallClock
-from core.config_models import AppConfig, OperationalRiskConfig
+from core.config_models import AppConfig, OperationalRiskConfig, RiskMonitorConfig, SystemConfig
 from core.errors import ConfigError, StateCorruptError
 from core.ipc_commands import CommandClient
 from core.ipc_endpoints import is_tcp
@@ -84,6 +84,39 @@ MIN_BROKER_STALE_S = 3.0
 EventHook = Callable[[str, int, str], None]  # (event name, ts_ns, detail): breach_seen, kill_triggered, kill steps
 
 
+def _limits(rm: RiskMonitorConfig, ops: OperationalRiskConfig) -> Limits:
+    """The thresholds ``checks.py`` judges the engine's logs and the account by, gathered from two config sections."""
+    return Limits(
+        kill_drawdown_pct=rm.kill_drawdown_pct,
+        max_daily_loss_pct=rm.max_daily_loss_pct,
+        max_daily_fills=rm.max_daily_fills,
+        max_daily_fill_notional_usd=rm.max_daily_fill_notional_usd,
+        max_orders_per_window=ops.max_orders_per_window,
+        order_rate_window_s=ops.order_rate_window_s,
+        duplicate_order_alarm_count=ops.duplicate_order_alarm_count,
+    )
+
+
+def _broker_order_limits(rm: RiskMonitorConfig) -> BrokerOrderLimits:
+    """The thresholds on every client's orders at the broker (what an engine bypassing its order log would trip)."""
+    return BrokerOrderLimits(
+        max_open_orders=rm.max_broker_open_orders,
+        max_submissions_per_window=rm.max_broker_submissions_per_window,
+        submission_window_s=rm.broker_submission_window_s,
+    )
+
+
+def _kill_settings(rm: RiskMonitorConfig, system: SystemConfig) -> KillSettings:
+    """The kill flow's flag path and timeouts; the verify and cancel waits are derived from the command timeout."""
+    return KillSettings(
+        kill_flag_path=Path(system.kill_flag_path),
+        command_timeout_s=rm.command_timeout_s,
+        fallback_action=rm.fallback_action,
+        verify_timeout_s=max(5.0, 3 * rm.command_timeout_s),
+        cancel_wait_s=max(1.0, rm.command_timeout_s),
+    )
+
+
 class MonitorRunner:
     """Owns every watcher, the broker link and the kill flow; ``run(stop)`` until ``stop`` is set."""
 
@@ -97,28 +130,29 @@ class MonitorRunner:
         self.started_ns = clock.now_ns()
         self.check_interval_ns = int(rm.check_interval_s * NS_PER_SECOND)
         self.beat_interval_ns = int(min(rm.check_interval_s, ops.heartbeat_interval_s) * NS_PER_SECOND)
-        self.limits = Limits(
-            kill_drawdown_pct=rm.kill_drawdown_pct,
-            max_daily_loss_pct=rm.max_daily_loss_pct,
-            max_daily_fills=rm.max_daily_fills,
-            max_daily_fill_notional_usd=rm.max_daily_fill_notional_usd,
-            max_orders_per_window=ops.max_orders_per_window,
-            order_rate_window_s=ops.order_rate_window_s,
-            duplicate_order_alarm_count=ops.duplicate_order_alarm_count,
-        )
-        self.broker_order_limits = BrokerOrderLimits(
-            max_open_orders=rm.max_broker_open_orders,
-            max_submissions_per_window=rm.max_broker_submissions_per_window,
-            submission_window_s=rm.broker_submission_window_s,
-        )
+        self.limits = _limits(rm, ops)
+        self.broker_order_limits = _broker_order_limits(rm)
         self.kill_now_path = Path(system.kill_now_flag_path)
         self.heartbeat_csv_path = Path(ops.heartbeat_flag_path)
         self.monitor_heartbeat_path = Path(ops.monitor_heartbeat_path)
         self.broker_stale_after_s = max(MIN_BROKER_STALE_S, 6 * rm.check_interval_s)
+        self._init_watchers(port)
+        self.counter = ConfirmationCounter(rm.confirm_checks)
+        settings = _kill_settings(rm, system)
+        self.kill = KillFlow(settings, self.broker, self._commander, self._engine_gone, clock, on_step=self._emit)
+        self._keys_problem: str | None = None
+        self._command_client: CommandClient | None = None
+        self._prepare_keys()
+        self._init_loop_state()
+
+    def _init_watchers(self, port: int | None) -> None:
+        """Open every source the checks read: the engine's heartbeats, its order and risk logs, the account marks,
+        and the monitor's own broker connection (``port`` overrides ``ib_connection.port``)."""
+        rm, ops, system = self.config.risk_monitor, self.config.operational_risk, self.config.system
         self.liveness = LivenessTracker(
             dead_after_s=ops.missed_heartbeats * ops.heartbeat_interval_s, started_ns=self.started_ns
         )
-        self.subscriber = HeartbeatSubscriber(ops.heartbeat_endpoint, clock,
+        self.subscriber = HeartbeatSubscriber(ops.heartbeat_endpoint, self.clock,
                                               curve_client=_heartbeat_curve_client(ops))  # fmt: skip
         self.orders = OrderLogWatcher(
             ops.order_rate_counter_path, started_ns=self.started_ns, window_s=ops.order_rate_window_s
@@ -130,26 +164,18 @@ class MonitorRunner:
         )
         self.marks = AccountMarks(Path(system.state_dir) / MARKS_FILE_NAME)
         self.broker = BrokerLink(
-            config.ib_connection, rm.risk_monitor_client_id, clock, port=port, refresh_s=rm.check_interval_s
+            self.config.ib_connection, rm.risk_monitor_client_id, self.clock, port=port, refresh_s=rm.check_interval_s
         )
         self.broker_orders = BrokerOrderCounter(rm.broker_submission_window_s)
-        self.counter = ConfirmationCounter(rm.confirm_checks)
-        settings = KillSettings(
-            kill_flag_path=Path(system.kill_flag_path),
-            command_timeout_s=rm.command_timeout_s,
-            fallback_action=rm.fallback_action,
-            verify_timeout_s=max(5.0, 3 * rm.command_timeout_s),
-            cancel_wait_s=max(1.0, rm.command_timeout_s),
-        )
-        self.kill = KillFlow(settings, self.broker, self._commander, self._engine_gone, clock, on_step=self._emit)
-        self._keys_problem: str | None = None
-        self._command_client: CommandClient | None = None
-        self._prepare_keys()
+
+    def _init_loop_state(self) -> None:
+        """What the loop learns and schedules as it runs: nothing seen yet, and every timer due at the start."""
         self.report: LivenessReport | None = None
         self.account_view: AccountView | None = None
         self.findings: list[Finding] = []
         self.findings_log = FindingsLog(
-            rm.confirm_checks, lambda kind, ts_ns, detail: self._emit("breach_seen", ts_ns, f"{kind}: {detail}")
+            self.config.risk_monitor.confirm_checks,
+            lambda kind, ts_ns, detail: self._emit("breach_seen", ts_ns, f"{kind}: {detail}"),
         )
         self.seq = 0
         self.checks = 0

@@ -237,20 +237,45 @@ class Ledger:
         is_buy = fill.side is Side.BUY
         signed_quantity = float(fill.quantity) if is_buy else -float(fill.quantity)
         new_quantity, new_avg, realized = position_after_fill(quantity, avg_cost, signed_quantity, fill.price)
+        self._check_short(fill, quantity, new_quantity)
+        notional = fill.quantity * fill.price
+        proceeds_net = notional - fill.commission
+        settled = self._settled_after_fill(is_buy, notional, fill.commission, proceeds_net)
+        self._check_settled(fill, settled)
+        # Commit: nothing below can fail.
+        self._commit_position(fill, index, quantity, new_quantity, new_avg)
+        self._commit_cash(fill, is_buy, notional, proceeds_net, settled, settles_at_ns)
+        self._realized_pnl += realized
+        self._commissions_paid += fill.commission
+        self._slippage_paid += fill.slippage_cost
+        self._exec_ids[fill.exec_id] = None
+        return realized
+
+    def _check_short(self, fill: FillEvent, held: float, new_quantity: float) -> None:
+        """Raise before any mutation if ``fill`` would open or extend a short this account does not allow."""
         if new_quantity < 0.0 and not self.allow_short:
             raise InvariantViolation(
                 f"fill {fill.exec_id}: {fill.side} {fill.quantity} {fill.symbol} would leave a position of "
                 f"{new_quantity:g} shares, but this {self.account_type} account does not allow shorts "
-                f"(allow_short={self.allow_short}); held {quantity:g}"
+                f"(allow_short={self.allow_short}); held {held:g}"
             )
-        notional = fill.quantity * fill.price
-        proceeds_net = notional - fill.commission
+
+    def _settled_after_fill(
+        self, is_buy: bool, notional: float, commission: float, proceeds_net: float
+    ) -> tuple[float, float]:
+        """Settled cash ``(total, compensation)`` the fill would leave, computed without touching the ledger.
+
+        A buy debits its cost and commission at once; a sale's net proceeds wait for settlement, except the part
+        of a commission larger than the proceeds, which is owed now.
+        """
         if is_buy:
-            settled = _neumaier_add(*_neumaier_add(self._settled, self._settled_comp, -notional), -fill.commission)
-        elif proceeds_net < 0.0:  # commission larger than the proceeds: the rest is owed now
-            settled = _neumaier_add(self._settled, self._settled_comp, proceeds_net)
-        else:
-            settled = (self._settled, self._settled_comp)
+            return _neumaier_add(*_neumaier_add(self._settled, self._settled_comp, -notional), -commission)
+        if proceeds_net < 0.0:  # commission larger than the proceeds: the rest is owed now
+            return _neumaier_add(self._settled, self._settled_comp, proceeds_net)
+        return self._settled, self._settled_comp
+
+    def _check_settled(self, fill: FillEvent, settled: tuple[float, float]) -> None:
+        """Raise before any mutation if ``settled`` (from ``_settled_after_fill``) is negative in a cash account."""
         if self.account_type == "cash" and settled[0] + settled[1] < 0.0:
             raise InvariantViolation(
                 f"fill {fill.exec_id}: {fill.side} {fill.quantity} {fill.symbol} @ {fill.price} with commission "
@@ -258,7 +283,11 @@ class Ledger:
                 f"(settled {self.settled_cash:.6f}, unsettled {self.unsettled_cash:.6f}); unsettled proceeds "
                 "cannot buy, so the order should have been sized from available_for_buying()"
             )
-        # Commit: nothing below can fail.
+
+    def _commit_position(
+        self, fill: FillEvent, index: int | None, quantity: float, new_quantity: float, new_avg: float
+    ) -> None:
+        """Write the checked position update (adding the symbol if it is new); part of ``apply_fill``'s commit."""
         if index is None:
             index = self._add_symbol(fill.symbol)
         self._open_count += (new_quantity != 0.0) - (quantity != 0.0)
@@ -267,6 +296,17 @@ class Ledger:
         self._avg_cost[index] = new_avg
         if self._last_prices[index] != self._last_prices[index]:  # never marked: the fill is the best price known
             self._last_prices[index] = fill.price
+
+    def _commit_cash(
+        self,
+        fill: FillEvent,
+        is_buy: bool,
+        notional: float,
+        proceeds_net: float,
+        settled: tuple[float, float],
+        settles_at_ns: int,
+    ) -> None:
+        """Write the checked cash flows: total cash, settled cash, and a sale's proceeds queued until they settle."""
         self._cash, self._cash_comp = _neumaier_add(
             *_neumaier_add(self._cash, self._cash_comp, -notional if is_buy else notional), -fill.commission
         )
@@ -274,11 +314,6 @@ class Ledger:
         if not is_buy and proceeds_net > 0.0:
             heapq.heappush(self._unsettled, (settles_at_ns, self._unsettled_seq, proceeds_net))
             self._unsettled_seq += 1
-        self._realized_pnl += realized
-        self._commissions_paid += fill.commission
-        self._slippage_paid += fill.slippage_cost
-        self._exec_ids[fill.exec_id] = None
-        return realized
 
     def settle(self, now_ns: int) -> float:
         """Move every unsettled amount due at or before ``now_ns`` to settled cash; returns the USD moved."""
