@@ -1,6 +1,6 @@
 """The live trading engine: ``python main.py --config config.yaml [--duration SECONDS] [--port PORT]``.
 
-Thin on purpose: parse arguments, load and validate the config, set up logging, ``live.engine.build_engine``,
+Thin on purpose: parse arguments, load and validate the config, set up logging, ``live.wiring.build_engine``,
 ``Engine.run``. Exit codes (``live.exit_codes.ExitCode``): 0 a stop somebody ordered (signal, ``--duration``, a
 kill that ended flat), 1 corrupt state (the message names the file, which is left untouched), 2 invalid
 configuration, 3 a kill that did not end flat within its timeout, 4 a crash (an exception nothing expected; the
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.CONFIG
     import logging
 
-    from live.engine import build_engine  # heavy imports only once the config is known to be good
+    from live.wiring import build_engine  # heavy imports only once the config is known to be good
 
     logging.getLogger("ibapi").setLevel(logging.WARNING)  # ibapi logs every request and answer at INFO
     log = logging.getLogger("main")

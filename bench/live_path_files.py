@@ -14,7 +14,7 @@ the engine runs at its normal speed everywhere else:
 2. dispatcher thread: ``EventQueue.dispatch_one`` of that ``IbBar`` (the daily-bar feed stores it in its batch);
 3. reader thread: ``_Wrapper.historicalDataEnd`` of the batch's last request, up to the ``put``;
 4. dispatcher thread: ``dispatch_one`` of that ``IbHistoricalEnd``: the batch is complete, the feed hands the
-   session's bar on (``Engine._on_session_close``), and the path ends at the first call of ibapi's
+   session's bar on (``SessionStep.on_close``), and the path ends at the first call of ibapi's
    ``EClient.placeOrder``.
 
 A daily bar becomes a decision only when its batch's last ``IbHistoricalEnd`` is dispatched, so windows 3 and 4
@@ -59,8 +59,9 @@ from core.config_loader import validate_config  # noqa: E402
 from core.ib_messages import IbBar, IbHistoricalEnd  # noqa: E402
 from core.ib_wrapper import IbConnection, _Wrapper  # noqa: E402
 from ibsim import IbSim, SimConfig  # noqa: E402
-from live.engine import Engine, build_engine  # noqa: E402
+from live.engine import Engine  # noqa: E402
 from live.ports import EngineFiles, EnginePorts  # noqa: E402
+from live.wiring import build_engine  # noqa: E402
 from testkit.crash_cycles import fast_trading_config  # noqa: E402
 from testkit.waiting import free_port  # noqa: E402
 from utils.logger import setup_logging  # noqa: E402
@@ -190,7 +191,7 @@ class PathRecorder:
 
     def watching(self) -> bool:
         """Record windows once the warm-up batch is handed on (it never decides) until the first order."""
-        return self.engine.daily_bars.last_date is not None and not self.found.is_set()
+        return self.engine.parts.daily_bars.last_date is not None and not self.found.is_set()
 
     def install(self) -> None:
         recorder = self
@@ -232,7 +233,7 @@ class PathRecorder:
             result = window.run(dispatch_one)
             if window.placed is not None:
                 recorder.decision_end = key
-                recorder.decision_date = recorder.engine.daily_bars.last_date
+                recorder.decision_date = recorder.engine.parts.daily_bars.last_date
                 recorder.found.set()
             return bool(result)
 
@@ -249,8 +250,8 @@ class PathRecorder:
         placed = end_window.placed
         assert placed is not None
         end_req_id = int(self.decision_end[1])
-        symbols = self.engine.daily_bars.symbols
-        base = end_req_id - (end_req_id - self.engine.daily_bars._req_id_base) % 1000
+        symbols = self.engine.parts.daily_bars.symbols
+        base = end_req_id - (end_req_id - self.engine.parts.daily_bars._req_id_base) % 1000
         bar_key: Key = ("bar", base + symbols.index(placed.symbol), self.decision_date.strftime("%Y%m%d"))
         windows = [self.reader.get(bar_key), self.dispatched.get(bar_key), self.reader.get(self.decision_end),
                    end_window]  # fmt: skip

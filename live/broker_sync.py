@@ -82,6 +82,7 @@ class BrokerSync:
         self._finish_executor = finish_executor
         self.step = SyncStep.IDLE
         self.generation = 0
+        self.connected = False  # the dispatcher's view of the link: IbConnected seen, no IbDisconnected since
         self._reconnect = False
         self._client_id = 0
         self._positions: dict[tuple[str, str], float] = {}  # (account, symbol) -> the broker's latest word
@@ -95,6 +96,8 @@ class BrokerSync:
 
     # -- routed messages ---------------------------------------------------------------------------------------
     def on_connected(self, message: IbConnected) -> None:
+        self.connected = True
+        log.info("event=engine_connected reconnect=%s next_valid_id=%d", message.reconnect, message.next_valid_id)
         if self.step is not SyncStep.IDLE:
             log.warning("event=broker_sync_restarted generation=%d step=%s (a new connection came first)",
                         self.generation, self.step)  # fmt: skip
@@ -105,6 +108,8 @@ class BrokerSync:
         self._client.reqPositions()
 
     def on_disconnected(self, message: IbDisconnected) -> None:
+        self.connected = False
+        log.warning("event=engine_disconnected reason=%s", message.reason)
         if self.step is not SyncStep.IDLE:
             log.warning("event=broker_sync_abandoned generation=%d step=%s reason=%s (again on reconnect)",
                         self.generation, self.step, message.reason)  # fmt: skip
@@ -122,6 +127,11 @@ class BrokerSync:
         if self.step is SyncStep.OPEN_ORDERS:
             self._advance(SyncStep.EXECUTIONS)
             self._client.reqExecutions(SYNC_EXEC_REQ_ID, self._execution_filter(self._client_id))
+
+    @property
+    def idle(self) -> bool:
+        """Connected and no sync under way: the broker's word is current (a flatten may go out)."""
+        return self.connected and self.step is SyncStep.IDLE
 
     def on_exec_details_end(self, message: IbExecDetailsEnd) -> None:
         if self.step is not SyncStep.EXECUTIONS or message.req_id != SYNC_EXEC_REQ_ID:

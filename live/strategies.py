@@ -6,6 +6,8 @@ what ``run_recalibration.py`` promoted (``state/approved_params/<name>.yaml``) o
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,9 +15,11 @@ import numpy as np
 
 from core.config_models import AppConfig, StrategiesConfig
 from core.errors import StateCorruptError, StrategyError
-from core.events import MarketEvent
+from core.events import MarketEvent, SignalEvent
 from strategy.base import BarArrays, Strategy
-from strategy.registry import STRATEGY_NAMES
+from strategy.registry import STRATEGY_NAMES, build_strategy
+
+log = logging.getLogger(__name__)
 
 
 class LiveStrategy:
@@ -84,3 +88,20 @@ def strategies_with_approved_params(config: AppConfig, state_dir: Path) -> tuple
         strategies = strategies.model_copy(update={name: section.model_copy(update={"params": params})})
         sources[name] = str(path)
     return strategies, sources
+
+
+def load_live_strategies(
+    config: AppConfig, state_dir: Path, symbols: tuple[str, ...], now_ns: Callable[[], int]
+) -> tuple[StrategiesConfig, list[LiveStrategy], list[SignalEvent]]:
+    """The enabled strategies (approved parameters over the config; the source is logged), each bound to one
+    signal list that the session step reads and clears after every session close."""
+    strategies_cfg, sources = strategies_with_approved_params(config, state_dir)
+    signals: list[SignalEvent] = []
+    strategies: list[LiveStrategy] = []
+    for name, source in sources.items():
+        strategy = build_strategy(name, strategies_cfg)
+        strategy.bind(signals.append, now_ns)
+        strategies.append(LiveStrategy(strategy, symbols))
+        log.info("event=strategy_loaded name=%s params_source=%s params=%s", name, source,
+                 getattr(strategies_cfg, name).params.model_dump())  # fmt: skip
+    return strategies_cfg, strategies, signals

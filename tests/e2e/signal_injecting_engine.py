@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import live.engine as engine_module  # noqa: E402
+import live.wiring as engine_module  # noqa: E402
 import main  # noqa: E402
 from core.events import MarketEvent, SignalDirection, SignalEvent  # noqa: E402
 
@@ -37,8 +37,8 @@ def build_with_injector(config, **kwargs):  # type: ignore[no-untyped-def]
         taken = INBOX.rename(f"INJECT.{done[0]}.done")
         now = engine.clock.now_ns()
         for item in json.loads(taken.read_text()):
-            price = engine.portfolio.last_price(item["symbol"]) * float(item.get("price_factor", 1.0))
-            engine.live.on_signal(SignalEvent(
+            price = engine.parts.portfolio.last_price(item["symbol"]) * float(item.get("price_factor", 1.0))
+            engine.parts.live.on_signal(SignalEvent(
                 ts_event_ns=now, ts_init_ns=now, strategy_id=item["strategy_id"], symbol=item["symbol"],
                 direction=SignalDirection[item["direction"]], reference_price=round(price, 2),
                 stop_distance=max(0.01, round(price * 0.02, 2)),

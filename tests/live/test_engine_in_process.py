@@ -23,9 +23,10 @@ from core.events import TradingState
 from core.ib_wrapper import IbConnection
 from core.ipc_heartbeat import read_heartbeat_csv
 from ibsim import IbSim
-from live.engine import Engine, build_engine
+from live.engine import Engine
 from live.exit_codes import ExitCode
 from live.ports import EngineFiles, EnginePorts
+from live.wiring import build_engine
 from testkit.crash_cycles import fast_trading_config
 from testkit.waiting import free_port
 
@@ -82,7 +83,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
     thread.start()
     try:
         eventually(lambda: engine.reconciled, 30, "the broker sync reconciled", thread)
-        assert engine.sync.generation == 1
+        assert engine.parts.sync.generation == 1
         eventually(lambda: engine.trading.state is TradingState.ACTIVE, 10, "ACTIVE after the sync", thread)
         eventually(lambda: engine_positions_at(sim), 90, "the engine trades", thread)
         kill_now = engine.files.kill_now_flag
@@ -107,7 +108,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
     intents = [json.loads(line) for line in journal.read_text().splitlines()]
     intents = [row for row in intents if row["kind"] == "intent"]
     assert intents and all(row["ts_ns"] >= synced_ns for row in intents)  # nothing journaled while STARTING
-    assert engine.market_data.published > 0  # the intraday source delivered marks
+    assert engine.parts.market_data.published > 0  # the intraday source delivered marks
 
 
 def test_engine_marks_the_book_from_ticks_when_configured(tmp_path: Path, fast_sim: IbSim) -> None:
@@ -118,7 +119,7 @@ def test_engine_marks_the_book_from_ticks_when_configured(tmp_path: Path, fast_s
     thread.start()
     try:
         eventually(lambda: engine.reconciled, 30, "the broker sync reconciled", thread)
-        eventually(lambda: engine.market_data.published >= 3, 30, "marks built from ticks", thread)
+        eventually(lambda: engine.parts.market_data.published >= 3, 30, "marks built from ticks", thread)
         with fast_sim.lock:
             assert fast_sim.gateway.sessions[1].mkt_subs and not fast_sim.gateway.sessions[1].bar_subs
     finally:
@@ -134,3 +135,4 @@ def test_ticks_with_the_simulated_gateway_are_refused_with_a_reason(tmp_path: Pa
     raw["ib_connection"].update(mode="sim", intraday_marks="ticks")
     with pytest.raises(ConfigError, match="intraday_marks 'ticks' needs mode 'tws'"):
         validate_config(raw, "test")
+

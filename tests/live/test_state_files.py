@@ -27,9 +27,10 @@ from core.errors import ConfigError, StateCorruptError, StateInUseError
 from core.events import OrderEvent, OrderType, Side
 from core.ib_wrapper import IbConnection
 from execution.order_state import OrderEventKind
-from live.engine import Engine, build_engine
+from live.engine import Engine
 from live.ports import EngineFiles, EnginePorts
 from live.state_lock import LOCK_NAME
+from live.wiring import build_engine
 from testkit.crash_cycles import fast_trading_config
 from testkit.fills import make_fill
 from testkit.waiting import free_port
@@ -83,9 +84,9 @@ def traded_state(root: Path, exec_ids: list[str], journaled: int) -> None:
         for i, exec_id in enumerate(exec_ids):
             coid = f"o{i}"
             if i < journaled:
-                engine.journal.record_intent(order(coid), 1000 + i)
-                engine.journal.record_event(coid, OrderEventKind.FILL, exec_id=exec_id, quantity=5, price=100.0)
-            engine.live.on_fill(make_fill("SPY", Side.BUY, 5, 100.0, exec_id=exec_id, client_order_id=coid,
+                engine.parts.journal.record_intent(order(coid), 1000 + i)
+                engine.parts.journal.record_event(coid, OrderEventKind.FILL, exec_id=exec_id, quantity=5, price=100.0)
+            engine.parts.live.on_fill(make_fill("SPY", Side.BUY, 5, 100.0, exec_id=exec_id, client_order_id=coid,
                                           ts_event_ns=engine.clock.now_ns()))  # fmt: skip
     finally:
         engine.close()  # writes the last snapshot
@@ -204,7 +205,7 @@ def test_a_journal_holding_every_booked_execution_starts(tmp_path: Path) -> None
     traded_state(tmp_path, ["e-1", "e-2"], journaled=2)
     engine = build(tmp_path)
     try:
-        assert engine.portfolio.ledger.applied_exec_ids() == ("e-1", "e-2")
+        assert engine.parts.portfolio.ledger.applied_exec_ids() == ("e-1", "e-2")
     finally:
         engine.close()
 

@@ -14,7 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-import live.engine as engine_module  # noqa: E402
+import live.wiring as engine_module  # noqa: E402
 import main  # noqa: E402
 from core.events import MarketEvent  # noqa: E402
 

@@ -1,0 +1,87 @@
+"""What an operator can ask of the running engine (``live.commands``: STATUS, HALT, CANCEL_ALL, FLATTEN), and the
+status they read back (also in the engine's stop log).
+
+Cancels go the way orders go: ``IbExecutor.cancel_all`` (the order store's owner), never around it. FLATTEN asks
+the broker first (``live.broker_flatten``) and closes only what it holds net of working flatten orders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from core.clock import Clock
+from data.ib_daily_bars import DailyBarFeed
+from execution.ib_executor import IbExecutor
+from live.broker_flatten import BrokerFlatten
+from live.broker_sync import BrokerSync
+from live.monitor_watch import MonitorWatch
+from portfolio.live_manager import LiveManager
+from portfolio.trading_state import Reason, TradingStateMachine
+
+
+class OperatorControls:
+    """Implements ``live.commands.EngineControls``; dispatcher thread only."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        trading: TradingStateMachine,
+        live: LiveManager,
+        executor: IbExecutor,
+        broker_flatten: BrokerFlatten,
+        sync: BrokerSync,
+        daily_bars: DailyBarFeed,
+        monitor: MonitorWatch,
+        *,
+        kill_level: Callable[[], str],
+        reconciled: Callable[[], bool],
+    ) -> None:
+        self._clock = clock
+        self._trading = trading
+        self._live = live
+        self._executor = executor
+        self._flatten = broker_flatten
+        self._sync = sync
+        self._daily_bars = daily_bars
+        self._monitor = monitor
+        self._kill_level = kill_level
+        self._reconciled = reconciled
+
+    def halt(self, reason: str) -> None:
+        self._live.halt(reason)
+
+    def cancel_all(self, reason: str) -> None:
+        self._executor.cancel_all(reason)
+
+    def flatten(self, reason: str) -> None:
+        """Cancel all and close what the broker holds (asked first: ``live.broker_flatten``); reduce-only after."""
+        self._live.set_reduce_only(True, reason, source=Reason.OPERATOR)
+        self._executor.cancel_all(reason)
+        self._flatten.request(reason)
+
+    def status(self) -> dict[str, Any]:
+        """Plain-JSON state for STATUS replies and logs."""
+        portfolio, monitor, beat = self._live.portfolio, self._monitor, self._monitor.last
+        trading = self._trading.describe()
+        last_bar = self._daily_bars.last_date
+        return {
+            **self._live.heartbeat_fields(),
+            "halt_reason": trading["halt_cause"],
+            "reasons": trading["reasons"],
+            "kill": self._kill_level(),
+            "connected": self._sync.connected,
+            "reconciled": self._reconciled(),
+            "accepting_orders": self._executor.accepting_orders,
+            "reserved_cash": round(portfolio.reserved_cash, 2),
+            "working_symbols": sorted(portfolio.working_symbols()),
+            "ignored_signals": dict(portfolio.ignored_signals),
+            "position_by_symbol": portfolio.ledger.open_positions(),
+            "fills_today": self._live.fills_today(self._clock.now_ns()),
+            "last_daily_bar": None if last_bar is None else str(last_bar.date()),
+            "session_decisions": self._daily_bars.decisions,
+            "monitor_policy": monitor.policy,
+            "monitor_stale": None if beat is None else beat.stale,
+            "monitor_age_s": None if beat is None else beat.age_s,
+            "trading_blocked_by_monitor": not monitor.trading_allowed,
+        }
