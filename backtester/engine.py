@@ -24,6 +24,7 @@ from data.panel import BarPanel
 from execution.commissions import build_commission_model
 from execution.sim_executor import SessionTimes, SimulatedExecutor
 from execution.slippage import SlippageModel
+from ml.algowheel_store import promoted_wheel_state
 from portfolio.ledger import Ledger
 from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.optimizer import VolatilityTargeter
@@ -32,6 +33,7 @@ from portfolio.portfolio_manager import PortfolioManager
 from portfolio.pre_trade import PreTradeGate
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
+from portfolio.wheel_orders import WheelExecution, build_wheel_execution
 from strategy.base import BarArrays, Strategy
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,8 @@ def build_backtest(
     pcfg = config.portfolio
     ledger = Ledger(pcfg.initial_capital, panel.symbols, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
     executor = _build_executor(config, panel, sessions, clock, queue, ledger, outage_bars)
-    portfolio = _build_portfolio(config, panel, sessions, clock, ledger, executor, trade_from_index)
+    wheel = build_wheel_execution(config, calendar, promoted_wheel_state(config))
+    portfolio = _build_portfolio(config, panel, sessions, clock, ledger, executor, trade_from_index, wheel)
     for strategy in strategies:
         strategy.bind(queue.put, clock.now_ns)
     _route_events(queue, portfolio, executor, strategies)
@@ -174,8 +177,9 @@ def _build_portfolio(
     ledger: Ledger,
     executor: SimulatedExecutor,
     trade_from_index: int,
+    wheel: WheelExecution | None,
 ) -> PortfolioManager:
-    """The portfolio manager with the same risk, sizing and gate components the live engine wires."""
+    """The portfolio manager with the same risk, sizing, gate and AlgoWheel components the live engine wires."""
     pcfg = config.portfolio
     return PortfolioManager(
         config=pcfg,
@@ -196,6 +200,7 @@ def _build_portfolio(
         accept_signals_from_ns=int(sessions.close_ns[trade_from_index])
         if 0 < trade_from_index < len(panel.dates)
         else None,  # (timestamps before 1970 are negative: no numeric sentinel is safe)
+        wheel=wheel,
     )
 
 

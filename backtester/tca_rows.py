@@ -151,9 +151,31 @@ def _common(managed: ManagedOrder, market: _Market, run_id: str) -> dict[str, ob
         "client_order_id": f"{run_id}/{order.client_order_id}", "strategy_id": order.strategy_id,
         "symbol": order.symbol, "side": order.side, "order_quantity": order.quantity,
         "decision_ts": order.ts_event_ns, "decision_price": order.reference_price,
-        "algo": Algo(order.order_type.value), "source": Source.BACKTEST, "run_id": run_id,
-        "adv_participation": market.adv_participation(order.quantity, decided, j),
+        "algo": _algo(order), "source": Source.BACKTEST, "run_id": run_id,
+        "adv_participation": market.adv_participation(order.quantity, decided, j), **_wheel(order),
     }  # fmt: skip
+
+
+def _algo(order: OrderEvent) -> Algo:
+    """ADAPTIVE/TWAP for a WHEEL order worked by an IB algo, else its order type (as ``tca.from_journal``)."""
+    algo = order.execution.algo if order.execution is not None else None
+    return Algo(algo.upper()) if algo is not None else Algo(order.order_type.value)
+
+
+def _wheel(order: OrderEvent) -> dict[str, object]:
+    """A WHEEL order's decision record and the minutes it had to the close; nothing for other orders."""
+    if order.execution is None:
+        return {}
+    decision = dict(order.execution.decision)
+    return {"wheel_decision": decision, "minutes_to_close": (decision.get("context") or {}).get("minutes_to_close")}
+
+
+def _policy(order: OrderEvent) -> dict[str, object]:
+    """The execution rows' algo parameters and policy fields (the unfilled rows have no such columns)."""
+    choice = order.execution
+    if choice is None:
+        return {}
+    return {"algo_params": dict(choice.algo_params), "policy_id": choice.policy_id, "propensity": choice.propensity}
 
 
 def _arrival(managed: ManagedOrder, market: _Market) -> tuple[int, float]:
@@ -184,7 +206,7 @@ def _executions(managed: ManagedOrder, market: _Market, run_id: str) -> list[Exe
         exec_id=f"{run_id}/{fill.exec_id}", quantity=fill.quantity, price=fill.price,
         commission=fill.commission or 0.0, arrival_ts=arrival_ts, arrival_price=arrival_price,
         fill_ts=_fill_ts(fill), close_price=market.close(market.session_of(_fill_ts(fill)), j), vol_20d=vol,
-        **common,
+        **_policy(managed.order), **common,
     ) for fill in managed.fills]  # fmt: skip
 
 

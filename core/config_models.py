@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -319,7 +320,7 @@ class SmaCrossoverParams(Section):
         return self
 
 
-OrderTypeName = Literal["MKT", "LMT", "MOC", "LOC"]
+OrderTypeName = Literal["MKT", "LMT", "MOC", "LOC", "WHEEL"]  # WHEEL: the AlgoWheel chooses (algo_wheel)
 
 
 GridValue = int | float | bool | str
@@ -530,6 +531,64 @@ class PreTradeConfig(Section):
     max_orders_per_minute: Int = Field(default=300, ge=1)
 
 
+class WheelArm(StrEnum):
+    """An execution style the wheel can choose; the order of this enum is the order of the posterior's rows."""
+
+    MOC = "MOC"
+    LOC = "LOC"
+    ADAPTIVE_URGENT = "ADAPTIVE_URGENT"
+    ADAPTIVE_NORMAL = "ADAPTIVE_NORMAL"
+    ADAPTIVE_PATIENT = "ADAPTIVE_PATIENT"
+    TWAP = "TWAP"
+
+
+class AlgoWheelConfig(Section):
+    """``algo_wheel``: the AlgoWheel's settings (units in the names); used by strategies with ``order_type: WHEEL``.
+
+    ``models_dir``: where the promoted model lives (``ml.algowheel_store``); without one the wheel starts from
+    its prior. ``seed``: the wheel's random draws (a backtest is deterministic for a seed).
+    """
+
+    policy_name: str = Field(default="algo_wheel", min_length=1, max_length=40)
+    arms: tuple[WheelArm, ...] = Field(default=tuple(WheelArm), min_length=1, description="arms the wheel may choose")
+    epsilon: Float = Field(default=0.05, gt=0.0, le=1.0, description="uniform exploration floor; > 0 for OPE")
+    propensity_draws: Int = Field(default=128, ge=32, le=100_000, description="posterior draws per decision")
+    noise_sd_bps: Float = Field(default=10.0, gt=0.0, description="shortfall noise sd around the model")
+    prior_sd_bps: Float = Field(default=50.0, gt=0.0, description="prior sd of every coefficient")
+    reward_clip_bps: Float = Field(default=500.0, gt=0.0)
+    auction_cutoff_margin_minutes: Float = Field(
+        default=1.0, ge=0.0, description="MOC/LOC: at least this long before the exchange's auction cut-off"
+    )
+    auction_on_half_days: Bool = True
+    loc_offset_bps: Float = Field(
+        default=10.0, ge=0.0, description="LOC limit away from the reference, capped by the price collar"
+    )
+    adaptive_min_minutes: Float = Field(default=1.0, ge=0.0, description="Adaptive: minutes of session left")
+    twap_min_minutes: Float = Field(default=30.0, gt=0.0, description="TWAP: minutes of session left")
+    twap_max_minutes: Float = Field(default=60.0, gt=0.0, description="longest TWAP window")
+    twap_end_buffer_minutes: Float = Field(default=2.0, ge=0.0, description="TWAP ends this long before close")
+    twap_time_zone: Literal["US/Eastern", "UTC"] = Field(
+        default="US/Eastern", description="how TWAP start/end times are written for IB"
+    )
+    models_dir: str = Field(default="state/models", min_length=1, description="promoted models (algowheel/ inside)")
+    seed: Int = Field(default=11, ge=0, description="the wheel's random draws")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AlgoWheelConfig:
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms must not repeat (got {[a.value for a in self.arms]})")
+        if self.twap_max_minutes < self.twap_min_minutes:
+            raise ValueError(
+                f"twap_max_minutes must be >= twap_min_minutes (got {self.twap_max_minutes} < {self.twap_min_minutes})"
+            )
+        if self.twap_min_minutes <= self.twap_end_buffer_minutes:
+            raise ValueError(
+                f"twap_min_minutes must exceed twap_end_buffer_minutes (got {self.twap_min_minutes} "
+                f"<= {self.twap_end_buffer_minutes})"
+            )
+        return self
+
+
 class AppConfig(Section):
     ib_connection: IbConnectionConfig = IbConnectionConfig()
     ibsim: IbSimConfig = IbSimConfig()
@@ -542,6 +601,7 @@ class AppConfig(Section):
     backtest: BacktestConfig = BacktestConfig()
     costs: CostsConfig = CostsConfig()
     pre_trade: PreTradeConfig = PreTradeConfig()
+    algo_wheel: AlgoWheelConfig = AlgoWheelConfig()
 
     @field_validator("symbols")
     @classmethod

@@ -10,8 +10,10 @@ This module imports nothing of the project (dependency rule), only the standard 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -100,8 +102,48 @@ class SignalEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionChoice:
+    """How an order is worked beyond its type, and who chose it: the AlgoWheel's pick for a ``WHEEL`` strategy.
+
+    ``algo`` is IB's ``algoStrategy`` (``Adaptive``, ``Twap``) with ``algo_params`` as IB's tag/value pairs, or
+    None for a plain order type (MOC, LOC). ``arm`` names the wheel's arm; ``policy_id``/``propensity`` are what
+    off-policy evaluation needs; ``decision`` is the wheel's full JSON record (``WheelDecision.to_record()``),
+    carried into the journal and the TCA rows so a candidate policy can be judged on it later.
+    """
+
+    arm: str
+    algo: str | None = None
+    algo_params: tuple[tuple[str, str], ...] = ()
+    policy_id: str | None = None
+    propensity: float | None = None
+    decision: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (the order journal keeps it with the order)."""
+        return {
+            "arm": self.arm,
+            "algo": self.algo,
+            "algo_params": [list(pair) for pair in self.algo_params],
+            "policy_id": self.policy_id,
+            "propensity": self.propensity,
+            "decision": dict(self.decision),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExecutionChoice:
+        """Back from ``to_json`` (a journal replay)."""
+        return cls(arm=str(data["arm"]), algo=data.get("algo"),
+                   algo_params=tuple((str(k), str(v)) for k, v in data.get("algo_params") or ()),
+                   policy_id=data.get("policy_id"), propensity=data.get("propensity"),
+                   decision=dict(data.get("decision") or {}))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderEvent:
-    """An order we intend to send. ``client_order_id`` is ours, deterministic and idempotent."""
+    """An order we intend to send. ``client_order_id`` is ours, deterministic and idempotent.
+
+    ``execution``: the algo and the policy decision of a ``WHEEL`` order (None for a configured order type).
+    """
 
     ts_event_ns: int
     ts_init_ns: int
@@ -117,6 +159,7 @@ class OrderEvent:
     reduce_only: bool = False
     broker_order_id: int | None = None
     reason: str = ""
+    execution: ExecutionChoice | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

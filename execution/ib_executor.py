@@ -191,7 +191,7 @@ class IbExecutor:
         ib_order_id = self._next_order_id()
         bound = replace(order, broker_order_id=ib_order_id)
         try:
-            algo, params = self._algo_for(order) if self._algo_for is not None else (None, {})
+            algo, params = self._algo(order)
             contract = to_ib_contract(order.symbol)
             ib_order = to_ib_order(bound, ib_order_id, self._account, algo, params)
         except (OrderRejected, ValueError) as exc:
@@ -511,13 +511,26 @@ class IbExecutor:
         )
         self._put(event)
 
+    def _algo(self, order: OrderEvent) -> tuple[str | None, dict[str, str]]:
+        """The IB algo of ``order``: the decision's (a WHEEL order's ``execution``), else ``algo_for``'s, else none."""
+        if order.execution is not None:
+            return order.execution.algo, dict(order.execution.algo_params)
+        return self._algo_for(order) if self._algo_for is not None else (None, {})
+
     def _tca_context(self, order: OrderEvent, algo: str | None, params: dict[str, str], now_ns: int
                      ) -> dict[str, object]:  # fmt: skip
-        """The intent's TCA fields: when the order was sent and at what price (``tca.from_journal`` reads them)."""
+        """The intent's TCA fields: when the order was sent and at what price, how it is worked and which policy
+        chose that (``tca.from_journal`` reads them)."""
         price, spread_bps = self._quote(order.symbol) if self._quote is not None else (None, None)
-        return {"arrival_ts": now_ns, "arrival_price": _positive_or_none(price),
-                "spread_bps": _positive_or_none(spread_bps), "algo": (algo or order.order_type.value).upper(),
-                "algo_params": dict(params), "run_id": self._run_id}  # fmt: skip
+        context: dict[str, object] = {
+            "arrival_ts": now_ns, "arrival_price": _positive_or_none(price),
+            "spread_bps": _positive_or_none(spread_bps), "algo": (algo or order.order_type.value).upper(),
+            "algo_params": dict(params), "run_id": self._run_id,
+        }  # fmt: skip
+        if order.execution is not None:
+            context.update(policy_id=order.execution.policy_id, propensity=order.execution.propensity,
+                           wheel_decision=dict(order.execution.decision))  # fmt: skip
+        return context
 
     def _record(
         self,

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.errors import InvariantViolation, StateCorruptError
-from core.events import OrderEvent, OrderStatus, OrderType, Side, TimeInForce
+from core.events import ExecutionChoice, OrderEvent, OrderStatus, OrderType, Side, TimeInForce
 from execution.order_state import FINAL_KIND, ManagedOrder, OrderEventKind
 from utils.atomic_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, make_dir, open_with_mode
 from utils.crc_lines import TornTail, checked_record, complete_lines, encode_line
@@ -70,7 +70,11 @@ class JournalState:
 
 
 def _order_to_json(order: OrderEvent) -> dict[str, object]:
-    return {f.name: getattr(order, f.name) for f in fields(OrderEvent) if f.name != "broker_order_id"}
+    body = {f.name: getattr(order, f.name) for f in fields(OrderEvent) if f.name not in ("broker_order_id",
+                                                                                         "execution")}  # fmt: skip
+    if order.execution is not None:  # absent otherwise: journals written before it existed read the same
+        body["execution"] = order.execution.to_json()
+    return body
 
 
 def _order_from_json(data: dict[str, object], ib_order_id: int) -> OrderEvent:
@@ -78,7 +82,9 @@ def _order_from_json(data: dict[str, object], ib_order_id: int) -> OrderEvent:
     values["side"] = Side(values["side"])
     values["order_type"] = OrderType(values["order_type"])
     values["time_in_force"] = TimeInForce(values["time_in_force"])
-    return OrderEvent(**values, broker_order_id=ib_order_id)
+    execution = values.pop("execution", None)
+    return OrderEvent(**values, broker_order_id=ib_order_id,
+                      execution=None if execution is None else ExecutionChoice.from_json(execution))  # fmt: skip
 
 
 def _is_number(value: object) -> bool:

@@ -9,6 +9,8 @@ Fill rules (no fill uses a price from before the order was submitted):
 - MOC: the close of the first session whose MOC cut-off is after submission (a decision taken on a daily close
   therefore trades at the next session's close).
 - LOC: as MOC, only if that close satisfies the limit; otherwise the order expires.
+- MKT with an IB algo (a WHEEL order's ``execution``: Adaptive, TWAP): in the same session a MKT order would
+  fill in, by the daily-bar models of ``execution.sim_algos`` (rough: only paper or live fills price an algo).
 
 Slippage (half-spread plus participation impact) is applied to the reference price, fills are capped at the
 configured share of the bar's volume (MKT remainders keep working on later bars, DAY remainders of other types
@@ -31,6 +33,7 @@ from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus, Or
 from execution.commissions import CommissionModel
 from execution.order_state import ManagedOrder
 from execution.order_store import OrderStore
+from execution.sim_algos import algo_fill
 from execution.slippage import SlippageModel
 
 log = logging.getLogger(__name__)
@@ -148,7 +151,13 @@ class SimulatedExecutor:
         order = managed.order
         buy = order.side is Side.BUY
         limit = order.limit_price
-        if order.order_type is OrderType.MKT:
+        spread_share, volume = 1.0, v
+        algo = order.execution.algo if order.execution is not None else None
+        if algo is not None:
+            model = algo_fill(algo, dict(order.execution.algo_params), o, h, lo, c, (close_ns - open_ns) / 6e10)
+            raw, spread_share, volume = model.raw_price, model.spread_share, v * model.volume_share
+            ts = min(open_ns + int(model.minutes_after_open * 6e10), close_ns)
+        elif order.order_type is OrderType.MKT:
             raw, ts = o, open_ns
         elif order.order_type is OrderType.LMT:
             assert limit is not None
@@ -167,7 +176,7 @@ class SimulatedExecutor:
                 return
             raw, ts = c, close_ns
         quantity = min(managed.remaining, self._slippage.max_fill_quantity(v))
-        price = self._slippage.fill_price(order.side, raw, quantity, v)
+        price = self._slippage.fill_price(order.side, raw, quantity, volume, spread_share)
         if order.order_type in (OrderType.LMT, OrderType.LOC):
             price = min(price, limit) if buy else max(price, limit)  # a limit is a limit, slippage included
         cash_capped = False

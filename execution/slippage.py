@@ -39,12 +39,21 @@ class SlippageModel:
         cfg = SlippageConfig(half_spread_bps=0.0, impact_coefficient_bps=0.0, max_participation_pct=100.0)
         return cls(cfg, volume_limited=False)
 
-    def cost_bps(self, quantity: int, bar_volume: float) -> float:
-        """Total adverse move in basis points of the reference price for this order size."""
+    def cost_bps(self, quantity: int, bar_volume: float, spread_share: float = 1.0) -> float:
+        """Total adverse move in basis points of the reference price for this order size; ``spread_share`` of the
+        half-spread is paid (an algo that captures part of the spread pays less than 1)."""
         participation = quantity / bar_volume if bar_volume > 0.0 else 1.0  # NaN volume compares False
-        return self._half_spread_bps + self._impact_coefficient_bps * participation**self._impact_exponent
+        impact = self._impact_coefficient_bps * participation**self._impact_exponent
+        return self._half_spread_bps * spread_share + impact
 
-    def fill_price(self, side: Side, reference_price: float, quantity: int, bar_volume: float) -> float:
+    @property
+    def spread_bps(self) -> float:
+        """The quoted spread the model assumes (twice its half-spread), in bps of the price."""
+        return 2.0 * self._half_spread_bps
+
+    def fill_price(
+        self, side: Side, reference_price: float, quantity: int, bar_volume: float, spread_share: float = 1.0
+    ) -> float:
         """Price at which ``quantity`` shares fill against a bar of ``bar_volume`` shares.
 
         Raises ValueError for a reference price that is not a positive finite number (nothing may trade on
@@ -54,7 +63,7 @@ class SlippageModel:
             raise ValueError(f"reference_price must be a positive finite price (got {reference_price})")
         if quantity < 0:
             raise ValueError(f"quantity must be a non-negative share count (got {quantity})")
-        move = reference_price * self.cost_bps(quantity, bar_volume) / 1e4
+        move = reference_price * self.cost_bps(quantity, bar_volume, spread_share) / 1e4
         if side is Side.BUY:
             return reference_price + move
         return max(reference_price - move, 0.0)

@@ -80,6 +80,7 @@ from live.state_lock import open_state_dir
 from live.stop import StopState
 from live.strategies import load_live_strategies
 from live.timers import EngineTimers
+from ml.algowheel_store import promoted_wheel_state
 from performance.tracker import PerformanceTracker
 from portfolio.ledger import Ledger
 from portfolio.live_manager import LiveManager, calendar_settlement, restore_books
@@ -92,6 +93,7 @@ from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.snapshot import read_snapshot
 from portfolio.trading_state import TradingStateMachine
+from portfolio.wheel_orders import build_wheel_execution
 from utils.atomic_files import LOG_DIR_MODE, make_dir
 
 log = logging.getLogger(__name__)
@@ -214,6 +216,7 @@ def _build_decision_side(parts: EngineParts, snapshot: dict[str, Any] | None, ca
         router=executor, working=executor.store, now_ns=clock.now_ns,
         settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
         adv_lookback_days=config.pre_trade.adv_lookback_days, flatten_via=parts.broker_flatten.request,
+        wheel=build_wheel_execution(config, calendar, promoted_wheel_state(config)),
     )  # fmt: skip
     parts.live = live = LiveManager(
         portfolio, monthly=monthly, open_orders=lambda: len(executor.store.working()), now_ns=clock.now_ns,

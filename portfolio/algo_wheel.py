@@ -32,29 +32,16 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from core.config_models import Section
+from core.config_models import AlgoWheelConfig, WheelArm
 from core.errors import StateCorruptError
 from core.events import OrderType, Side
 
-
-class Arm(StrEnum):
-    """An execution style the wheel can choose; the order of this enum is the order of the posterior's rows."""
-
-    MOC = "MOC"
-    LOC = "LOC"
-    ADAPTIVE_URGENT = "ADAPTIVE_URGENT"
-    ADAPTIVE_NORMAL = "ADAPTIVE_NORMAL"
-    ADAPTIVE_PATIENT = "ADAPTIVE_PATIENT"
-    TWAP = "TWAP"
-
-
+Arm = WheelArm  # the arms, in the posterior's row order (defined with the config, which lists them)
 ALL_ARMS: tuple[Arm, ...] = tuple(Arm)
 _AUCTION_ARMS = frozenset({Arm.MOC, Arm.LOC})
 _ADAPTIVE_PRIORITY = {Arm.ADAPTIVE_URGENT: "Urgent", Arm.ADAPTIVE_NORMAL: "Normal", Arm.ADAPTIVE_PATIENT: "Patient"}
@@ -71,47 +58,6 @@ _SPREAD_CAP_BPS = 200.0
 _SESSION_MINUTES = 390.0  # a full regular session; earlier than that (pre-market) reads as a whole session left
 _STATE_FORMAT = "algo_wheel/1"
 _IB_TZ = {"UTC": ZoneInfo("UTC"), "US/Eastern": ZoneInfo("America/New_York")}
-
-
-class AlgoWheelConfig(Section):
-    """The wheel's settings (units in the names). Meant as the ``algo_wheel`` section of ``core.config_models``."""
-
-    policy_name: str = Field(default="algo_wheel", min_length=1, max_length=40)
-    arms: tuple[Arm, ...] = Field(default=ALL_ARMS, min_length=1, description="arms the wheel may choose")
-    epsilon: float = Field(default=0.05, gt=0.0, le=1.0, description="uniform exploration floor; > 0 for OPE")
-    propensity_draws: int = Field(default=128, ge=32, le=100_000, description="posterior draws per decision")
-    noise_sd_bps: float = Field(default=10.0, gt=0.0, description="shortfall noise sd around the model")
-    prior_sd_bps: float = Field(default=50.0, gt=0.0, description="prior sd of every coefficient")
-    reward_clip_bps: float = Field(default=500.0, gt=0.0)
-    auction_cutoff_margin_minutes: float = Field(
-        default=1.0, ge=0.0, description="MOC/LOC: at least this long before the exchange's auction cut-off"
-    )
-    auction_on_half_days: bool = True
-    loc_offset_bps: float = Field(
-        default=10.0, ge=0.0, description="LOC limit away from the reference, capped by the price collar"
-    )
-    adaptive_min_minutes: float = Field(default=1.0, ge=0.0, description="Adaptive: minutes of session left")
-    twap_min_minutes: float = Field(default=30.0, gt=0.0, description="TWAP: minutes of session left")
-    twap_max_minutes: float = Field(default=60.0, gt=0.0, description="longest TWAP window")
-    twap_end_buffer_minutes: float = Field(default=2.0, ge=0.0, description="TWAP ends this long before close")
-    twap_time_zone: Literal["US/Eastern", "UTC"] = Field(
-        default="US/Eastern", description="how TWAP start/end times are written for IB"
-    )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> AlgoWheelConfig:
-        if len(set(self.arms)) != len(self.arms):
-            raise ValueError(f"arms must not repeat (got {[a.value for a in self.arms]})")
-        if self.twap_max_minutes < self.twap_min_minutes:
-            raise ValueError(
-                f"twap_max_minutes must be >= twap_min_minutes (got {self.twap_max_minutes} < {self.twap_min_minutes})"
-            )
-        if self.twap_min_minutes <= self.twap_end_buffer_minutes:
-            raise ValueError(
-                f"twap_min_minutes must exceed twap_end_buffer_minutes (got {self.twap_min_minutes} "
-                f"<= {self.twap_end_buffer_minutes})"
-            )
-        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -359,7 +305,22 @@ class AlgoWheel:
                 break
         return self._render(eligible[pick], context, session, now_ns, eligible, probs, scores, x)
 
-    def _probabilities(self, x: np.ndarray, eligible: tuple[Arm, ...]) -> tuple[list[float], list[float]]:
+    def reseed(self, seed: int) -> None:
+        """Restart the draws from ``seed`` (the posterior is kept): a restored model in a seeded backtest."""
+        self._rng = np.random.default_rng(seed)
+
+    def policy_probabilities(self, features: np.ndarray, eligible: tuple[Arm, ...], seed: int = 0) -> dict[Arm, float]:
+        """π(arm | features) over ``eligible`` as ``decide`` computes it, from draws of a generator seeded with
+        ``seed`` (the wheel's own generator is untouched): what off-policy evaluation of this wheel as a target
+        policy needs. Empty when nothing is eligible."""
+        if not eligible:
+            return {}
+        probs, _ = self._probabilities(np.asarray(features, dtype=float), eligible, np.random.default_rng(seed))
+        return dict(zip(eligible, probs, strict=True))
+
+    def _probabilities(
+        self, x: np.ndarray, eligible: tuple[Arm, ...], rng: np.random.Generator | None = None
+    ) -> tuple[list[float], list[float]]:
         """π over ``eligible`` (Monte Carlo Thompson win rates mixed with the ε floor), and each one's posterior
         mean reward. Every arm is drawn and the ineligible ones are pushed to −inf, which costs fewer numpy calls
         than selecting rows; the results are Python lists because with six arms floats beat numpy calls."""
@@ -369,7 +330,7 @@ class AlgoWheel:
             self._masks[eligible] = np.array([0.0 if i in rows else -np.inf for i in range(len(ALL_ARMS))])
         mean = self._mu @ x
         sd = self.config.noise_sd_bps * np.sqrt(np.maximum((self._a_inv @ x) @ x, 0.0))
-        draws = self._rng.standard_normal((self.config.propensity_draws, len(ALL_ARMS)))
+        draws = (rng or self._rng).standard_normal((self.config.propensity_draws, len(ALL_ARMS)))
         draws *= sd
         draws += mean + self._masks[eligible]
         wins = np.bincount(draws.argmax(axis=1), minlength=len(ALL_ARMS)).tolist()

@@ -32,6 +32,7 @@ import numpy as np
 
 from core.config_models import PortfolioConfig, StrategiesConfig
 from core.events import (
+    ExecutionChoice,
     FillEvent,
     MarketEvent,
     OrderEvent,
@@ -51,10 +52,13 @@ from portfolio.order_ids import OrderIdFactory
 from portfolio.pre_trade import PreTradeGate, Rejection
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
+from portfolio.wheel_orders import WheelExecution, wheel_strategies
 
 log = logging.getLogger(__name__)
 
 FLATTEN_STRATEGY_ID = "flatten"  # strategy id of the orders flatten() sends
+VOL_WINDOW_DAYS = 20  # the AlgoWheel's volatility: sample sd of the last 20 daily returns
+TRADING_DAYS_PER_YEAR = 252
 
 
 class LedgerPositions(Mapping[str, int]):
@@ -98,6 +102,7 @@ class PortfolioManager:
         adv_lookback_days: int,
         accept_signals_from_ns: int | None = None,
         flatten_via: Callable[[str], None] | None = None,
+        wheel: WheelExecution | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
@@ -118,6 +123,11 @@ class PortfolioManager:
         # how a halt flattens: the backtester closes its ledger's positions (``flatten``); the live engine passes a
         # flattener that first asks the broker what it holds (``live.broker_flatten``)
         self._flatten_via = flatten_via or self.flatten
+        self._wheel = wheel  # how orders of ``order_type: WHEEL`` strategies are worked
+        wheel_users = wheel_strategies(strategies)
+        if wheel_users and wheel is None:
+            raise ValueError(f"strategies {wheel_users} use order_type WHEEL but no AlgoWheel was wired")
+        self._close_hist = np.full((VOL_WINDOW_DAYS + 1, len(symbols)), np.nan)  # the 20-day volatility's closes
         self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
         self._adv_cache: np.ndarray | None = None  # ADV of every symbol, computed at most once per bar
         self._bars_seen = 0
@@ -149,9 +159,22 @@ class PortfolioManager:
                 self._adv_cache = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         return float(self._adv_cache[j])
 
-    def _record_volume(self, volume: np.ndarray) -> None:
-        """Keep the last ``adv_lookback_days`` volume rows (a ring); the mean is taken lazily, once per bar."""
-        self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = volume
+    def volatility_20d(self, symbol: str) -> float:
+        """Annualized volatility (a fraction) of the last 20 daily close-to-close returns; NaN until known."""
+        j = self._index.get(symbol)
+        rows = self._close_hist.shape[0]
+        if j is None or self._bars_seen < rows:
+            return math.nan
+        start = self._bars_seen % rows  # the ring's oldest row
+        closes = np.roll(self._close_hist[:, j], -start)
+        returns = closes[1:] / closes[:-1] - 1.0
+        return float(np.std(returns, ddof=1) * math.sqrt(TRADING_DAYS_PER_YEAR))
+
+    def _record_volume(self, event: MarketEvent) -> None:
+        """Keep the last ``adv_lookback_days`` volume rows and the last 21 closes (rings); the ADV mean is taken
+        lazily, once per bar."""
+        self._volume_hist[self._bars_seen % self._volume_hist.shape[0]] = event.volume
+        self._close_hist[self._bars_seen % self._close_hist.shape[0]] = event.close
         self._bars_seen += 1
         self._adv_cache = None
 
@@ -160,7 +183,7 @@ class PortfolioManager:
         ledger = self.ledger
         ledger.mark(event.close)
         ledger.settle(event.ts_event_ns)
-        self._record_volume(event.volume)
+        self._record_volume(event)
         equity, gross = ledger.valuation()
         previous_state = self.risk.state
         state = self.risk.update(equity, event.ts_event_ns, flat=gross == 0.0)
@@ -175,7 +198,7 @@ class PortfolioManager:
 
         No mark, no risk update and no equity point: marking today's book at an old close would fake a drawdown.
         """
-        self._record_volume(event.volume)
+        self._record_volume(event)
 
     def mark_intraday(self, event: MarketEvent) -> None:
         """An intraday bar (live only): mark the book, settle due cash, and let the drawdown rules see it.
@@ -342,11 +365,19 @@ class PortfolioManager:
 
     def _strategy_order(self, signal: SignalEvent, side: Side, quantity: int, *, reduce_only: bool) -> OrderEvent:
         strategy_cfg = getattr(self._strategies, signal.strategy_id, None)
-        order_type = OrderType(strategy_cfg.order_type) if strategy_cfg is not None else OrderType.MKT
-        limit = None
-        if order_type in (OrderType.LMT, OrderType.LOC):
-            offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
-            limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
+        configured = strategy_cfg.order_type if strategy_cfg is not None else "MKT"
+        execution = None
+        if configured == "WHEEL" and self._wheel is not None:
+            choice = self._wheel.choose(symbol=signal.symbol, side=side, quantity=quantity,
+                                        reference_price=signal.reference_price,
+                                        adv_shares=self.average_daily_volume(signal.symbol),
+                                        vol_20d=self.volatility_20d(signal.symbol), ts_event_ns=signal.ts_event_ns)
+            order_type, limit, execution = choice.order_type, choice.limit_price, choice.execution  # fmt: skip
+        else:
+            order_type, limit = OrderType(configured), None
+            if order_type in (OrderType.LMT, OrderType.LOC):
+                offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
+                limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
         return self._make_order(
             signal.strategy_id,
             signal.symbol,
@@ -358,6 +389,7 @@ class PortfolioManager:
             signal.ts_event_ns,
             reduce_only=reduce_only,
             reason=signal.direction.name,
+            execution=execution,
         )
 
     def _make_order(
@@ -373,6 +405,7 @@ class PortfolioManager:
         *,
         reduce_only: bool,
         reason: str,
+        execution: ExecutionChoice | None = None,
     ) -> OrderEvent:
         return OrderEvent(
             ts_event_ns=ts_event_ns,
@@ -387,6 +420,7 @@ class PortfolioManager:
             reference_price=reference_price,
             reduce_only=reduce_only,
             reason=reason,
+            execution=execution,
         )
 
     def _first_rejection(self, order: OrderEvent) -> Rejection | None:

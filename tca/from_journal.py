@@ -84,8 +84,25 @@ def _common(order: _Order, source: Source) -> dict[str, Any]:
         "client_order_id": intent["client_order_id"], "strategy_id": event["strategy_id"], "symbol": event["symbol"],
         "side": Side(event["side"]), "order_quantity": int(event["quantity"]), "decision_ts": int(event["ts_event_ns"]),
         "decision_price": float(event["reference_price"]), "algo": _algo(intent, event), "source": source,
-        "run_id": str(intent.get("run_id") or ""),
+        "run_id": str(intent.get("run_id") or ""), **_wheel_context(intent),
     }  # fmt: skip
+
+
+def _wheel_context(intent: dict[str, Any]) -> dict[str, Any]:
+    """What a WHEEL order's decision knew (size/ADV, time to the close) and the decision itself; empty otherwise."""
+    decision = intent.get("wheel_decision")
+    if not decision:
+        return {}
+    facts = decision.get("context") or {}
+    return {"wheel_decision": dict(decision), "adv_participation": facts.get("adv_participation"),
+            "minutes_to_close": facts.get("minutes_to_close")}  # fmt: skip
+
+
+def _policy(intent: dict[str, Any]) -> dict[str, Any]:
+    """The execution rows' policy fields (the unfilled rows have no such columns)."""
+    decision = intent.get("wheel_decision") or {}
+    return {"policy_id": intent.get("policy_id"), "propensity": intent.get("propensity"),
+            "vol_20d": (decision.get("context") or {}).get("vol_20d")}  # fmt: skip
 
 
 def _algo(intent: dict[str, Any], event: dict[str, Any]) -> Algo:
@@ -100,7 +117,7 @@ def _executions(order: _Order, source: Source) -> list[ExecutionRecord]:
         price=float(fill["price"]), commission=float(fill.get("commission") or 0.0),
         algo_params=dict(intent.get("algo_params") or {}), arrival_ts=intent.get("arrival_ts"),
         arrival_price=intent.get("arrival_price"), fill_ts=int(fill.get("ts_ns") or intent.get("arrival_ts") or 0),
-        spread_bps_at_arrival=intent.get("spread_bps"), **common,
+        spread_bps_at_arrival=intent.get("spread_bps"), **_policy(intent), **common,
     ) for fill in order.fills]  # fmt: skip
 
 

@@ -19,6 +19,7 @@ we: the caller chooses whether to retry). A file written by another schema versi
 from __future__ import annotations
 
 import json
+import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -38,7 +39,8 @@ from tca.staging import TornTail, read_staging
 from utils.atomic_files import PRIVATE_FILE_MODE, tighten_mode
 
 DEFAULT_DB_PATH = Path("results/tca_log.duckdb")
-DB_SCHEMA_VERSION = 1
+DB_SCHEMA_VERSION = 2  # 2: wheel_decision on executions and unfilled (a version-1 file is migrated in place)
+log = logging.getLogger(__name__)
 SESSION_TZ = ZoneInfo("America/New_York")  # the session date of a fill is its New York date (XNYS)
 
 
@@ -55,13 +57,13 @@ TABLES: dict[str, list[tuple[str, tuple[str, pa.DataType]]]] = {
         ("algo", _S), ("algo_params", _S), ("decision_ts", _I), ("decision_price", _F), ("arrival_ts", _I),
         ("arrival_price", _F), ("fill_ts", _I), ("close_price", _F), ("spread_bps_at_arrival", _F),
         ("adv_participation", _F), ("vol_20d", _F), ("minutes_to_close", _F), ("policy_id", _S), ("propensity", _F),
-        ("source", _S), ("run_id", _S), ("session_date", _D), ("record_crc", _S),
+        ("source", _S), ("run_id", _S), ("session_date", _D), ("record_crc", _S), ("wheel_decision", _S),
     ],
     "unfilled": [
         ("client_order_id", _S), ("unfilled_quantity", _I), ("end_ts", _I), ("end_price", _F), ("symbol", _S),
         ("side", _S), ("strategy_id", _S), ("order_quantity", _I), ("decision_ts", _I), ("decision_price", _F),
         ("algo", _S), ("source", _S), ("run_id", _S), ("reason", _S), ("adv_participation", _F),
-        ("minutes_to_close", _F), ("record_crc", _S),
+        ("minutes_to_close", _F), ("record_crc", _S), ("wheel_decision", _S),
     ],
     "session_closes": [
         ("source", _S), ("run_id", _S), ("symbol", _S), ("session_date", _D), ("close_price", _F), ("record_crc", _S),
@@ -78,7 +80,9 @@ _TABLE_OF: dict[type[TcaRecord], str] = {
     SessionClose: "session_closes",
 }
 _NULLABLE = {"ib_order_id", "perm_id", "arrival_ts", "arrival_price", "close_price", "spread_bps_at_arrival",
-             "adv_participation", "vol_20d", "minutes_to_close", "policy_id", "propensity"}  # fmt: skip
+             "adv_participation", "vol_20d", "minutes_to_close", "policy_id", "propensity",
+             "wheel_decision"}  # fmt: skip
+_JSON_COLUMNS = ("algo_params", "wheel_decision")  # dicts kept as canonical JSON text
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +109,10 @@ class TcaFrames:
 
 def record_crc(record: TcaRecord) -> str:
     """CRC-32 (8 hex digits) of the record's canonical JSON: equal content, equal crc."""
-    text = json.dumps(to_json_dict(record), sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    content = to_json_dict(record)
+    if content.get("wheel_decision", 0) is None:
+        del content["wheel_decision"]  # schema 2's new field: absent and None hash alike, so version-1 crcs hold
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
     return f"{zlib.crc32(text.encode('ascii')):08x}"
 
 
@@ -116,8 +123,10 @@ def session_date_of(ts_ns: int) -> date:
 
 def _row(record: TcaRecord) -> dict[str, Any]:
     row = to_json_dict(record)
+    for name in _JSON_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = json.dumps(row[name], sort_keys=True, separators=(",", ":"))
     if isinstance(record, ExecutionRecord):
-        row["algo_params"] = json.dumps(record.algo_params, sort_keys=True, separators=(",", ":"))
         row["session_date"] = session_date_of(record.fill_ts)
     elif isinstance(record, SessionClose):
         row["session_date"] = record.session_date
@@ -217,8 +226,9 @@ def _rows(conn: duckdb.DuckDBPyConnection, table: str, cls: type) -> list[dict[s
     cursor = conn.execute(f"SELECT {', '.join(names)} FROM {table} ORDER BY decision_ts, {KEYS[table][0]}")
     rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     for row in rows:
-        if "algo_params" in row:
-            row["algo_params"] = json.loads(row["algo_params"])
+        for name in _JSON_COLUMNS:
+            if row.get(name) is not None:
+                row[name] = json.loads(row[name])
     return rows
 
 
@@ -227,12 +237,25 @@ def _ensure_schema(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
     found = conn.execute("SELECT version FROM schema_version").fetchall()
     if not found:
         conn.execute("INSERT INTO schema_version VALUES (?)", [DB_SCHEMA_VERSION]).fetchall()
+    elif found == [(1,)]:
+        _migrate_from_1(conn, path)
     _check_version(conn, path)
     for table, columns in TABLES.items():
         defs = ", ".join(
             f"{name} {sql_type}{'' if name in _NULLABLE else ' NOT NULL'}" for name, (sql_type, _) in columns
         )
         conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({defs}, PRIMARY KEY ({', '.join(KEYS[table])}))")
+
+
+def _migrate_from_1(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Version 1 -> 2 in place (inside the caller's transaction): the nullable ``wheel_decision`` column; every
+    existing row keeps its content and its crc (a row without a wheel decision has the same canonical JSON)."""
+    for table in ("executions", "unfilled"):
+        exists = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table])
+        if exists.fetchone() == (1,):
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS wheel_decision VARCHAR")
+    conn.execute("UPDATE schema_version SET version = ?", [DB_SCHEMA_VERSION])
+    log.warning("event=tca_schema_migrated path=%s from=1 to=%d", path, DB_SCHEMA_VERSION)
 
 
 def _check_version(conn: duckdb.DuckDBPyConnection, path: Path) -> None:

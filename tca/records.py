@@ -104,7 +104,8 @@ def _enum(record: object, name: str, enum: type[_E]) -> None:
 
 
 def _canonical_params(record: object, name: str) -> None:
-    """Store ``algo_params`` as its JSON round trip: what DuckDB and the staging file keep is what we compare."""
+    """Store ``algo_params`` (or ``wheel_decision``) as its JSON round trip: what DuckDB and the staging file keep
+    is what we compare."""
     value = getattr(record, name)
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         _fail(name, value, "must be a mapping with string keys")
@@ -126,6 +127,8 @@ def _order_context(record: ExecutionRecord | UnfilledRecord) -> None:
     _number(record, "decision_price", positive=True)
     _number(record, "adv_participation", minimum=0.0, optional=True)
     _number(record, "minutes_to_close", minimum=0.0, optional=True)
+    if record.wheel_decision is not None:
+        _canonical_params(record, "wheel_decision")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +165,7 @@ class ExecutionRecord:
     propensity: float | None = None
     source: Source
     run_id: str
+    wheel_decision: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _text(self, "exec_id")
@@ -211,6 +215,7 @@ class UnfilledRecord:
     reason: str = ""
     adv_participation: float | None = None
     minutes_to_close: float | None = None
+    wheel_decision: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         _order_context(self)

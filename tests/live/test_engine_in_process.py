@@ -136,3 +136,41 @@ def test_ticks_with_the_simulated_gateway_are_refused_with_a_reason(tmp_path: Pa
     with pytest.raises(ConfigError, match="intraday_marks 'ticks' needs mode 'tws'"):
         validate_config(raw, "test")
 
+
+def test_issue_13_a_wheel_strategy_sends_real_ib_algo_orders_and_its_tca_rows_say_which(tmp_path: Path,
+                                                                                       fast_sim: IbSim) -> None:
+    """``order_type: WHEEL``: the engine's orders are what the AlgoWheel chose (MOC/LOC types, Adaptive and TWAP
+    as IB algos with their parameters), ibsim receives them as such, and the TCA rows derived from the journal
+    carry the algo, the policy id, the propensity and the decision."""
+    from tca.from_journal import records_from_journal
+    from tca.records import ExecutionRecord
+
+    raw = fast_trading_config(fast_sim.port, f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}")
+    raw["strategies"]["sma_crossover"]["order_type"] = "WHEEL"
+    raw["algo_wheel"] = {"seed": 2, "epsilon": 1.0, "models_dir": str(tmp_path / "models")}  # uniform: every arm
+    engine = in_process(tmp_path, validate_config(raw, "wheel engine test"), fast_sim)
+    thread = threading.Thread(target=lambda: engine.run(duration_s=120, install_signals=False), daemon=True)
+    thread.start()
+
+    def algo_orders_filled() -> bool:
+        with fast_sim.lock:
+            done = [o for o in fast_sim.book.orders.values() if o.client_id == 1 and o.status == "Filled"]
+        return len({o.algo_strategy or o.order_type for o in done}) >= 3
+
+    try:
+        eventually(algo_orders_filled, 90, "filled orders of three kinds (MOC/LOC, Adaptive, Twap)", thread)
+    finally:
+        engine.request_stop("test done")
+        thread.join(30)
+    intents = [json.loads(line) for line in engine.files.journal.read_text().splitlines()
+               if json.loads(line)["kind"] == "intent"]  # fmt: skip
+    with fast_sim.lock:
+        at_broker = {o.order_ref: o for o in fast_sim.book.orders.values() if o.client_id == 1}
+    assert intents and all("execution" in row["order"] for row in intents)
+    for row in intents:
+        choice, sent = row["order"]["execution"], at_broker[row["client_order_id"]]
+        assert sent.algo_strategy == (choice["algo"] or "") and dict(sent.algo_params) == dict(choice["algo_params"])
+        assert sent.order_type == row["order"]["order_type"]
+    rows = [r for r in records_from_journal(engine.files.journal, "sim") if isinstance(r, ExecutionRecord)]
+    assert rows and all(r.policy_id and r.propensity and r.wheel_decision for r in rows)
+    assert len({r.algo for r in rows}) >= 2

@@ -12,7 +12,7 @@ import pytest
 from tca_builders import DECISION_TS, make_close, make_execution, make_unfilled
 
 from core.errors import StateCorruptError
-from tca.logger import TcaDatabaseBusy, TcaStore, load_staging, read_frames, write_records
+from tca.logger import DB_SCHEMA_VERSION, TcaDatabaseBusy, TcaStore, load_staging, read_frames, write_records
 from tca.staging import StagingWriter, encode_record
 
 
@@ -42,7 +42,7 @@ def test_loading_the_same_staging_file_twice_changes_nothing(tmp_path: Path) -> 
     second = load_staging(staging, db)
     assert (second.inserted, second.duplicates, second.conflicts) == (0, 4, ())
     assert {name: _table(db, name) for name in tables} == tables
-    assert tables["schema_version"] == [(1,)]
+    assert tables["schema_version"] == [(DB_SCHEMA_VERSION,)]
 
 
 def test_overlapping_staging_files_insert_only_what_is_new(tmp_path: Path) -> None:
@@ -165,8 +165,8 @@ def test_another_schema_version_or_file_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "tca.duckdb"
     write_records(_executions(1), db)
     with duckdb.connect(str(db)) as conn:
-        conn.execute("UPDATE schema_version SET version = 2")
-    with pytest.raises(StateCorruptError, match="schema version \\[2\\], this code reads \\[1\\]"):
+        conn.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(StateCorruptError, match=f"schema version \\[99\\], this code reads \\[{DB_SCHEMA_VERSION}\\]"):
         write_records(_executions(1, start=1), db)
     not_duckdb = tmp_path / "notes.duckdb"
     not_duckdb.write_text("hello, this is not a database\n" * 200)
@@ -174,3 +174,21 @@ def test_another_schema_version_or_file_is_refused(tmp_path: Path) -> None:
         write_records(_executions(1), not_duckdb)
     with pytest.raises(FileNotFoundError):
         read_frames(tmp_path / "missing.duckdb")
+
+
+def test_a_version_1_log_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    """Version 1 had no ``wheel_decision``: the file is upgraded, its rows stay, reloading them is a duplicate."""
+    db = tmp_path / "tca.duckdb"
+    records = [*_executions(2), make_unfilled(client_order_id="X", order_quantity=100)]
+    write_records(records, db)
+    with duckdb.connect(str(db)) as conn:  # turn it into what version 1 wrote
+        for table in ("executions", "unfilled"):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN wheel_decision")
+        conn.execute("UPDATE schema_version SET version = 1")
+    before = {name: _table(db, name) for name in ("executions", "unfilled")}
+    report = write_records(records, db)
+    assert (report.inserted, report.duplicates, report.conflicts) == (0, 3, ())
+    assert _table(db, "schema_version") == [(DB_SCHEMA_VERSION,)]
+    after = {name: [row[:-1] for row in _table(db, name)] for name in ("executions", "unfilled")}
+    assert after == before
+    assert all(row[-1] is None for name in ("executions", "unfilled") for row in _table(db, name))
