@@ -98,7 +98,7 @@ except ConfigError as exc:
     sys.exit(2)
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
                  c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data,
-                 repr(c.portfolio.initial_capital)]))
+                 repr(c.portfolio.initial_capital), c.ibsim.cost_profile]))
 ' "$config" "$port_override")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
@@ -108,7 +108,7 @@ print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection
     exit 1
   fi
   IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data \
-    sim_cash <<<"$out"
+    sim_cash sim_cost_profile <<<"$out"
   pid_dir="$state_dir/pids"
 }
 
@@ -326,7 +326,7 @@ do_start() {
     # the sim account starts with the engine's portfolio.initial_capital, so the monitor's loss percentages (of the
     # account's NetLiquidation) and the engine's (of its equity) measure the same money
     launch ibsim "$log_dir/ibsim.log" "$PY" -m ibsim --host 127.0.0.1 --port "$ib_port" --speed "$speed" \
-      --seed "$sim_seed" --data "$sim_data" --cash-usd "$sim_cash"
+      --seed "$sim_seed" --data "$sim_data" --cash-usd "$sim_cash" --cost-profile "$sim_cost_profile"
     wait_for_ibsim "$ib_port"
     roles=(ibsim main risk_monitor)
   else

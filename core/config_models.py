@@ -119,6 +119,9 @@ class IbSimConfig(Section):
     seed: Seed = 7
     data: str = Field(default="synthetic", min_length=1,
                       description="'synthetic' or a bar store folder (etl/fetch_daily_bars.py writes one)")  # fmt: skip
+    cost_profile: Literal["default", "realistic", "planted"] = Field(
+        default="default", description="ibsim.cost_profiles: what MOC/LOC/Adaptive/TWAP cost in the simulation"
+    )
 
 
 class RiskMonitorConfig(Section):

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from ibsim.config import SimConfig
+from ibsim.cost_profiles import PROFILES
 from ibsim.server import IbSim
 
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", default="synthetic", help="'synthetic' or a bar store folder")
     parser.add_argument("--seed", type=int, default=7, help="seed of the synthetic market and fill models")
     parser.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second")
+    parser.add_argument("--cost-profile", default="default", choices=sorted(PROFILES),
+                        help="what MOC/LOC/Adaptive/TWAP cost (ibsim.cost_profiles)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--cash-usd", type=float, default=SimConfig().cash_usd, help="the account's starting cash")
     parser.add_argument("--price-shock", default=None, metavar="SECONDS:PCT",
@@ -70,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ibsim: {exc}", file=sys.stderr)
         return 2
     cfg = SimConfig(host=args.host, port=args.port, data=args.data, seed=args.seed, speed=args.speed,
-                    cash_usd=args.cash_usd, price_shock=shock, master_client_id=args.master_client_id)  # fmt: skip
+                    cash_usd=args.cash_usd, price_shock=shock, master_client_id=args.master_client_id,
+                    cost_profile=args.cost_profile)  # fmt: skip
     try:
         sim = IbSim(cfg)
         port = sim.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.config_models import CostsConfig
+from ibsim.cost_profiles import get_profile
 from ibsim.requests import PlaceOrder
 
 DEFAULT_SYMBOLS = ("AAPL", "MSFT", "SPY", "QQQ", "IWM", "TLT", "GLD", "XLF")
@@ -19,7 +20,10 @@ class SimConfig:
     (seconds of wall time after start, percent move) schedules one ``Market.add_price_shock`` (risk tests).
     ``master_client_id`` is TWS's "Master API client ID": that client also receives execDetails and commission
     reports of every other client's orders, and its reqExecutions sees them; ``None`` (TWS's default) means
-    every client sees only its own executions.
+    every client sees only its own executions. ``cost_profile`` names the ``ibsim.cost_profiles`` profile of the
+    MOC/LOC/Adaptive/TWAP fills: ``default`` (ibsim's fills as they always were: MOC/LOC exactly at the close),
+    ``realistic`` or ``planted`` (a known cheapest arm per context region, for AlgoWheel tests); an unknown name
+    raises ValueError naming the allowed ones. A profile's ``twap.slices``, when set, replaces ``twap_slices``.
     """
 
     host: str = "127.0.0.1"
@@ -41,6 +45,10 @@ class SimConfig:
     costs: CostsConfig = field(default_factory=CostsConfig)
     price_shock: tuple[float, float] | None = None
     master_client_id: int | None = None
+    cost_profile: str = "default"
+
+    def __post_init__(self) -> None:
+        get_profile(self.cost_profile)  # raises ValueError naming the allowed profiles
 
 
 @dataclass(slots=True)

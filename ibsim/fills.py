@@ -4,12 +4,18 @@ Pure functions of (order, quote, time) plus a seeded generator, so a run with th
 - MKT: the touch (buy at the ask, sell at the bid), whole quantity at once.
 - LMT: fills at the touch when marketable (price improvement kept), otherwise rests and fills at the touch
   when a later quote crosses the limit.
-- MOC / LOC: at the session's closing price when the clock reaches the close; LOC only if the close
-  satisfies the limit (else cancelled at the close). Orders after the cut-off are rejected.
+- MOC / LOC: at the session's closing price when the clock reaches the close, moved against the order by the
+  cost profile's close-auction impact; LOC only if that price satisfies the limit (else cancelled at the close),
+  and it may also fail the profile's non-fill draw. Orders after the cut-off are rejected.
 - Adaptive (``algoStrategy=Adaptive``): one execution between mid and touch; the share of the half-spread
-  captured is drawn per order from a seeded generator, wider for Patient than for Urgent priority.
+  captured is drawn per order from a seeded generator (ranges per priority from the cost profile, wider for
+  Patient than for Urgent), plus the profile's impact and delay drift.
 - TWAP: ``slices`` child executions evenly spaced from submission to ``endTime`` (or ``window_s``), each at
-  the touch then, capped by the limit (a slice that cannot fill waits for the next tick).
+  the touch then plus the profile's per-slice offset, capped by the limit (a slice that cannot fill waits for
+  the next tick).
+
+The cost terms (impact, non-fill, capture, drift) and their parameters are ``ibsim.cost_profiles``'s; the
+``default`` profile reproduces ibsim's fills from before profiles existed exactly.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ import numpy as np
 import pandas as pd
 
 from core.clock import NS_PER_SECOND
+from ibsim import cost_profiles
 from ibsim.book import SimOrder
+from ibsim.cost_profiles import CostProfile
 from ibsim.market import Quote
 
 log = logging.getLogger(__name__)
@@ -29,7 +37,6 @@ log = logging.getLogger(__name__)
 CLOSE_AUCTION_TYPES = frozenset({"MOC", "LOC"})
 SUPPORTED_TYPES = frozenset({"MKT", "LMT", "MOC", "LOC"})
 SUPPORTED_ALGOS = frozenset({"", "ADAPTIVE", "TWAP"})
-_CAPTURE_BY_PRIORITY = {"URGENT": (0.0, 0.3), "NORMAL": (0.2, 0.6), "PATIENT": (0.4, 0.9)}
 
 
 def touch_price(order: SimOrder, quote: Quote) -> float:
@@ -49,23 +56,61 @@ def marketable_price(order: SimOrder, quote: Quote) -> float | None:
     return price if limit_allows(order, price) else None
 
 
-def adaptive_price(order: SimOrder, quote: Quote, rng: np.random.Generator) -> float | None:
-    """Mid plus (1 - capture) × half-spread toward the touch; None if the limit forbids it."""
-    priority = dict((k.lower(), v) for k, v in order.algo_params).get("adaptivepriority", "Normal").upper()
-    lo, hi = _CAPTURE_BY_PRIORITY.get(priority, _CAPTURE_BY_PRIORITY["NORMAL"])
-    capture = float(rng.uniform(lo, hi))
+def adaptive_priority(order: SimOrder) -> str:
+    """The order's ``adaptivePriority`` upper-cased (``NORMAL`` when absent; the profile reads others as Normal)."""
+    return dict((k.lower(), v) for k, v in order.algo_params).get("adaptivepriority", "Normal").upper()
+
+
+def against_order(order: SimOrder, price: float, cost_bps: float) -> float:
+    """``price`` moved ``cost_bps`` against the order (a buy pays more, a sell gets less); exact when 0."""
+    if cost_bps == 0.0:
+        return price
+    sign = 1.0 if order.action == "BUY" else -1.0
+    return round(price * (1.0 + sign * cost_bps / 10_000.0), 4)
+
+
+def adaptive_price(
+    order: SimOrder,
+    quote: Quote,
+    rng: np.random.Generator,
+    profile: CostProfile = cost_profiles.DEFAULT,
+    extra_bps: float = 0.0,
+) -> float | None:
+    """Mid plus (1 - capture) × half-spread toward the touch, plus ``extra_bps`` of the mid against the order
+    (the profile's impact and delay drift); None if the limit forbids it. One uniform draw of ``rng``."""
+    capture = cost_profiles.adaptive_capture(profile, adaptive_priority(order), rng)
     half = (quote.ask - quote.bid) / 2.0
     sign = 1.0 if order.action == "BUY" else -1.0
-    price = round(quote.mid + sign * (1.0 - capture) * half, 4)
+    price = round(quote.mid + sign * ((1.0 - capture) * half + quote.mid * extra_bps / 10_000.0), 4)
     if limit_allows(order, price):
         return price
     return float(order.lmt_price) if order.lmt_price is not None and limit_allows(order, order.lmt_price) else None
 
 
-def twap_schedule(order: SimOrder, now_ns: int, close_ns: int, slices: int, window_s: float) -> list[tuple[int, float]]:
-    """Child slices (due sim ns, shares): whole shares, the remainder on the last slice; ends by the close."""
+def twap_slice_price(order: SimOrder, quote: Quote, offset_bps: float) -> float | None:
+    """A TWAP slice now: the touch moved by the slice's cost offset; None while the limit forbids it."""
+    price = against_order(order, touch_price(order, quote), offset_bps)
+    return price if limit_allows(order, price) else None
+
+
+def twap_end_ns(order: SimOrder, now_ns: int, close_ns: int, window_s: float) -> int:
+    """When the TWAP window ends: its ``endTime`` (else ``window_s`` from now), at least 1 s away, by the close."""
     end_ns = _parse_end_time(dict(order.algo_params).get("endTime", ""), now_ns) or now_ns + int(window_s * 1e9)
-    end_ns = min(max(end_ns, now_ns + NS_PER_SECOND), close_ns)
+    return min(max(end_ns, now_ns + NS_PER_SECOND), close_ns)
+
+
+def twap_start_ns(order: SimOrder, now_ns: int) -> int:
+    """When the TWAP window starts: its ``startTime`` when later than now (an order sent before the open waits
+    for it, as at IB), else now."""
+    start_ns = _parse_end_time(dict(order.algo_params).get("startTime", ""), now_ns)
+    return now_ns if start_ns is None else max(start_ns, now_ns)
+
+
+def twap_schedule(order: SimOrder, now_ns: int, close_ns: int, slices: int, window_s: float) -> list[tuple[int, float]]:
+    """Child slices (due sim ns, shares) from ``startTime`` (else now) to ``endTime`` (else ``window_s`` later):
+    whole shares, the remainder on the last slice; ends by the close."""
+    now_ns = min(twap_start_ns(order, now_ns), close_ns - NS_PER_SECOND)
+    end_ns = twap_end_ns(order, now_ns, close_ns, window_s)
     n = max(1, min(slices, int(order.remaining)))
     base = int(order.remaining) // n
     sizes = [float(base)] * n
@@ -90,6 +135,6 @@ def _parse_end_time(text: str, now_ns: int) -> int | None:
     return int(local.tz_localize("America/New_York").tz_convert("UTC").value)
 
 
-def close_auction_fills(order: SimOrder, close_price: float) -> bool:
-    """True if a MOC/LOC order executes at ``close_price`` in the closing auction."""
-    return order.order_type == "MOC" or limit_allows(order, close_price)
+def close_auction_fills(order: SimOrder, auction_price: float) -> bool:
+    """True if a MOC/LOC order's limit allows ``auction_price`` (the close after its impact) in the closing auction."""
+    return order.order_type == "MOC" or limit_allows(order, auction_price)

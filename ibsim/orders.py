@@ -1,8 +1,9 @@
 """The order desk: accepts, rejects, fills and cancels orders, and tells the owning client (TWS ordering, §6).
 
-Fills are decided by ``ibsim.fills`` against ``Market`` quotes; accounting is ``Book``'s. Every method is
-called under the server lock. Messages go to the session owning the order's clientId; if it is gone the
-order still fills (as at TWS) and the client sees it through reqExecutions / reqOpenOrders later.
+Fills are decided by ``ibsim.fills`` against ``Market`` quotes, with the costs of ``SimConfig.cost_profile``
+(``ibsim.cost_profiles``); accounting is ``Book``'s. Every method is called under the server lock. Messages go
+to the session owning the order's clientId; if it is gone the order still fills (as at TWS) and the client sees
+it through reqExecutions / reqOpenOrders later.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ibsim import fills, responses
+from core.config_models import WheelArm
+from ibsim import cost_profiles, fills, responses
 from ibsim.book import Book, Execution, SimOrder
 from ibsim.config import Faults, SimConfig
-from ibsim.market import Market, Stock, con_id_for
+from ibsim.cost_profiles import CostContext
+from ibsim.market import Market, Quote, Stock, con_id_for
 from ibsim.requests import PlaceOrder
 from ibsim.session import ClientSession
 
 log = logging.getLogger(__name__)
+_VOL_DAYS = 20
 
 
 class OrderDesk:
@@ -39,6 +43,12 @@ class OrderDesk:
         self.cfg = cfg
         self._on_fill = on_fill
         self._rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, 0xA16])))
+        self.profile = cost_profiles.get_profile(cfg.cost_profile)
+        # the profile's own draws (drift, LOC non-fills) have a stream of their own: under the default profile,
+        # which draws nothing, every fill is what it was before profiles existed
+        self._cost_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([cfg.seed, 0xC057])))
+        self._twap_offsets: dict[tuple[int, int], list[float]] = {}  # per TWAP order: each slice's cost, bps
+        self._volatility: dict[tuple[str, int], float] = {}
         self._auctions_done = -1
 
     # ------------------------------------------------------------ messaging
@@ -89,10 +99,7 @@ class OrderDesk:
             order.partial_fraction, self.faults.partial_next_fraction = self.faults.partial_next_fraction, None
         order.status = "PreSubmitted" if order.order_type in fills.CLOSE_AUCTION_TYPES else "Submitted"
         if order.algo_strategy.upper() == "TWAP":
-            _, close_ns = self.market.session_bounds_ns(order.session_idx)
-            order.schedule = fills.twap_schedule(
-                order, order.submitted_ns, close_ns, self.cfg.twap_slices, self.cfg.twap_window_s
-            )
+            self._schedule_twap(order)
         log.info(
             "event=order_accepted client_id=%d order_id=%d symbol=%s action=%s qty=%s type=%s algo=%s ref=%s",
             client_id, order.order_id, order.stock.symbol, order.action, order.quantity, order.order_type,
@@ -101,6 +108,56 @@ class OrderDesk:
         self._ack(order)
         self.try_fill(order)
 
+    def _schedule_twap(self, order: SimOrder) -> None:
+        """The TWAP's child slices (the profile's slice count, else ``twap_slices``) and each one's cost offset."""
+        _, close_ns = self.market.session_bounds_ns(order.session_idx)
+        slices = self.profile.twap.slices or self.cfg.twap_slices
+        now_ns, window_s = order.submitted_ns, self.cfg.twap_window_s
+        order.schedule = fills.twap_schedule(order, now_ns, close_ns, slices, window_s)
+        if self.profile.is_neutral or not order.schedule:
+            return
+        window_minutes = (fills.twap_end_ns(order, now_ns, close_ns, window_s) - now_ns) / 60e9
+        ctx = self._cost_context(order, self.market.quote_at(order.stock.symbol, order.session_idx, now_ns), now_ns)
+        self._twap_offsets[order.key] = cost_profiles.twap_slice_offsets_bps(
+            self.profile, ctx, len(order.schedule), window_minutes, self._cost_rng
+        )
+
+    # ------------------------------------------------------------ cost context
+    def _participation(self, order: SimOrder, idx: int) -> float:
+        """The order's remaining shares over session ``idx``'s volume (0 when the volume is unknown)."""
+        bar = self.market.bar(order.stock.symbol, idx)
+        volume = 0.0 if bar is None else float(bar["volume"])
+        return order.remaining / volume if volume > 0 else 0.0
+
+    def _volatility_pct(self, symbol: str, idx: int) -> float:
+        """Annualized volatility of the 20 daily closes before session ``idx``, in percent (0 without history)."""
+        key = (symbol, idx)
+        if key not in self._volatility:
+            closes = self.market.daily_bars(symbol, idx, _VOL_DAYS + 1)["close"].to_numpy(dtype=float)
+            returns = np.diff(np.log(closes[closes > 0]))
+            vol = float(np.std(returns, ddof=1) * np.sqrt(252.0) * 100.0) if len(returns) >= 2 else 0.0
+            self._volatility[key] = vol if np.isfinite(vol) else 0.0
+        return self._volatility[key]
+
+    def _cost_context(self, order: SimOrder, quote: Quote, now_ns: int) -> CostContext:
+        """What the cost profile needs about ``order`` now: participation, volatility, spread, minutes left."""
+        _, close_ns = self.market.session_bounds_ns(order.session_idx)
+        spread_bps = (quote.ask - quote.bid) / quote.mid * 10_000.0 if quote.mid > 0 else 0.0
+        return CostContext(
+            participation=self._participation(order, order.session_idx),
+            volatility_20d_pct=self._volatility_pct(order.stock.symbol, order.session_idx),
+            spread_bps=max(spread_bps, 0.0),
+            minutes_to_close=(close_ns - now_ns) / 60e9,
+        )
+
+    def _adaptive_extra_bps(self, order: SimOrder, quote: Quote, now_ns: int) -> float:
+        """The profile's Adaptive impact and delay drift for ``order`` now (0 under a neutral profile)."""
+        if self.profile.is_neutral:
+            return 0.0
+        ctx = self._cost_context(order, quote, now_ns)
+        return cost_profiles.adaptive_extra_bps(self.profile, fills.adaptive_priority(order), ctx, self._cost_rng)
+
+    # ------------------------------------------------------------ orders
     def _new_order(self, client_id: int, req: PlaceOrder) -> SimOrder:
         symbol = req.contract.symbol
         stock = self.market.stocks.get(symbol) or Stock(symbol, con_id_for(symbol))
@@ -184,20 +241,29 @@ class OrderDesk:
         quote = self.market.quote_at(order.stock.symbol, idx, now)
         algo = order.algo_strategy.upper()
         if algo == "TWAP":
-            while order.schedule and order.schedule[0][0] <= now and order.is_working:
-                price = fills.marketable_price(order, quote)
-                if price is None:
-                    return
-                _, shares = order.schedule.pop(0)
-                self._execute(order, shares if order.schedule else order.remaining, price, now)
+            self._fill_twap_slices(order, quote, now)
             return
         price = (
-            fills.adaptive_price(order, quote, self._rng)
+            fills.adaptive_price(order, quote, self._rng, self.profile, self._adaptive_extra_bps(order, quote, now))
             if algo == "ADAPTIVE"
             else fills.marketable_price(order, quote)
         )
         if price is not None:
             self._execute(order, order.remaining, price, now)
+
+    def _fill_twap_slices(self, order: SimOrder, quote: Quote, now: int) -> None:
+        """Every slice due by ``now``, at the touch plus its cost offset; stops at a slice the limit forbids."""
+        offsets = self._twap_offsets.get(order.key, [])
+        while order.schedule and order.schedule[0][0] <= now and order.is_working:
+            price = fills.twap_slice_price(order, quote, offsets[0] if offsets else 0.0)
+            if price is None:
+                return
+            _, shares = order.schedule.pop(0)
+            if offsets:
+                offsets.pop(0)
+            self._execute(order, shares if order.schedule else order.remaining, price, now)
+        if not order.schedule:
+            self._twap_offsets.pop(order.key, None)
 
     def _execute(self, order: SimOrder, shares: float, price: float, now_ns: int) -> None:
         if order.partial_fraction is not None:
@@ -228,17 +294,35 @@ class OrderDesk:
             self.try_fill(order)
 
     def _close_auction(self, idx: int) -> None:
-        """Run the closing auction of session ``idx``: MOC fill, LOC fill or cancel at the close price."""
+        """Run the closing auction of session ``idx``: MOC fill, LOC fill or cancel, at the close price moved
+        against the order by the profile's close-auction impact for its share of the session's volume."""
         _, close_ns = self.market.session_bounds_ns(idx)
         for order in self.book.working_orders():
             if order.order_type not in fills.CLOSE_AUCTION_TYPES or order.session_idx > idx:
                 continue
-            close_price = self.market.close_price(order.stock.symbol, idx)
-            if fills.close_auction_fills(order, close_price):
-                order.status = "Submitted"
-                self._execute(order, order.remaining, close_price, close_ns)
-            else:
+            participation = self._participation(order, idx)
+            arm = WheelArm.MOC if order.order_type == "MOC" else WheelArm.LOC
+            impact_bps = cost_profiles.close_auction_impact_bps(self.profile, arm, participation)
+            price = fills.against_order(order, self.market.close_price(order.stock.symbol, idx), impact_bps)
+            if not fills.close_auction_fills(order, price):
                 self._cancel(order, "LOC limit not reached in the closing auction")
+                continue
+            unfilled = self._loc_unfilled_reason(participation) if order.order_type == "LOC" else None
+            if unfilled is not None:
+                self._cancel(order, unfilled)
+                continue
+            order.status = "Submitted"
+            self._execute(order, order.remaining, price, close_ns)
+
+    def _loc_unfilled_reason(self, participation: float) -> str | None:
+        """Why a LOC that reached its limit still does not fill (the profile's non-fill draw), or None."""
+        q = self.profile.loc.non_fill_probability(participation)
+        if q <= 0.0 or (q < 1.0 and float(self._cost_rng.random()) >= q):
+            return None
+        return (
+            f"LOC not filled in the closing auction (cost profile {self.profile.name}: non-fill probability "
+            f"{q:.2f} at {participation:.2%} of the session's volume)"
+        )
 
     # ------------------------------------------------------------ cancelling
     def cancel(self, client_id: int, order_id: int) -> None:
@@ -261,6 +345,7 @@ class OrderDesk:
     def _cancel(self, order: SimOrder, reason: str) -> None:
         order.status = "Cancelled"
         order.schedule = []
+        self._twap_offsets.pop(order.key, None)
         log.info("event=order_cancelled client_id=%d order_id=%d reason=%s", order.client_id, order.order_id, reason)
         self._send(order.client_id, responses.error(order.order_id, 202, f"Order Canceled - reason:{reason}"))
         self._send(order.client_id, responses.order_status(order))

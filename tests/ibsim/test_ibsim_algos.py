@@ -91,3 +91,26 @@ def test_partial_fill_then_cancel_keeps_the_filled_part(sim: IbSim, connect, eve
     eventually(lambda: "Cancelled" in client.statuses(1))
     final = client.of("orderStatus")[-1]
     assert (final[1], final[2], final[3]) == ("Cancelled", 50, 50)
+
+
+def test_a_twap_sent_before_its_start_time_waits_for_it() -> None:
+    """An engine decides on a close and sends a TWAP for the next session: its slices start at ``startTime``
+    (the open), not when it was sent."""
+    import pandas as pd
+
+    from ibsim.book import SimOrder, Stock
+    from ibsim.fills import twap_schedule
+
+    def ny(text: str) -> int:
+        return int(pd.Timestamp(text, tz="America/New_York").tz_convert("UTC").value)
+
+    order = SimOrder(client_id=1, order_id=1, perm_id=1, stock=Stock("SPY", 1), action="BUY", quantity=100,
+                     order_type="MKT", lmt_price=None, aux_price=None, tif="DAY", account="DU1", order_ref="r",
+                     parent_id=0, algo_strategy="Twap",
+                     algo_params=(("startTime", "20240311 09:30:00 US/Eastern"),
+                                  ("endTime", "20240311 10:30:00 US/Eastern")))  # fmt: skip
+    slices = twap_schedule(order, ny("2024-03-11 09:20"), ny("2024-03-11 16:00"), 4, 600.0)
+    assert [due for due, _ in slices] == [ny("2024-03-11 09:30") + i * 15 * 60 * 10**9 for i in range(4)]
+    assert sum(shares for _, shares in slices) == 100
+    late = twap_schedule(order, ny("2024-03-11 09:45"), ny("2024-03-11 16:00"), 3, 600.0)  # sent after the start
+    assert late[0][0] == ny("2024-03-11 09:45") and late[-1][0] < ny("2024-03-11 10:30")
