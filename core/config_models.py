@@ -530,6 +530,13 @@ class PreTradeConfig(Section):
     max_orders_per_minute: Int = Field(default=300, ge=1)
 
 
+class FeaturesConfig(Section):
+    """The Feast feature repository (``ml/feature_store.py`` is its one adapter)."""
+
+    repo_path: str = Field(default="feature_repo", min_length=1,
+                           description="folder with feature_store.yaml; relative to the working directory")  # fmt: skip
+
+
 class AppConfig(Section):
     ib_connection: IbConnectionConfig = IbConnectionConfig()
     ibsim: IbSimConfig = IbSimConfig()
@@ -542,6 +549,7 @@ class AppConfig(Section):
     backtest: BacktestConfig = BacktestConfig()
     costs: CostsConfig = CostsConfig()
     pre_trade: PreTradeConfig = PreTradeConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     @field_validator("symbols")
     @classmethod
