@@ -130,7 +130,9 @@ class FeatureRepo:
         if dupes.any():
             first = features.loc[dupes, keys].iloc[0].tolist()
             raise DataError(f"feature frame has {int(dupes.sum())} duplicated rows (first: {first})")
-        table = pa.Table.from_pandas(features[list(FEATURE_FRAME_COLUMNS)], schema=BAR_SCHEMA, preserve_index=False)
+        frame = features[list(FEATURE_FRAME_COLUMNS)].copy()
+        frame["created_timestamp"] = frame["created_timestamp"].dt.floor("us")  # Feast keeps microseconds
+        table = pa.Table.from_pandas(frame, schema=BAR_SCHEMA, preserve_index=False)
         path = self.source_path(BAR_VIEW)
         _write_parquet_atomic(table, path)
         log.info("event=features_written view=%s rows=%d symbols=%d path=%s", BAR_VIEW, len(features),
