@@ -592,6 +592,13 @@ class AlgoWheelConfig(Section):
         return self
 
 
+class FeaturesConfig(Section):
+    """The Feast feature repository (``ml/feature_store.py`` is its one adapter)."""
+
+    repo_path: str = Field(default="feature_repo", min_length=1,
+                           description="folder with feature_store.yaml; relative to the working directory")  # fmt: skip
+
+
 class AppConfig(Section):
     ib_connection: IbConnectionConfig = IbConnectionConfig()
     ibsim: IbSimConfig = IbSimConfig()
@@ -605,6 +612,7 @@ class AppConfig(Section):
     costs: CostsConfig = CostsConfig()
     pre_trade: PreTradeConfig = PreTradeConfig()
     algo_wheel: AlgoWheelConfig = AlgoWheelConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     @field_validator("symbols")
     @classmethod
