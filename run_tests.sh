@@ -5,4 +5,5 @@ cd "$(dirname "$0")"
 scripts/bootstrap_venv.sh dev
 echo "== ruff check" && .venv/bin/ruff check .
 echo "== import-linter" && .venv/bin/lint-imports --no-cache
-echo "== pytest" && .venv/bin/python -m pytest "$@"
+# two workers (PYTEST_WORKERS=0 for one process); a file's tests stay on one worker, so its fixtures are shared
+echo "== pytest" && .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@"
