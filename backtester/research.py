@@ -18,7 +18,7 @@ import pandas as pd
 from backtester.cli_common import jsonable
 from backtester.distributed_runner import SweepRunner
 from backtester.grid_search import GridOutcome, run_grid
-from backtester.monte_carlo import MonteCarloResult, simulate
+from backtester.monte_carlo import MonteCarloResult, account_trade_returns, simulate
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.scenarios import default_scenarios, run_scenarios, worst_scenario_loss_pct
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, with_params
@@ -257,7 +257,8 @@ def _shock_point(
 
 
 def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> np.ndarray:
-    """Round-trip returns (fractions) of the full run, for the trade bootstrap."""
+    """Each round trip's P&L as a fraction of account equity at its entry, for the trade bootstrap
+    (``monte_carlo.account_trade_returns``: the bootstrap compounds them into account equity)."""
     from backtester.engine import build_backtest
     from strategy.registry import build_strategy
 
@@ -265,7 +266,7 @@ def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> np.
     panel = ctx.data.load().panel
     result = build_backtest(config, panel, [build_strategy(ctx.strategy, config.strategies)], TradingCalendar()).run()
     trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
-    return trades["return_pct"].to_numpy(dtype=float) / 100.0 if len(trades) else np.zeros(0)
+    return account_trade_returns(trades, result.equity, config.portfolio.initial_capital)
 
 
 def _oos_metrics(config: AppConfig, outcome: WalkForwardOutcome) -> dict[str, float]:

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from backtester import research
 from backtester.cli_common import write_json
+from backtester.monte_carlo import MC_METHODS
 from backtester.research import ModeOutput, ResearchContext
 from backtester.research_report import write_research_report
 
@@ -77,16 +78,31 @@ def summary_rows(mode: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("latest params", str(s.get("latest_params"))),
         ]
     if mode == "monte_carlo":
-        block = s.get("monte_carlo", {}).get("block_bootstrap", {})
-        final, dd = block.get("final_equity", {}), block.get("max_drawdown", {})
-        return [
-            ("paths", _fmt(s.get("n_paths"))),
-            ("final equity p5 / p50 / p95", " / ".join(f"{final.get(k, 0):,.0f}" for k in ("p5", "p50", "p95"))),
-            ("max drawdown p50 / p95", " / ".join(_fmt(dd.get(k), "pct") for k in ("p50", "p95"))),
-            ("P(kill-switch drawdown)", _fmt(block.get("kill_probability"))),
-        ]
+        return _monte_carlo_rows(s)
     rows = [(r["name"], f"{_fmt(r.get('window_pnl_pct'))}%") for r in s.get("scenarios", [])]
     return [*rows, ("worst scenario loss", f"{_fmt(s.get('worst_scenario_loss_pct'))}%")]
+
+
+def _monte_carlo_rows(s: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Both resampling methods, each with what it assumes, next to what the backtest itself did."""
+    mc = s.get("monte_carlo", {})
+    actual = s.get("backtest_metrics", {})
+    rows = [("paths", _fmt(s.get("n_paths"))),
+            ("backtest: final equity / max drawdown",
+             f"{actual.get('final_equity', 0):,.0f} / {_fmt(actual.get('max_drawdown'), 'pct')}")]  # fmt: skip
+    for key, name, assumes in MC_METHODS:
+        method = mc.get(key)
+        if not method:
+            rows.append((name, "no round trips to resample"))
+            continue
+        final, dd = method.get("final_equity", {}), method.get("max_drawdown", {})
+        rows += [
+            (name, assumes),
+            ("  final equity p5 / p50 / p95", " / ".join(f"{final.get(k, 0):,.0f}" for k in ("p5", "p50", "p95"))),
+            ("  max drawdown p50 / p95", " / ".join(_fmt(dd.get(k), "pct") for k in ("p50", "p95"))),
+            ("  P(kill-switch drawdown)", _fmt(method.get("kill_probability"))),
+        ]
+    return rows
 
 
 def print_mode_summary(mode: str, summary: Mapping[str, Any], console: Console | None = None) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from backtester.monte_carlo import MC_METHODS
 from backtester.report import header_html, section, svg_line_chart, write_page
 from backtester.research import ModeOutput
 from backtester.research_charts import svg_bar_chart, svg_fan_chart, svg_heatmap, svg_histogram
@@ -257,7 +258,9 @@ def _mc_table(mc: Any) -> str:
             f"<tr><td>{html.escape(summary.method)}</td><td>P(drawdown reaches kill switch)</td>"
             f'<td colspan="5">{_cell(summary.kill_probability)}</td></tr>'
         )
-    return f'<table class="trades"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    notes = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(assumes)}</li>" for _, name, assumes in MC_METHODS)
+    table = f'<table class="trades"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'{table}<ul class="muted">{notes}</ul>'
 
 
 def _frame_table(frame: pd.DataFrame, max_rows: int) -> str:

@@ -232,3 +232,33 @@ def test_ten_thousand_paths_of_ten_years_stay_within_the_memory_budget() -> None
 def test_simulate_rejects_unusable_input_with_a_clear_message(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _run(**overrides)
+
+
+def test_issue_15_trade_returns_are_pnl_over_account_equity_at_entry() -> None:
+    """A +1,000 trade on a 100,000 account is +1 %, whatever its return on the position; the second trade is
+    measured against the equity after the first (101,000), the first trade before any close against the start."""
+    import pandas as pd
+
+    from backtester.monte_carlo import account_trade_returns
+
+    equity = pd.Series([100_000.0, 100_000.0, 101_000.0, 101_000.0, 100_495.0],
+                       index=pd.date_range("2024-01-02", periods=5, freq="B"))  # fmt: skip
+    trades = pd.DataFrame({"entry_date": [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-01-05")],
+                           "pnl": [1_000.0, -505.0], "return_pct": [10.0, -5.0]})  # fmt: skip
+    returns = account_trade_returns(trades, equity, initial_equity=100_000.0)
+    assert returns.tolist() == [0.01, -0.005]
+
+
+def test_issue_15_trade_bootstrap_known_answer() -> None:
+    """Two trades of +1 % and -0.5 % of the account: each path's final equity is 100,000 x one of (1.01², 1.01 x
+    0.995, 0.995²) with probabilities 1/4, 1/2, 1/4, so the median is the mixed one and the 5th/95th percentiles
+    the extremes; no path can lose more than 1 % of the account."""
+    result = simulate(_daily(), np.array([0.01, -0.005]), initial_equity=100_000.0, n_paths=4_000, mean_block=5,
+                      seed=3, kill_drawdown_pct=25.0)  # fmt: skip
+    trade = result.trade_bootstrap
+    assert trade is not None
+    final = trade.final_equity
+    assert final.p50 == pytest.approx(100_000 * 1.01 * 0.995, rel=1e-12)
+    assert final.p5 == pytest.approx(100_000 * 0.995**2, rel=1e-12)
+    assert final.p95 == pytest.approx(100_000 * 1.01**2, rel=1e-12)
+    assert trade.max_drawdown.p95 <= 0.01 + 1e-12 and trade.kill_probability == 0.0
