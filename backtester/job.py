@@ -131,6 +131,8 @@ def _summary(
         "wall_seconds": round(result.wall_seconds, 4),
         "bars_per_second": round(result.bars_processed / result.wall_seconds, 1) if result.wall_seconds else None,
         "quarantined_bars": loaded.quarantined,
+        "missing_sessions": loaded.missing_sessions,
+        "missing_sessions_total": sum(int(str(v["count"])) for v in loaded.missing_sessions.values()),
         "rejections": result.rejections,
         "ignored_signals": result.ignored_signals,
         "trading_state_changes": result.state_history,

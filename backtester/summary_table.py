@@ -44,4 +44,25 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
             table.add_row("period", f"{summary['start']} .. {summary['end']} ({len(summary['symbols'])} symbols)")
         else:
             table.add_row(label, format_value(summary.get(key), kind))
+    for label, value in attention_rows(summary):
+        table.add_row(label, value, style="yellow")
     console.print(table)
+
+
+def attention_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What a reader must not miss, shown only when it happened: orders refused by a check, signals ignored,
+    bars quarantined, sessions missing from the data."""
+    rows: list[tuple[str, str]] = []
+    rejections = summary.get("rejections") or {}
+    if rejections:
+        rows.append(("orders refused", ", ".join(f"{check} {n}" for check, n in sorted(rejections.items()))))
+    ignored = {k: v for k, v in (summary.get("ignored_signals") or {}).items() if k != "warmup"}
+    if ignored:
+        rows.append(("signals ignored", ", ".join(f"{why} {n}" for why, n in sorted(ignored.items()))))
+    if summary.get("quarantined_bars"):
+        rows.append(("bars quarantined", f"{summary['quarantined_bars']:,} (never traded on; see the log)"))
+    missing = summary.get("missing_sessions") or {}
+    if missing:
+        parts = [f"{symbol} {info['count']} (first {', '.join(info['first'][:3])})" for symbol, info in missing.items()]
+        rows.append(("sessions missing", "; ".join(parts)))
+    return rows

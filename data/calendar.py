@@ -147,6 +147,16 @@ class TradingCalendar:
             )
         return pd.Timestamp(self._arrays.sessions_ns[pos])
 
+    def missing_sessions(self, dates: pd.DatetimeIndex) -> pd.DatetimeIndex:
+        """The sessions between the first and the last of ``dates`` that ``dates`` lacks (a day dropped from a
+        file, a feed's gap); empty for fewer than two dates. Non-session dates in ``dates`` are ignored here
+        (the bad-bar guard reports those)."""
+        if len(dates) < 2:
+            return pd.DatetimeIndex([])
+        days = pd.DatetimeIndex(dates).normalize()
+        expected = self.sessions(days.min(), days.max())
+        return expected.difference(days)
+
     # ------------------------------------------------------------ session times
     def session_open_ns(self, dates: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
         """Open of each session as UTC epoch ns (int64 array); every date must be a session (else ValueError)."""

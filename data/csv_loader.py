@@ -28,6 +28,9 @@ _DATE = "date"
 _ADJ_CLOSE = "adjclose"
 _REQUIRED: tuple[str, ...] = (_DATE, *BAR_COLUMNS)
 _NAN_TOKENS = frozenset({"nan", "+nan", "-nan"})
+_DELIMITERS = ",;\t|"
+# names a date column goes by when it is not called "date": pandas' to_csv writes the index with an empty name
+_DATE_ALIASES = ("", "datetime", "timestamp", "time", "day", "index", "unnamed:0")
 _MAX_LOGGED_LINE_CHARS = 200
 
 
@@ -122,12 +125,25 @@ def _scan_folder(directory: Path, wanted: set[str] | None) -> dict[str, Path]:
     return found
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header fields and (line number, fields) of every non-blank data row; undecodable bytes become U+FFFD."""
+def _delimiter(path: Path) -> str:
+    """The file's field separator among ``,;<tab>|``, read off its first line (a comma when unsure)."""
+    with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
     try:
+        return csv.Sniffer().sniff(first, delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header fields and (line number, fields) of every non-blank data row; undecodable bytes become U+FFFD.
+    The separator may be a comma, semicolon, tab or bar (``_delimiter``)."""
+    try:
+        delimiter = _delimiter(path)
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
             numbered = [
-                (i, fields) for i, fields in enumerate(csv.reader(fh), start=1) if any(f.strip() for f in fields)
+                (i, fields) for i, fields in enumerate(csv.reader(fh, delimiter=delimiter), start=1)
+                if any(f.strip() for f in fields)
             ]
     except (OSError, csv.Error) as exc:
         raise DataError(f"{path}: cannot read CSV file ({exc})") from exc
@@ -144,10 +160,16 @@ def _column_positions(path: Path, header: list[str], need_adj_close: bool) -> di
         if key in positions:
             raise DataError(f"{path}: column {name.strip()!r} appears twice in the header {header}")
         positions[key] = i
+    if _DATE not in positions:  # e.g. pandas' to_csv: the date index is an unnamed first column
+        alias = next((a for a in _DATE_ALIASES if a in positions), None)
+        if alias is not None:
+            positions[_DATE] = positions[alias]
     required = (*_REQUIRED, _ADJ_CLOSE) if need_adj_close else _REQUIRED
     missing = [c for c in required if c not in positions]
     if missing:
         hint = " (adjust=True needs an 'Adj Close' column)" if _ADJ_CLOSE in missing else ""
+        if any(d in name for name in header for d in ";|\t"):
+            hint += " (a header field holds ; | or a tab: is one separator (, ; tab |) used throughout the file?)"
         raise DataError(f"{path}: missing required columns {missing}{hint}; columns found: {header}")
     return {c: positions[c] for c in required}
 

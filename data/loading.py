@@ -7,8 +7,8 @@ folder of per-symbol CSV files, or one CSV file.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -24,11 +24,34 @@ from data.synthetic import generate_market
 log = logging.getLogger(__name__)
 
 
+MISSING_SHOWN = 5  # first missing dates listed per symbol
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedData:
     panel: BarPanel
     description: str
     quarantined: int
+    missing_sessions: dict[str, dict[str, object]] = field(default_factory=dict)  # symbol -> count, first dates
+
+
+def missing_sessions_report(
+    frames: Mapping[str, pd.DataFrame], calendar: TradingCalendar
+) -> dict[str, dict[str, object]]:
+    """Per symbol, the XNYS sessions inside its own date range that its data lacks: count and first dates.
+
+    A missing session is never filled in: the panel holds NaN there and nothing trades on it; it is reported so a
+    reader knows the history has a hole (logged as a warning per symbol).
+    """
+    report: dict[str, dict[str, object]] = {}
+    for symbol, frame in frames.items():
+        missing = calendar.missing_sessions(pd.DatetimeIndex(frame.index))
+        if len(missing):
+            first = [str(day.date()) for day in missing[:MISSING_SHOWN]]
+            report[symbol] = {"count": len(missing), "first": first}
+            log.warning("event=missing_sessions symbol=%s count=%d first=%s (XNYS sessions absent from the data)",
+                        symbol, len(missing), ",".join(first))  # fmt: skip
+    return report
 
 
 def load_panel(
@@ -59,7 +82,8 @@ def load_panel(
             frames = {s: f for s, f in frames.items() if len(f)}
             if not frames:
                 raise DataError(f"no bars in bar store {spec!r} between {start or 'the start'} and {end or 'the end'}")
-            return LoadedData(BarPanel.from_frames(frames, calendar), f"bar_store({path})", 0)
+            return LoadedData(BarPanel.from_frames(frames, calendar), f"bar_store({path})", 0,
+                              missing_sessions_report(frames, calendar))  # fmt: skip
         if path.is_dir():
             results = load_csv_folder(path, symbols=symbols, adjust=adjust, calendar=calendar)
         elif path.is_file():
@@ -79,7 +103,8 @@ def load_panel(
     frames = {s: f for s, f in frames.items() if len(f)}
     if not frames:
         raise DataError(f"no bars for data {spec!r} between {start or 'the start'} and {end or 'the end'}")
-    return LoadedData(BarPanel.from_frames(frames, calendar), description, quarantined)
+    return LoadedData(BarPanel.from_frames(frames, calendar), description, quarantined,
+                      missing_sessions_report(frames, calendar))  # fmt: skip
 
 
 def _between(frame: pd.DataFrame, start: str | None, end: str | None) -> pd.DataFrame:

@@ -126,3 +126,35 @@ def test_backtest_from_a_parquet_bar_store_matches_the_csv_folder(tmp_path: Path
     assert results["store"]["data_fingerprint"] == results["csv"]["data_fingerprint"]
     assert results["store"]["final_equity"] == results["csv"]["final_equity"]
     assert results["store"]["n_trades"] == results["csv"]["n_trades"] > 0
+
+
+def test_issue_15_a_missing_session_and_refusals_are_in_the_console_and_the_summary(tmp_path: Path) -> None:
+    """A day removed from a file is counted per symbol (summary.json and the console), and orders refused by a
+    check are listed in the console table, not only in summary.json."""
+    import numpy as np
+    import pandas as pd
+
+    from data.calendar import TradingCalendar
+
+    days = TradingCalendar().sessions("2021-01-04", "2022-12-30")
+    rng = np.random.default_rng(5)
+    data = tmp_path / "data"
+    data.mkdir()
+    for symbol in ("AAA", "BBB"):
+        close = 50 * np.cumprod(1 + rng.normal(0.0004, 0.02, len(days)))
+        frame = pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                              "volume": 1e6}, index=days)  # fmt: skip
+        if symbol == "AAA":
+            frame = frame.drop(days[100])
+        frame.index.name = None
+        frame.to_csv(data / f"{symbol}.csv")
+    out = tmp_path / "out"
+    proc = cli("--strategy", "sma_crossover", "--data", str(data), "--out", str(out),
+               "--set", "portfolio.risk.max_position_weight_pct=1", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["missing_sessions"] == {"AAA": {"count": 1, "first": [str(days[100].date())]}}
+    assert summary["missing_sessions_total"] == 1
+    assert "sessions missing" in proc.stdout and str(days[100].date()) in proc.stdout
+    if summary["rejections"]:
+        assert "orders refused" in proc.stdout

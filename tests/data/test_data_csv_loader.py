@@ -241,3 +241,59 @@ def test_folder_scan_loads_csv_and_txt_and_ignores_other_files(shared_data_dir: 
     assert {s: len(r.clean) for s, r in results.items()} == {"ORCL": 252, "YHOO": 756}
     with pytest.raises(DataError, match="MSFT"):
         load_csv_folder(tmp_path, symbols=["MSFT"])
+
+
+def _pandas_style_csv(path, sep: str = ",", drop: str | None = None):  # type: ignore[no-untyped-def]
+    """Twelve sessions written the way ``DataFrame.to_csv`` writes them: the date index as an unnamed column."""
+    import pandas as pd
+
+    from data.calendar import TradingCalendar
+
+    days = TradingCalendar().sessions("2024-03-01", "2024-03-18")
+    frame = pd.DataFrame({"Open": 10.0, "High": 11.0, "Low": 9.5, "Close": 10.5, "Volume": 1000.0}, index=days)
+    frame.index.name = None  # what to_csv writes for an unnamed index: an empty first header field
+    if drop is not None:
+        frame = frame.drop(pd.Timestamp(drop))
+    frame.to_csv(path, sep=sep)
+    return days
+
+
+def test_issue_15_a_pandas_to_csv_file_with_an_unnamed_date_column_loads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from data.csv_loader import load_csv
+
+    days = _pandas_style_csv(tmp_path / "GOOG.csv")
+    assert (tmp_path / "GOOG.csv").read_text().startswith(",Open,High")
+    result = load_csv(tmp_path / "GOOG.csv")
+    assert list(result.clean.index) == list(days) and result.quarantined.empty
+
+
+def test_issue_15_semicolon_tab_and_bar_separated_files_load(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from data.csv_loader import load_csv
+
+    for name, sep in (("A.csv", ";"), ("B.txt", "\t"), ("C.csv", "|")):
+        days = _pandas_style_csv(tmp_path / name, sep=sep)
+        assert len(load_csv(tmp_path / name).clean) == len(days)
+
+
+def test_issue_15_a_one_field_header_says_to_check_the_separator(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from core.errors import DataError
+    from data.csv_loader import load_csv
+
+    path = tmp_path / "X.csv"
+    path.write_text("date;open;high;low;close;volume,extra\n2024-03-01;1;1;1;1;1,2\n")  # mixed: sniffing says ','
+    with pytest.raises(DataError, match="separator"):
+        load_csv(path)
+
+
+def test_issue_15_a_session_missing_from_the_data_is_reported(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from core.config_models import SyntheticDataConfig
+    from data.calendar import TradingCalendar
+    from data.loading import load_panel
+
+    _pandas_style_csv(tmp_path / "GOOG.csv", drop="2024-03-07")
+    _pandas_style_csv(tmp_path / "MSFT.csv")
+    loaded = load_panel(str(tmp_path), calendar=TradingCalendar(), symbols=None, start=None, end=None, seed=0,
+                        synthetic=SyntheticDataConfig())  # fmt: skip
+    assert loaded.missing_sessions == {"GOOG": {"count": 1, "first": ["2024-03-07"]}}
