@@ -30,6 +30,7 @@ class GridOutcome:
     results: list[TrialResult]
     table: pd.DataFrame  # one row per trial, ranked best first by ``metric`` (failed trials last)
     refused: list[str]  # combinations the params rules refused (never run, not counted as trials)
+    halted_eligible: bool = False  # backtest.halted_trials_eligible: a halted trial may be best
 
     @property
     def ok_results(self) -> list[TrialResult]:
@@ -42,7 +43,7 @@ class GridOutcome:
 
     @property
     def best(self) -> TrialResult:
-        ranked = rank(self.ok_results, self.metric)
+        ranked = rank(self.ok_results, self.metric, halted_eligible=self.halted_eligible)
         if not ranked:
             raise RuntimeError(f"grid search of {self.strategy}: every trial failed; see the failures in grid.csv")
         return ranked[0]
@@ -120,22 +121,32 @@ def run_grid(
     for line in refused:
         log.info("event=grid_combination_refused strategy=%s detail=%s", strategy, line)
     results = runner.run(payload, data, trial_specs(strategy, combos), description=f"grid {strategy}")
-    metric = config.backtest.optimize_metric
-    return GridOutcome(strategy, metric, results, ranked_table(results, metric), refused)
+    metric, halted_ok = config.backtest.optimize_metric, config.backtest.halted_trials_eligible
+    return GridOutcome(strategy, metric, results, ranked_table(results, metric, halted_eligible=halted_ok), refused,
+                       halted_ok)  # fmt: skip
 
 
-def rank(results: Sequence[TrialResult], metric: str) -> list[TrialResult]:
-    """Best first; NaN metrics rank last; ties keep the lower trial id (deterministic)."""
-    return sorted(results, key=lambda r: (-_score(r.metrics.get(metric, math.nan)), r.trial_id))
+def rank(results: Sequence[TrialResult], metric: str, *, halted_eligible: bool = False) -> list[TrialResult]:
+    """Best first; NaN metrics rank last; ties keep the lower trial id (deterministic).
+
+    A trial that went HALTED ranks after every one that did not, unless ``halted_eligible``
+    (``backtest.halted_trials_eligible``): its metric describes years spent in cash after the halt, not the
+    strategy, and "best" must not be a strategy the kill switch stopped.
+    """
+    def key(r: TrialResult) -> tuple[bool, float, int]:
+        return (not halted_eligible and r.halted_on is not None, -_score(r.metrics.get(metric, math.nan)), r.trial_id)
+
+    return sorted(results, key=key)
 
 
 def _score(value: float) -> float:
     return -math.inf if value is None or math.isnan(value) else value
 
 
-def ranked_table(results: Sequence[TrialResult], metric: str) -> pd.DataFrame:
+def ranked_table(results: Sequence[TrialResult], metric: str, *, halted_eligible: bool = False) -> pd.DataFrame:
     table = results_frame(results, METRIC_KEYS)
     table["n_trades_run"] = [r.n_trades for r in sorted(results, key=lambda r: r.trial_id)]
-    order = {r.trial_id: i for i, r in enumerate(rank([r for r in results if r.ok], metric))}
+    ranked = rank([r for r in results if r.ok], metric, halted_eligible=halted_eligible)
+    order = {r.trial_id: i for i, r in enumerate(ranked)}
     table["rank"] = [order.get(t, np.nan) + 1 if t in order else np.nan for t in table["trial_id"]]
     return table.sort_values(["rank", "trial_id"], na_position="last").reset_index(drop=True)

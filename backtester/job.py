@@ -15,6 +15,7 @@ from backtester.cli_common import jsonable, write_json
 from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
+from backtester.sweep import state_history_iso
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
 from core.config_loader import config_id
 from core.config_models import AppConfig
@@ -135,7 +136,7 @@ def _summary(
         "missing_sessions_total": sum(int(str(v["count"])) for v in loaded.missing_sessions.values()),
         "rejections": result.rejections,
         "ignored_signals": result.ignored_signals,
-        "trading_state_changes": result.state_history,
+        "trading_state_changes": state_history_iso(result.state_history),
         "final_trading_state": result.final_state,
         "overrides": list(request.overrides),
         "seed": request.seed,

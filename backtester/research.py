@@ -117,6 +117,9 @@ def grid_search(ctx: ResearchContext) -> ModeOutput:
         best_params=best.params,
         best_metrics=jsonable(best.metrics),
         best_trades=best.n_trades,
+        best_halted_on=best.halted_on,
+        n_halted=sum(1 for r in outcome.results if r.ok and r.halted_on is not None),
+        halted_trials_eligible=outcome.halted_eligible,
         runner=dict(getattr(ctx.runner, "last_run_info", {})),
         failures=[{"trial_id": r.trial_id, "params": r.params, "error": r.error} for r in outcome.results if not r.ok],
     )
@@ -286,6 +289,7 @@ def _metric_table(outcome: GridOutcome) -> list[dict[str, Any]]:
     keep = [c for c in outcome.table.columns if c.startswith("param_")] + [
         "rank",
         "status",
+        "halted_on",
         "sharpe",
         "cagr",
         "max_drawdown",

@@ -59,6 +59,9 @@ def summary_rows(mode: str, s: Mapping[str, Any]) -> list[tuple[str, str]]:
         return [
             ("trials run", _fmt(s.get("n_trials"))),
             ("best params", str(s.get("best_params"))),
+            ("trials that went HALTED", f"{_fmt(s.get('n_halted'))} (not eligible as best)"
+             if not s.get("halted_trials_eligible") else f"{_fmt(s.get('n_halted'))} (eligible: option set)"),
+            *([("best trial HALTED on", str(s["best_halted_on"]))] if s.get("best_halted_on") else []),
             (f"best {s.get('metric')}", _fmt(best.get(s.get("metric")))),
             ("best CAGR", _fmt(best.get("cagr"), "pct")),
             ("PBO", _fmt(over.get("pbo"))),

@@ -113,6 +113,7 @@ class TrialResult:
     n_trades: int = 0
     error: str | None = None
     attempts: int = 1
+    halted_on: str | None = None  # ISO date the trial's trading state went HALTED (None: it never did)
 
     @property
     def ok(self) -> bool:
@@ -212,7 +213,27 @@ def _run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
         dates=equity.index.to_numpy(dtype="datetime64[ns]"),
         equity=equity.to_numpy(dtype=np.float64),
         n_trades=len(trades),
+        halted_on=first_halt(result.state_history),
     )
+
+
+def first_halt(state_history: Sequence[str]) -> str | None:
+    """The New York date of the first move to HALTED in a run's ``state_history`` (``ts_ns:FROM->TO``), or None."""
+    for change in state_history_iso(state_history):
+        if change["to"] == "HALTED":
+            return change["date"]
+    return None
+
+
+def state_history_iso(state_history: Sequence[str]) -> list[dict[str, str]]:
+    """``ts_ns:FROM->TO`` records as ``{"date": ISO date (New York), "from": ..., "to": ...}`` for people."""
+    changes = []
+    for record in state_history:
+        ts_text, _, move = record.partition(":")
+        before, _, after = move.partition("->")
+        day = pd.Timestamp(int(ts_text), unit="ns", tz="UTC").tz_convert("America/New_York").date()
+        changes.append({"date": day.isoformat(), "from": before, "to": after})
+    return changes
 
 
 def window(panel: BarPanel, row_start: int, row_end: int | None) -> BarPanel:
@@ -229,6 +250,7 @@ def results_frame(results: Sequence[TrialResult], metric_keys: Sequence[str]) ->
     for r in sorted(results, key=lambda r: r.trial_id):
         row: dict[str, Any] = {"trial_id": r.trial_id, **{f"param_{k}": v for k, v in r.params.items()}}
         row["status"] = "ok" if r.ok else "failed"
+        row["halted_on"] = r.halted_on
         row["attempts"] = r.attempts
         row.update({k: r.metrics.get(k, np.nan) for k in metric_keys})
         rows.append(row)

@@ -106,7 +106,7 @@ def run_walk_forward(
         candidates = [r for r in train_results[k * per_window : (k + 1) * per_window] if r.ok]
         if not candidates:
             raise RuntimeError(f"walk-forward window {w.index}: every train trial failed")
-        chosen.append(rank(candidates, metric)[0])
+        chosen.append(rank(candidates, metric, halted_eligible=config.backtest.halted_trials_eligible)[0])
     test_specs = []
     for k, w in enumerate(windows):
         row_start = max(0, w.test_start - cfg.warmup_bars)

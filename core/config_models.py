@@ -460,6 +460,9 @@ class BacktestConfig(Section):
     moc_cutoff_minutes_before_close: Int = Field(default=10, ge=0, le=120)
     risk_free_rate_pct: Pct = 0.0
     optimize_metric: MetricName = "sharpe"
+    halted_trials_eligible: Bool = Field(
+        default=False, description="a grid/walk-forward trial that went HALTED may still be chosen as best"
+    )
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     monte_carlo: MonteCarloConfig = MonteCarloConfig()
     distributed: DistributedConfig = DistributedConfig()
