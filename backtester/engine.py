@@ -51,6 +51,7 @@ class BacktestResult:
     wall_seconds: float
     rejections: dict[str, int] = field(default_factory=dict)
     ignored_signals: dict[str, int] = field(default_factory=dict)
+    clipped: dict[str, int] = field(default_factory=dict)  # entries cut to a size limit, by limit
     state_history: list[str] = field(default_factory=list)
     final_state: str = "ACTIVE"
 
@@ -112,6 +113,7 @@ class Backtest:
             wall_seconds=wall_seconds,
             rejections=dict(pm.rejections),
             ignored_signals=dict(pm.ignored_signals),
+            clipped=dict(pm.clipped),
             state_history=list(pm.state_history),
             final_state=str(pm.risk.state),
         )

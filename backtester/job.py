@@ -136,6 +136,7 @@ def _summary(
         "missing_sessions_total": sum(int(str(v["count"])) for v in loaded.missing_sessions.values()),
         "rejections": result.rejections,
         "ignored_signals": result.ignored_signals,
+        "clipped_orders": result.clipped,
         "trading_state_changes": state_history_iso(result.state_history),
         "final_trading_state": result.final_state,
         "overrides": list(request.overrides),

@@ -56,6 +56,9 @@ def attention_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     rejections = summary.get("rejections") or {}
     if rejections:
         rows.append(("orders refused", ", ".join(f"{check} {n}" for check, n in sorted(rejections.items()))))
+    clipped = summary.get("clipped_orders") or {}
+    if clipped:
+        rows.append(("entries cut to a limit", ", ".join(f"{limit} {n}" for limit, n in sorted(clipped.items()))))
     ignored = {k: v for k, v in (summary.get("ignored_signals") or {}).items() if k != "warmup"}
     if ignored:
         rows.append(("signals ignored", ", ".join(f"{why} {n}" for why, n in sorted(ignored.items()))))

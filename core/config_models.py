@@ -164,6 +164,10 @@ class RiskConfig(Section):
         default=None, ge=1, description="REDUCING -> ACTIVE after this many flat sessions; null: operator decides"
     )
     flatten_on_halt: Bool = True
+    on_limit: Literal["clip", "reject"] = Field(
+        default="clip", description="an entry above a size limit (weight, gross, ADV share, notional, quantity) is "
+                                    "cut to the limit (clip) or refused (reject); refused either way if nothing is left"
+    )
 
     @model_validator(mode="after")
     def _ordered_thresholds(self) -> RiskConfig:

@@ -27,6 +27,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
 
 import numpy as np
 
@@ -134,6 +135,7 @@ class PortfolioManager:
         self._positions = LedgerPositions(ledger)
         self.rejections: Counter[str] = Counter()
         self.ignored_signals: Counter[str] = Counter()
+        self.clipped: Counter[str] = Counter()  # entries cut to a size limit, by the binding limit
         self.fills: list[FillEvent] = []
         self.equity_ts: list[int] = []
         self.equity_values: list[float] = []
@@ -239,6 +241,7 @@ class PortfolioManager:
         order = self._order_for(signal, position)
         if order is None:
             return
+        order = self._clip_to_limits(order)
         rejection = self._first_rejection(order)
         if rejection is not None:
             self.rejections[rejection.check] += 1
@@ -423,7 +426,36 @@ class PortfolioManager:
             execution=execution,
         )
 
-    def _first_rejection(self, order: OrderEvent) -> Rejection | None:
+    def _clip_to_limits(self, order: OrderEvent) -> OrderEvent:
+        """An entry above a size limit cut to the most that limit allows (``risk.on_limit: clip``, the default).
+
+        Why: refusing the whole entry because it is a few shares over a weight or ADV limit hides trades a trader
+        would expect (one YHOO run made 5 round trips instead of 32). Only size limits cut (position weight, gross
+        exposure, per-order quantity, notional, ADV share); what is left must pass every check as usual, and an
+        order with nothing left is refused with the limit's own reason.
+        """
+        if self.config.risk.on_limit != "clip" or order.reduce_only:
+            return order
+        caps = [cap for cap in (self._risk_cap(order), self._gate.size_cap(order, self)) if cap is not None]
+        if not caps:
+            return order
+        quantity, limit = min(caps)
+        if quantity <= 0:
+            return order
+        clipped = replace(order, quantity=quantity)
+        if self._first_rejection(clipped, quiet=True) is not None and quantity > 1:  # a float tie at the limit
+            clipped = replace(order, quantity=quantity - 1)
+        self.clipped[limit] += 1
+        log.info("event=order_clipped limit=%s symbol=%s side=%s qty_wanted=%d qty_sent=%d", limit, order.symbol,
+                 order.side, order.quantity, clipped.quantity)  # fmt: skip
+        return clipped
+
+    def _risk_cap(self, order: OrderEvent) -> tuple[int, str] | None:
+        ledger = self.ledger
+        return self.risk.size_cap(order, order.reference_price, ledger.equity(), ledger.gross_exposure(),
+                                  self._positions)  # fmt: skip
+
+    def _first_rejection(self, order: OrderEvent, *, quiet: bool = False) -> Rejection | None:
         now = self._now_ns()
         price = order.reference_price
         positions = self._positions
@@ -437,7 +469,10 @@ class PortfolioManager:
         )
         if rejection is None:
             rejection = self._monthly.check(order, now)
-        if rejection is None:
+        if rejection is None and quiet:  # a trial of a clipped size: no rejection log
+            failed = self._gate.check_all(order, self, now)
+            rejection = failed[0] if failed else None
+        elif rejection is None:
             rejection = self._gate.check(order, self, now)
         return rejection
 

@@ -428,6 +428,23 @@ class PreTradeGate:
                 return rejection
         return None
 
+    def size_cap(self, order: OrderEvent, book: BookView) -> tuple[int, str] | None:
+        """The most shares ``order`` may have under the per-order quantity, notional and ADV-share limits, and the
+        binding one; None when none binds (verified reduce-only orders are never cut here)."""
+        if is_verified_reduce_only(order, book.position(order.symbol)):
+            return None
+        caps = [(c.max_quantity, c.name) for c in self.checks if isinstance(c, MaxOrderQuantity)]
+        price = next((p for p in (order.limit_price, order.reference_price, book.last_price(order.symbol))
+                      if usable_price(p)), None)  # fmt: skip
+        for control in self.checks:
+            if isinstance(control, MaxOrderNotional) and price is not None:
+                caps.append((math.floor(control.max_notional_usd / price + 1e-9), control.name))
+            adv = book.average_daily_volume(order.symbol)
+            if isinstance(control, MaxAdvParticipation) and math.isfinite(adv) and adv > 0.0:
+                caps.append((math.floor(control.max_pct / 100.0 * adv + 1e-9), control.name))
+        quantity, name = min(caps)
+        return (max(quantity, 0), name) if quantity < order.quantity else None
+
     def check_all(self, order: OrderEvent, book: BookView, now_ns: int) -> list[Rejection]:
         """Every failing check, in gate order, for diagnostics (does not log, does not move anything)."""
         return [r for control in self.checks if (r := control.check(order, book, now_ns)) is not None]

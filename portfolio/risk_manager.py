@@ -198,6 +198,25 @@ class RiskManager:
             )
         return rejection
 
+    def size_cap(
+        self, order: OrderEvent, price: float, equity: float, gross_exposure: float, positions: Mapping[str, int]
+    ) -> tuple[int, str] | None:
+        """The most shares an order that adds exposure may have under the weight and gross limits, and the binding
+        limit's name; None when those limits do not bind it (or cannot be measured: the check then refuses)."""
+        if reduces_position(order.side, order.quantity, positions.get(order.symbol, 0)):
+            return None
+        if not usable_price(price) or not usable_price(equity) or not math.isfinite(gross_exposure):
+            return None
+        held = abs(positions.get(order.symbol, 0))
+        caps = (
+            (math.floor(self._cfg.max_position_weight_pct / 100.0 * equity / price + 1e-9) - held,
+             "max_position_weight"),
+            (math.floor((self._cfg.max_gross_exposure_pct / 100.0 * equity - gross_exposure) / price + 1e-9),
+             "max_gross_exposure"),
+        )  # fmt: skip
+        quantity, name = min(caps)
+        return (max(quantity, 0), name) if quantity < order.quantity else None
+
     def _state_rejection(self, order: OrderEvent, positions: Mapping[str, int]) -> Rejection | None:
         return self.trading.check(order, positions)
 
