@@ -28,7 +28,7 @@ import psutil
 import pytest
 from distributed import Client
 
-from backtester.distributed_runner import DaskRunner, SerialRunner, make_runner, start_local_cluster
+from backtester.distributed_runner import AutoRunner, DaskRunner, SerialRunner, make_runner, start_local_cluster
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, expand_grid, run_trial
 from core.config_loader import load_config
 from core.config_models import DistributedConfig
@@ -385,9 +385,35 @@ def test_make_runner_flags_override_the_config() -> None:
     assert (flagged.scheduler, flagged.workers, flagged.progress) == ("tcp://127.0.0.1:9999", 5, False)
 
     local = make_runner(DistributedConfig(workers=3))
-    assert isinstance(local, DaskRunner) and (local.scheduler, local.workers) == (None, 3)
+    assert isinstance(local, AutoRunner) and local.workers == 3  # a local sweep: Dask only when it pays off
 
     serial = make_runner(cfg, serial=True)
     assert isinstance(serial, SerialRunner) and serial.retries == 2
     with pytest.raises(ValueError, match="contradict"):
         make_runner(cfg, scheduler="tcp://127.0.0.1:9999", serial=True)
+
+
+
+
+def test_issue_15_a_fast_sweep_runs_in_this_process_with_the_serial_results(payload: str,
+                                                                            serial_results: list[TrialResult]) -> None:
+    """Six ~0.1 s momentum trials: workers would not pay for their start-up, so they run here; the results are
+    exactly the serial runner's and the summary says why."""
+    fast = AutoRunner(workers=2, retries=0, progress=False)
+    results = bounded(lambda: fast.run(payload, DATA, momentum_trials()))
+    assert fast.last_run_info["auto_choice"].startswith("serial") and fast.last_run_info["n_trials"] == 6
+    assert [r.metrics for r in results] == [r.metrics for r in serial_results]
+
+
+@pytest.mark.parametrize(("per_trial_s", "n", "workers", "dask"), [
+    (0.1, 25, 2, False),   # a 27-trial grid on 2 cores: 1.2 s saved, start-up 3 s
+    (0.25, 457, 2, True),  # a walk-forward's training sweep: 57 s saved
+    (1.0, 8, 2, False),    # 4 s saved, not worth 1.5 x 3 s
+    (1.0, 10, 2, True),    # 5 s saved
+    (5.0, 100, 1, False),  # one core: never
+])  # fmt: skip
+def test_issue_15_the_auto_rule(per_trial_s: float, n: int, workers: int, dask: bool) -> None:
+    from backtester.distributed_runner import auto_choice
+
+    use_dask, why = auto_choice(per_trial_s, n, workers)
+    assert use_dask is dask and why.startswith("dask" if dask else "serial")
