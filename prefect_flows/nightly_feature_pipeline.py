@@ -6,9 +6,10 @@ Three ways to run it (README "The nightly feature pipeline"):
     python -m prefect_flows.nightly_feature_pipeline [--data ...]     # one Prefect flow run, temporary server
     python -m prefect_flows.nightly_feature_pipeline --serve          # scheduled, against `prefect server start`
 
-``--serve`` registers the deployment ``nightly`` with a cron schedule (``--cron``, default weekdays 17:30 New York,
-after the 16:00 close) and runs its flow runs in this process until interrupted. ``prefect.yaml`` declares the same
-deployment for a work pool and worker. The steps are ``prefect_flows.steps``; the flow wraps each in a task.
+``--serve`` registers the deployment ``nightly-served`` with a cron schedule (``--cron``, default weekdays 17:30
+New York, after the 16:00 close) and runs its flow runs in this process until interrupted. ``prefect.yaml``
+declares the same schedule as deployment ``nightly`` for a work pool and worker. The steps are
+``prefect_flows.steps``; the flow wraps each in a task.
 
 The flow object ``nightly_feature_pipeline`` is built on first access (``build_flow``), so ``--plain`` never imports
 ``prefect`` and the other modes set Prefect's environment first (``prefect_flows.environment``).
@@ -33,7 +34,8 @@ from prefect_flows.settings import PipelineOptions, build_settings
 log = logging.getLogger(__name__)
 
 FLOW_NAME = "nightly-feature-pipeline"
-DEPLOYMENT_NAME = "nightly"
+DEPLOYMENT_NAME = "nightly"  # prefect.yaml's, run by a worker of a work pool
+SERVED_DEPLOYMENT_NAME = "nightly-served"  # --serve's: a distinct name, so neither replaces the other
 DEFAULT_CRON = "30 17 * * 1-5"  # 17:30 Monday to Friday; a holiday's run finds no new session and changes nothing
 SCHEDULE_TIMEZONE = "America/New_York"
 
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else 2
     log_format = "%(asctime)s %(levelname)s %(name)s %(message)s"
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format=log_format)
-    for noisy in ("ibapi", "feast"):  # feast logs every registry refresh at INFO
+    for noisy in ("ibapi", "feast", "httpx"):  # feast logs every registry refresh at INFO, httpx every request
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     options = options_from_args(args)
     try:
@@ -157,7 +159,7 @@ def serve_schedule(cron: str = DEFAULT_CRON) -> Any:
 
 
 def serve(options: PipelineOptions, cron: str) -> int:
-    """Register the ``nightly`` deployment on the server at ``PREFECT_API_URL`` and run its scheduled flow runs."""
+    """Register the ``nightly-served`` deployment at ``PREFECT_API_URL`` and run its scheduled flow runs here."""
     import httpx
 
     try:
@@ -172,7 +174,7 @@ def serve(options: PipelineOptions, cron: str) -> int:
         print(f"nightly_feature_pipeline: no Prefect server at {api_url} ({exc}); start one with "
               f"`prefect server start` or set PREFECT_API_URL", file=sys.stderr)  # fmt: skip
         return 1
-    build_flow().serve(name=DEPLOYMENT_NAME, schedules=[schedule], parameters=options.as_parameters())
+    build_flow().serve(name=SERVED_DEPLOYMENT_NAME, schedules=[schedule], parameters=options.as_parameters())
     return 0
 
 

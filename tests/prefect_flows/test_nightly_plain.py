@@ -131,3 +131,22 @@ def test_the_cli_module_imports_no_prefect(tmp_path: Path) -> None:
             "'-1']); print(rc, 'prefect' in sys.modules)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split() == ["2", "False"]
+
+
+def test_the_readme_commands_and_crontab_line_parse() -> None:
+    import re
+    import shlex
+
+    from prefect_flows.nightly_feature_pipeline import DEFAULT_CRON, parse_args
+
+    section = (CONFIG.parent / "README.md").read_text().split("## The nightly feature pipeline", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    commands = [line for line in section.splitlines() if "-m prefect_flows.nightly_feature_pipeline" in line]
+    modes = set()
+    for line in commands:
+        words = shlex.split(re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0].split(">>", 1)[0]))
+        args = parse_args(words[words.index("prefect_flows.nightly_feature_pipeline") + 1 :])
+        modes.add("plain" if args.plain else "serve" if args.serve else "ephemeral")
+    assert modes == {"plain", "ephemeral", "serve"}
+    (cron_line,) = [line.strip() for line in commands if "cd " in line]
+    assert cron_line.split()[:5] == DEFAULT_CRON.split() and "--plain" in cron_line
