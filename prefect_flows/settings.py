@@ -16,6 +16,7 @@ from core.config_loader import load_config
 from core.config_models import AppConfig
 from core.errors import ConfigError, DataError
 from ml.drift import DEFAULT_MIN_RECENT_SESSIONS, DEFAULT_PSI_THRESHOLD, DEFAULT_RECENT_SESSIONS
+from ml.feature_store import FeatureRepo
 
 IB = "ib"
 SYNTHETIC = "synthetic"
@@ -144,8 +145,6 @@ def _data_spec(data: str | None, problems: list[str]) -> str:
 
 
 def _repo_path(repo: str | None, config: AppConfig, problems: list[str]) -> Path:
-    from ml.feature_store import FeatureRepo
-
     key = "--repo" if repo else "features.repo_path"
     value = repo or config.features.repo_path
     try:
