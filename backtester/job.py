@@ -16,6 +16,7 @@ from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
+from backtester.veto_ab import disabled, job_veto, veto_ab
 from core.config_loader import config_id
 from core.config_models import AppConfig
 from data.calendar import TradingCalendar
@@ -56,6 +57,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "wall_seconds",
     "overrides",
     "seed",
+    "veto",
 )
 
 
@@ -92,7 +94,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         adjust=config.backtest.adjust_prices,
     )
     strategy = build_strategy(request.strategy, config.strategies)
-    backtest = build_backtest(config, loaded.panel, [strategy], calendar)
+    veto = job_veto(config, request.strategy, loaded.panel)  # None unless the strategy's veto is enabled
+    backtest = build_backtest(config, loaded.panel, [strategy], calendar, veto=None if veto is None else veto.veto)
     result = backtest.run()
     trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
     metrics = compute_metrics(
@@ -104,6 +107,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         risk_free_rate_pct=config.backtest.risk_free_rate_pct,
     )
     summary = _summary(config, request, loaded, result, metrics)
+    summary["veto"] = disabled() if veto is None else veto_ab(config, request.strategy, loaded.panel, veto, result,
+                                                              metrics)  # fmt: skip
     records = _costs(backtest, result, request, summary)
     _write_outputs(out_dir, summary, result, trades, records)
     return JobOutput(out_dir, summary, result, trades)

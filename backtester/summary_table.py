@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from backtester.veto_report import print_veto_ab
+
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("period", "", ""),
     ("final_equity", "final equity", "money"),
@@ -45,3 +47,4 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
         else:
             table.add_row(label, format_value(summary.get(key), kind))
     console.print(table)
+    print_veto_ab(summary, console)
