@@ -53,5 +53,5 @@ def test_a_bad_veto_setting_is_refused_naming_it(tmp_path: Path, value: str, key
 def test_a_misspelt_key_gets_a_suggestion(tmp_path: Path) -> None:
     path = tmp_path / "config.yaml"
     path.write_text("strategies:\n  momentum:\n    veto:\n      treshold: 0.5\n")
-    with pytest.raises(ConfigError, match="did you mean 'strategies.momentum.veto.threshold'"):
+    with pytest.raises(ConfigError, match=r"did you mean 'strategies\.momentum\.veto\.threshold'"):
         load_config(path)
