@@ -67,7 +67,7 @@ FEATURE_SOURCE = ("daily_signals at each decision close, point-in-time, from a p
 class VetoTrainingReport:
     strategy: str
     model_id: str | None  # None on a dry run (nothing written)
-    card: dict[str, Any]
+    card: dict[str, Any]  # as written (with model_id, sha256, sklearn_version); on a dry run without those three
     promoted: bool
     reason: str
     verdicts: list[RuleVerdict] = field(default_factory=list)
