@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 
 from core.clock import WallClock
@@ -69,6 +68,8 @@ def write_model(models_dir: Path | str, strategy: str, estimator: Any, card: Map
     the same second is the same model (its id is returned, nothing written); another content under that id raises
     ``FileExistsError``. ValueError for an estimator without ``predict_proba`` or classes other than [0, 1].
     """
+    import joblib  # ~0.1 s: only when a model is written or read, not whenever a backtest imports this module
+
     _check_estimator(estimator, card.get("features"), "estimator")
     now_ns = WallClock().now_ns() if now_ns is None else now_ns
     buffer = io.BytesIO()
@@ -161,6 +162,8 @@ def read_model(models_dir: Path | str, strategy: str, model_id: str) -> tuple[An
             f"{model_path}: sha256 {actual} differs from {card.get('sha256')!r} in {folder / CARD_FILE}; the file "
             f"changed after it was written: restore it, promote another model or retrain"
         )
+    import joblib
+
     try:
         estimator = joblib.load(io.BytesIO(artifact))
     except Exception as exc:  # unpickling can fail in many ways; all mean the file cannot be used
