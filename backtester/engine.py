@@ -33,6 +33,7 @@ from portfolio.portfolio_manager import PortfolioManager
 from portfolio.pre_trade import PreTradeGate
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
+from portfolio.veto import SignalVeto
 from portfolio.wheel_orders import WheelExecution, build_wheel_execution
 from strategy.base import BarArrays, Strategy
 
@@ -127,11 +128,13 @@ def build_backtest(
     *,
     trade_from_index: int = 0,
     outage_bars: frozenset[int] = frozenset(),
+    veto: SignalVeto | None = None,
 ) -> Backtest:
     """Wire one backtest from the validated config: the same components the live engine wires.
 
     ``trade_from_index``: bars before it only warm up indicators (walk-forward test windows); signals there are
     ignored. ``outage_bars``: bar indices on which the simulated broker fills nothing (scenario analysis).
+    ``veto``: the signal veto the portfolio asks about entries (``backtester.veto_scorer`` scores it); None: none.
     """
     sessions = session_times(panel, calendar, config.backtest.moc_cutoff_minutes_before_close)
     start_ns = int(sessions.open_ns[0]) - NS_PER_DAY if len(sessions.open_ns) else 0
@@ -141,7 +144,7 @@ def build_backtest(
     ledger = Ledger(pcfg.initial_capital, panel.symbols, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
     executor = _build_executor(config, panel, sessions, clock, queue, ledger, outage_bars)
     wheel = build_wheel_execution(config, calendar, promoted_wheel_state(config))
-    portfolio = _build_portfolio(config, panel, sessions, clock, ledger, executor, trade_from_index, wheel)
+    portfolio = _build_portfolio(config, panel, sessions, clock, ledger, executor, trade_from_index, wheel, veto)
     for strategy in strategies:
         strategy.bind(queue.put, clock.now_ns)
     _route_events(queue, portfolio, executor, strategies)
@@ -180,6 +183,7 @@ def _build_portfolio(
     executor: SimulatedExecutor,
     trade_from_index: int,
     wheel: WheelExecution | None,
+    veto: SignalVeto | None = None,
 ) -> PortfolioManager:
     """The portfolio manager with the same risk, sizing, gate and AlgoWheel components the live engine wires."""
     pcfg = config.portfolio
@@ -203,6 +207,7 @@ def _build_portfolio(
         if 0 < trade_from_index < len(panel.dates)
         else None,  # (timestamps before 1970 are negative: no numeric sentinel is safe)
         wheel=wheel,
+        veto=veto,
     )
 
 

@@ -17,6 +17,7 @@ from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
 from backtester.sweep import state_history_iso
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
+from backtester.veto_ab import disabled, job_veto, veto_ab
 from core.config_loader import config_id
 from core.config_models import AppConfig
 from data.calendar import TradingCalendar
@@ -57,6 +58,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "wall_seconds",
     "overrides",
     "seed",
+    "veto",
 )
 
 
@@ -93,7 +95,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         adjust=config.backtest.adjust_prices,
     )
     strategy = build_strategy(request.strategy, config.strategies)
-    backtest = build_backtest(config, loaded.panel, [strategy], calendar)
+    veto = job_veto(config, request.strategy, loaded.panel)  # None unless the strategy's veto is enabled
+    backtest = build_backtest(config, loaded.panel, [strategy], calendar, veto=None if veto is None else veto.veto)
     result = backtest.run()
     trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
     metrics = compute_metrics(
@@ -105,6 +108,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         risk_free_rate_pct=config.backtest.risk_free_rate_pct,
     )
     summary = _summary(config, request, loaded, result, metrics)
+    summary["veto"] = disabled() if veto is None else veto_ab(config, request.strategy, loaded.panel, veto, result,
+                                                              metrics)  # fmt: skip
     records = _costs(backtest, result, request, summary)
     _write_outputs(out_dir, summary, result, trades, records)
     return JobOutput(out_dir, summary, result, trades)

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from backtester.performance import compute_metrics, drawdown_series, monthly_returns
+from backtester.veto_report import veto_html
 from tca.calculator import aggregate, order_shortfalls, records_frame
 from tca.records import ExecutionRecord, TcaRecord, UnfilledRecord
 
@@ -67,14 +68,17 @@ def write_report(
     ``summary`` may carry strategy, params, start, end, symbols, config_id, data_fingerprint and the metrics,
     either at the top level or under a ``metrics`` mapping. ``benchmark`` (prices or equity) is rescaled to start
     at the strategy's first equity value and drawn in grey behind it. ``tca_records`` (the run's rows from
-    ``backtester.tca_rows``) add a "Transaction costs" section when they hold at least one execution.
+    ``backtester.tca_rows``) add a "Transaction costs" section when they hold at least one execution. A summary
+    whose ``veto`` is enabled adds a "Veto" section: the same run with and without it (``backtester.veto_ab``).
     """
     eq = pd.Series(equity, dtype=float).dropna().sort_index()
     metrics = _report_metrics(summary, eq, trades)
     costs = costs_html(tca_records)
+    veto = veto_html(summary)
     body = "\n".join((
         _header_html(summary, eq),
         _section("Performance summary", _metrics_html(metrics)),
+        *((_section("Veto", veto),) if veto else ()),
         _section("Equity", svg_line_chart(eq, chart_id="equity-chart", title="Equity curve",
                                           benchmark=benchmark)),
         _section("Drawdown", svg_area_chart(drawdown_series(eq), chart_id="drawdown-chart", title="Drawdown",

@@ -8,6 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from backtester.veto_report import print_veto_ab
+
 _ROWS: tuple[tuple[str, str, str], ...] = (
     ("period", "", ""),
     ("final_equity", "final equity", "money"),
@@ -47,6 +49,7 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
     for label, value in attention_rows(summary):
         table.add_row(label, value, style="yellow")
     console.print(table)
+    print_veto_ab(summary, console)
 
 
 def attention_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -337,6 +337,63 @@ GridValue = int | float | bool | str
 _GridEntry = int | Annotated[float, AllowInfNan(True)] | bool | str
 
 
+VETO_DEFAULT_FEATURES: tuple[str, ...] = (  # the daily bar features of ``daily_signals`` (data.bar_features)
+    "ret_1d", "ret_5d", "ret_20d", "vol_20d", "rsi_14", "atr_14_pct", "volume_z_20",
+)  # fmt: skip
+Probability = Annotated[Float, Field(gt=0.0, lt=1.0)]
+
+
+class VetoTrainingConfig(Section):
+    """How ``ml.ml_model_trainer`` labels a strategy's signals, trains and validates its veto model.
+
+    Labels: ``triple_barrier`` (1 when the price reaches ``profit_take_multiple`` x the signal's stop distance in
+    the trade's favour before ``stop_multiple`` x it against, within ``horizon_bars`` sessions; at the horizon, the
+    sign of the return) or ``fixed_horizon`` (the sign of the return after ``horizon_bars`` sessions).
+    """
+
+    label: Literal["triple_barrier", "fixed_horizon"] = "triple_barrier"
+    horizon_bars: Int = Field(default=20, ge=1, le=252, description="sessions until the vertical barrier")
+    profit_take_multiple: Float = Field(default=1.0, gt=0, description="upper barrier, in stop distances")
+    stop_multiple: Float = Field(default=1.0, gt=0, description="lower barrier, in stop distances")
+    features: tuple[str, ...] = Field(default=VETO_DEFAULT_FEATURES,
+                                      description="daily_signals features the model reads, in order")  # fmt: skip
+    cv_folds: Int = Field(default=5, ge=2, le=20, description="purged k-fold cross-validation folds")
+    embargo_bars: Int = Field(default=5, ge=0, le=252, description="sessions embargoed after each test fold")
+    calibration: Literal["sigmoid", "isotonic"] = "sigmoid"
+    calibration_folds: Int = Field(default=3, ge=2, le=10, description="purged folds of the probability calibration")
+    n_estimators: Int = Field(default=200, ge=10, le=5000, description="random forest trees")
+    min_samples_leaf: Int = Field(default=20, ge=1, description="random forest leaf size (larger: smoother)")
+    min_events: Int = Field(default=100, ge=10, description="labelled signals needed to train at all")
+    thresholds_tried: tuple[Probability, ...] = Field(
+        default=(0.40, 0.45, 0.50, 0.55, 0.60),
+        description="veto thresholds walk-forward validated; DSR and PBO count them as trials")  # fmt: skip
+
+    @field_validator("features", "thresholds_tried")
+    @classmethod
+    def _unique(cls, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not values:
+            raise ValueError("must not be empty (got [])")
+        dupes = sorted({v for v in values if values.count(v) > 1}, key=str)
+        if dupes:
+            raise ValueError(f"must not repeat (got {list(values)}; repeated: {dupes})")
+        return values
+
+
+class VetoConfig(Section):
+    """``strategies.<name>.veto``: the signal veto (``portfolio/veto.py``) in backtest and live.
+
+    An entry signal whose model probability (that its trade works) is below ``threshold`` is not traded; exits
+    are never vetoed. ``on_missing_features``: what a signal without fresh features gets, ``veto`` (no trade, the
+    default) or ``allow``. The promoted model is read from ``<models_dir>/veto/<strategy>/CURRENT``.
+    """
+
+    enabled: Bool = False
+    threshold: Probability = 0.5
+    models_dir: str = Field(default="state/models", min_length=1, description="promoted models (veto/ inside)")
+    on_missing_features: Literal["veto", "allow"] = "veto"
+    training: VetoTrainingConfig = VetoTrainingConfig()
+
+
 class StrategyConfigBase(Section):
     enabled: Bool = True
     order_type: OrderTypeName = "MKT"
@@ -344,6 +401,7 @@ class StrategyConfigBase(Section):
     grid: dict[str, tuple[_GridEntry, ...]] = Field(
         default_factory=dict, description="research grid: param name -> values to try (grid search, walk-forward)"
     )
+    veto: VetoConfig = VetoConfig()
 
     @field_validator("grid")
     @classmethod

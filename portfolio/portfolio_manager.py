@@ -8,6 +8,9 @@ Decision rules:
 - One working order per symbol: a signal for a symbol with an order still working is ignored (logged).
 - LONG opens a long when flat (covers first when short); EXIT closes whatever is held; SHORT opens a short only
   when the portfolio allows shorting. Exits are reduce-only orders.
+- The signal veto (``portfolio/veto.py``), when wired, is asked about entries only: after the working-order and
+  position rules, before sizing. A vetoed entry counts in ``ignored_signals["veto"]`` and is logged
+  (``event=signal_vetoed``); exits, covers and flattens never meet it, so a veto cannot keep a position open.
 - Size = sizer(equity, price, stop) x drawdown throttle x volatility-target leverage; in a cash account also
   capped by settled cash minus what working buys have reserved (a margin account is bounded by the risk
   manager's gross-exposure limit instead).
@@ -53,6 +56,7 @@ from portfolio.order_ids import OrderIdFactory
 from portfolio.pre_trade import PreTradeGate, Rejection
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
+from portfolio.veto import SignalVeto
 from portfolio.wheel_orders import WheelExecution, wheel_strategies
 
 log = logging.getLogger(__name__)
@@ -104,6 +108,7 @@ class PortfolioManager:
         accept_signals_from_ns: int | None = None,
         flatten_via: Callable[[str], None] | None = None,
         wheel: WheelExecution | None = None,
+        veto: SignalVeto | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
@@ -125,6 +130,7 @@ class PortfolioManager:
         # flattener that first asks the broker what it holds (``live.broker_flatten``)
         self._flatten_via = flatten_via or self.flatten
         self._wheel = wheel  # how orders of ``order_type: WHEEL`` strategies are worked
+        self.veto = veto  # entries only (see the module docstring); None: nothing is vetoed
         wheel_users = wheel_strategies(strategies)
         if wheel_users and wheel is None:
             raise ValueError(f"strategies {wheel_users} use order_type WHEEL but no AlgoWheel was wired")
@@ -349,12 +355,31 @@ class PortfolioManager:
         if direction is SignalDirection.SHORT and not self.config.allow_short:
             self.ignored_signals["short_not_allowed"] += 1
             return None
+        if self.veto is not None and self._vetoed(self.veto, signal):
+            return None
         quantity = self._entry_quantity(signal)
         if quantity <= 0:
             self.ignored_signals["zero_size"] += 1
             return None
         side = Side.BUY if direction is SignalDirection.LONG else Side.SELL
         return self._strategy_order(signal, side, quantity, reduce_only=False)
+
+    def _vetoed(self, veto: SignalVeto, signal: SignalEvent) -> bool:
+        """Ask the veto about an entry; a veto is counted and logged with its probability and threshold."""
+        decision = veto.check(signal)
+        if not decision.vetoed:
+            return False
+        self.ignored_signals["veto"] += 1
+        threshold = veto.threshold(signal.strategy_id)
+        log.info(
+            "event=signal_vetoed strategy_id=%s symbol=%s p=%s threshold=%s reason=%s",
+            signal.strategy_id,
+            signal.symbol,
+            "none" if decision.probability is None else f"{decision.probability:.4f}",
+            "none" if threshold is None else f"{threshold:.2f}",
+            decision.reason,
+        )
+        return True
 
     def _entry_quantity(self, signal: SignalEvent) -> int:
         equity = self.ledger.equity()
