@@ -66,6 +66,12 @@ VOL_WINDOW_DAYS = 20  # the AlgoWheel's volatility: sample sd of the last 20 dai
 TRADING_DAYS_PER_YEAR = 252
 
 
+def _require_wheel(strategies: StrategiesConfig, wheel: WheelExecution | None) -> None:
+    users = wheel_strategies(strategies)
+    if users and wheel is None:
+        raise ValueError(f"strategies {users} use order_type WHEEL but no AlgoWheel was wired")
+
+
 class LedgerPositions(Mapping[str, int]):
     """A live, copy-free view of the ledger's positions (symbol -> signed shares; unknown symbols read 0).
 
@@ -131,13 +137,8 @@ class PortfolioManager:
         self._flatten_via = flatten_via or self.flatten
         self._wheel = wheel  # how orders of ``order_type: WHEEL`` strategies are worked
         self.veto = veto  # entries only (see the module docstring); None: nothing is vetoed
-        wheel_users = wheel_strategies(strategies)
-        if wheel_users and wheel is None:
-            raise ValueError(f"strategies {wheel_users} use order_type WHEEL but no AlgoWheel was wired")
-        self._close_hist = np.full((VOL_WINDOW_DAYS + 1, len(symbols)), np.nan)  # the 20-day volatility's closes
-        self._volume_hist = np.full((adv_lookback_days, len(symbols)), np.nan)
-        self._adv_cache: np.ndarray | None = None  # ADV of every symbol, computed at most once per bar
-        self._bars_seen = 0
+        _require_wheel(strategies, wheel)
+        self._init_history(adv_lookback_days, len(symbols))
         self._positions = LedgerPositions(ledger)
         self.rejections: Counter[str] = Counter()
         self.ignored_signals: Counter[str] = Counter()
@@ -148,6 +149,13 @@ class PortfolioManager:
         self.gross_exposure_values: list[float] = []
         self.state_history: list[str] = []
         self._flattened = False
+
+    def _init_history(self, adv_lookback_days: int, n_symbols: int) -> None:
+        """The rings of past sessions the decisions read: volumes for ADV, closes for the 20-day volatility."""
+        self._close_hist = np.full((VOL_WINDOW_DAYS + 1, n_symbols), np.nan)
+        self._volume_hist = np.full((adv_lookback_days, n_symbols), np.nan)
+        self._adv_cache: np.ndarray | None = None  # ADV of every symbol, computed at most once per bar
+        self._bars_seen = 0
 
     # -- BookView for the pre-trade gate -----------------------------------------------------------------------
     def position(self, symbol: str) -> int:
