@@ -327,7 +327,7 @@ def test_issue_14_with_the_veto_on_start_publishes_ibsim_features_first_and_the_
     write_constant_veto_model(tmp_path / "models", "sma_crossover", intercept=-2.0)
     (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with cleaned_up(work) as seen:
-        result = run_script(work, "--config", "test_config.yaml", "--duration", "20", timeout=150)
+        result = run_script(work, "--config", "test_config.yaml", "--duration", "15", timeout=150)
         seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
