@@ -104,7 +104,13 @@ class SessionFeatures:
         self._append(event)
         close_ns = event.ts_event_ns
         self._pending[close_ns] = event
-        self._worker.submit(self._compute_and_write, self._panel(), close_ns)
+        try:
+            self._worker.submit(self._compute_and_write, self._panel(), close_ns)
+        except Exception:  # no features for this close: its entries are vetoed as stale; exits still go out
+            self.failed += 1
+            log.exception("event=session_features_failed session=%s action=decide_without", _session_text(close_ns))
+            self._release(close_ns, late=False)
+            return
         self._clock.call_at(self._clock.now_ns() + self._wait_ns, lambda _due: self._release(close_ns, late=True))
 
     def on_written(self, report: SessionFeaturesWritten) -> None:
