@@ -14,7 +14,8 @@ features (``--model``: LogisticRegression or HistGradientBoosting, 7 bar feature
    dictionary lookups (``cached``).
 
 For comparison it also times ``FeatureRepo.publish`` of one more session (offline Parquet rewrite + materialize),
-which the engine does not use on its path. Goal: fetch+score p99 <= 2 ms.
+which the engine does not use on its path. The model runs with one native thread, as in the engine
+(``limit_model_threads``; ``--model-threads`` leaves the pools at their defaults). Goal: fetch+score p99 <= 2 ms.
 
 Usage: ``python bench/feature_veto_latency.py [--sessions 30] [--repeats 50] [--model logistic|hgb] [--quick]``.
 """
@@ -43,7 +44,7 @@ from data.panel import BarPanel  # noqa: E402
 from ibsim import SimConfig, build_market  # noqa: E402
 from live.session_features import FEATURE_WINDOW_SESSIONS  # noqa: E402
 from ml.feature_store import FeatureRepo, copy_definitions  # noqa: E402
-from ml.veto_scorer import OnlineVetoScorer, online_refs  # noqa: E402
+from ml.veto_scorer import OnlineVetoScorer, limit_model_threads, online_refs  # noqa: E402
 
 GOAL_P99_MS = 2.0
 
@@ -82,6 +83,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, list[float]]:
     repo.publish(history)
     first_publish_s = time.perf_counter() - started
     estimator, card = fitted_model(history, args.model, args.seed)
+    if not args.model_threads:
+        limit_model_threads()  # as the engine does
     writer, online = FeatureRepo(repo.repo_path), repo.online(online_refs(card["features"]))  # as the engine reads
     close_ns = deque([0])
     scorer = OnlineVetoScorer(estimator, card, online, lambda: close_ns[0], universe=symbols)
@@ -139,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=50, help="decision reads timed per close")
     parser.add_argument("--model", choices=["logistic", "hgb"], default="logistic", help="the veto model's kind")
     parser.add_argument("--seed", type=int, default=7, help="ibsim's market seed and the labels' seed")
+    parser.add_argument("--model-threads", action="store_true",
+                        help="leave the model's native thread pools at their defaults (the engine uses one)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 3 sessions x 5 reads")
     args = parser.parse_args(argv)
     if args.quick:
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         times = run(args, Path(tmp))
     n = len(times["fetch_score"])
     print(f"feature fetch + veto scoring, 8 symbols x {len(BAR_FEATURE_NAMES)} bar features, "
-          f"model {args.model}: {args.sessions} closes x {args.repeats} reads = {n:,} decision reads")
+          f"model {args.model} ({'default native threads' if args.model_threads else 'one native thread'}): "
+          f"{args.sessions} closes x {args.repeats} reads = {n:,} decision reads")
     for key, label in (("fetch_score", "fetch+score (OnlineVetoScorer.score)"), ("fetch", "  online get"),
                        ("score", "  predict_proba"), ("cached", "per further signal (cached)"),
                        ("close_write", "close write (worker: bar_features + write_online)")):  # fmt: skip

@@ -259,9 +259,10 @@ def _build_veto(parts: EngineParts, strategies_cfg: StrategiesConfig, names: lis
     vetoed = [name for name in names if getattr(strategies_cfg, name).veto.enabled]
     if not vetoed:
         return None
-    from ml.veto_scorer import MultiStrategyScorer, OnlineVetoScorer, online_refs  # only with a veto: no sklearn
+    from ml.veto_scorer import MultiStrategyScorer, OnlineVetoScorer, limit_model_threads, online_refs  # veto only
 
     models = _promoted_veto_models(strategies_cfg, vetoed)
+    limit_model_threads()  # scoring a few rows on the loop: a thread pool only adds latency
     reader, writer = _feature_repo(parts.config), _feature_repo(parts.config)  # one SQLite connection per thread
     online = reader.online(online_refs(f for _, card in models.values() for f in card["features"]))
     parts.session_features = features = SessionFeatures(parts.symbols, writer, parts.clock, parts.queue.put,

@@ -44,6 +44,20 @@ def online_refs(names: Iterable[str]) -> list[str]:
                                                              if n in wanted]  # fmt: skip
 
 
+def limit_model_threads() -> None:
+    """One thread for the native pools models run on (OpenMP, BLAS), for the rest of the process.
+
+    The veto scores ~8 rows per close on the dispatcher thread; a pool's threads only add wake-up latency, and on
+    a busy machine much more: measured on 2 loaded cores, a HistGradientBoosting model's ``predict_proba`` had
+    p99 ~1.2 s with OpenMP's default threads and ~5 ms with one (``bench/feature_veto_latency.py --model hgb``).
+    The engine's other numeric work (indicators, sizing) is vectorized on small arrays and does not use the pools.
+    ``threadpoolctl`` comes with scikit-learn.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 class OnlineReader(Protocol):
     """``ml.feature_store.OnlineFeatures``."""
 
