@@ -333,16 +333,6 @@ GridValue = int | float | bool | str
 _GridEntry = int | Annotated[float, AllowInfNan(True)] | bool | str
 
 
-class VetoConfig(Section):
-    """The signal veto of one strategy (``portfolio.veto``): entries whose model probability is below ``threshold``
-    are not traded; ``on_missing_features`` says what a signal without fresh features gets."""
-
-    enabled: Bool = False
-    threshold: Float = Field(default=0.5, gt=0.0, lt=1.0, description="veto an entry when p < threshold")
-    models_dir: str = Field(default="state/models", min_length=1, description="promoted models (veto/ inside)")
-    on_missing_features: Literal["veto", "allow"] = "veto"
-
-
 class StrategyConfigBase(Section):
     enabled: Bool = True
     order_type: OrderTypeName = "MKT"
@@ -350,7 +340,6 @@ class StrategyConfigBase(Section):
     grid: dict[str, tuple[_GridEntry, ...]] = Field(
         default_factory=dict, description="research grid: param name -> values to try (grid search, walk-forward)"
     )
-    veto: VetoConfig = VetoConfig()
 
     @field_validator("grid")
     @classmethod

@@ -52,7 +52,6 @@ from portfolio.order_ids import OrderIdFactory
 from portfolio.pre_trade import PreTradeGate, Rejection
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
-from portfolio.veto import SignalVeto
 from portfolio.wheel_orders import WheelExecution, wheel_strategies
 
 log = logging.getLogger(__name__)
@@ -104,7 +103,6 @@ class PortfolioManager:
         accept_signals_from_ns: int | None = None,
         flatten_via: Callable[[str], None] | None = None,
         wheel: WheelExecution | None = None,
-        veto: SignalVeto | None = None,
     ) -> None:
         self.config = config
         self._strategies = strategies
@@ -126,7 +124,6 @@ class PortfolioManager:
         # flattener that first asks the broker what it holds (``live.broker_flatten``)
         self._flatten_via = flatten_via or self.flatten
         self._wheel = wheel  # how orders of ``order_type: WHEEL`` strategies are worked
-        self._veto = veto  # entries only: a veto never keeps a position open
         wheel_users = wheel_strategies(strategies)
         if wheel_users and wheel is None:
             raise ValueError(f"strategies {wheel_users} use order_type WHEEL but no AlgoWheel was wired")
@@ -349,26 +346,12 @@ class PortfolioManager:
         if direction is SignalDirection.SHORT and not self.config.allow_short:
             self.ignored_signals["short_not_allowed"] += 1
             return None
-        if self._vetoed(signal):
-            return None
         quantity = self._entry_quantity(signal)
         if quantity <= 0:
             self.ignored_signals["zero_size"] += 1
             return None
         side = Side.BUY if direction is SignalDirection.LONG else Side.SELL
         return self._strategy_order(signal, side, quantity, reduce_only=False)
-
-    def _vetoed(self, signal: SignalEvent) -> bool:
-        if self._veto is None:
-            return False
-        decision = self._veto.check(signal)
-        if not decision.vetoed:
-            return False
-        self.ignored_signals["veto"] += 1
-        threshold = self._veto.thresholds.get(signal.strategy_id)
-        log.info("event=signal_vetoed strategy_id=%s symbol=%s p=%s threshold=%s reason=%s", signal.strategy_id,
-                 signal.symbol, decision.probability, threshold, decision.reason)  # fmt: skip
-        return True
 
     def _entry_quantity(self, signal: SignalEvent) -> int:
         equity = self.ledger.equity()
