@@ -8,8 +8,11 @@
 # start     bootstraps .venv if missing, validates the config (exit 2 with every problem), starts ibsim on
 #           127.0.0.1:<ib_connection.port> (sim mode: a fresh account, so the previous sim run's journal, snapshot
 #           and daily equity move to <state_dir>/sim_runs/<time>/; kill flags stay) and waits for it, then main.py and
-#           risk_monitor.py in the background. Logs: <log_dir>/{ibsim,main,risk_monitor}.log; pid files:
-#           <state_dir>/pids/{ibsim,main,risk_monitor}.pid. Refuses to start while a pid file names a live process.
+#           risk_monitor.py in the background. In sim mode with a strategy's signal veto enabled, it first publishes
+#           the features of ibsim's history to the Feast store (scripts/refresh_features.py --data ibsim: applies the
+#           repo and materializes; log <log_dir>/features.log); the engine writes each later session's itself.
+#           Logs: <log_dir>/{ibsim,main,risk_monitor}.log; pid files: <state_dir>/pids/{ibsim,main,risk_monitor}.pid.
+#           Refuses to start while a pid file names a live process.
 #           With --duration S (the demo): runs S seconds, stops everything gracefully, prints a summary, exits 0
 #           (1 if a process died on its own before the end).
 # status    scripts/system_status.py: processes, heartbeats, positions, STATUS over the command channel.
@@ -96,9 +99,11 @@ try:
 except ConfigError as exc:
     print(exc, file=sys.stderr)
     sys.exit(2)
+vetoed = [n for n in type(c.strategies).model_fields
+          if getattr(c.strategies, n).enabled and getattr(c.strategies, n).veto.enabled]
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
                  c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data,
-                 repr(c.portfolio.initial_capital), c.ibsim.cost_profile]))
+                 repr(c.portfolio.initial_capital), c.ibsim.cost_profile, ",".join(vetoed) or "-"]))
 ' "$config" "$port_override")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
@@ -108,7 +113,7 @@ print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection
     exit 1
   fi
   IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data \
-    sim_cash sim_cost_profile <<<"$out"
+    sim_cash sim_cost_profile veto_strategies <<<"$out"
   pid_dir="$state_dir/pids"
 }
 
@@ -290,6 +295,21 @@ archive_sim_books() {  # a new ibsim is a new, flat account: the books of the pr
   echo "sim mode: ibsim starts with a fresh account, so the previous sim run's books were moved to $dest"
 }
 
+refresh_sim_features() {  # a signal veto reads Feast's online store: apply it and publish ibsim's history first
+  local log="$log_dir/features.log"
+  echo "signal veto on ($veto_strategies): publishing the features of ibsim's history to the feature store" \
+    "(scripts/refresh_features.py --data ibsim; log $log)"
+  echo "=== $(date -u +%Y-%m-%dT%H:%M:%SZ) run_system.sh: refresh_features.py --data ibsim" >>"$log"
+  if ! "$PY" scripts/refresh_features.py --config "$config" --data ibsim >>"$log" 2>&1; then
+    echo "--- last lines of $log:" >&2
+    tail -n 15 "$log" >&2
+    trap - INT TERM
+    echo "run_system.sh: publishing the features failed; nothing started" >&2
+    exit 1
+  fi
+  grep -E '^(features|latest session close):' "$log" | tail -n 2 | sed 's/^/  /'
+}
+
 do_start() {
   local engine_cmd=() roles=(main risk_monitor) dead waited=0 since_ns
   read_config
@@ -318,6 +338,7 @@ do_start() {
       exit 1
     fi
     archive_sim_books
+    [ "$veto_strategies" = "-" ] || refresh_sim_features
     local speed="$sim_speed"
     if [ -n "$duration" ]; then
       speed="$sim_demo_speed"

@@ -474,6 +474,10 @@ class Bench:
                 "open_orders": 0,
                 "fills_today": 0,
                 "trading_state": "ACTIVE",
+                "vetoed": 0,
+                "vetoed_missing": 0,
+                "veto_passed": 0,
+                "last_veto": "",
             }
         )
         log.close()

@@ -36,6 +36,7 @@ class OperatorControls:
         *,
         kill_level: Callable[[], str],
         reconciled: Callable[[], bool],
+        features_status: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._clock = clock
         self._trading = trading
@@ -47,6 +48,7 @@ class OperatorControls:
         self._monitor = monitor
         self._kill_level = kill_level
         self._reconciled = reconciled
+        self._features_status = features_status  # the session features' writes (only with a signal veto)
 
     def halt(self, reason: str) -> None:
         self._live.halt(reason)
@@ -84,4 +86,6 @@ class OperatorControls:
             "monitor_stale": None if beat is None else beat.stale,
             "monitor_age_s": None if beat is None else beat.age_s,
             "trading_blocked_by_monitor": not monitor.trading_allowed,
+            **self._live.veto_status(),  # vetoes (counts), last_vetoes (strategy, symbol, p, reason)
+            "session_features": None if self._features_status is None else self._features_status(),
         }

@@ -59,6 +59,7 @@ from live.kill_switch import KillSwitch
 from live.monitor_watch import MonitorWatch
 from live.ports import EngineFiles
 from live.reconcile import PositionReconciler
+from live.session_features import SessionFeatures
 from live.session_step import SessionStep
 from live.stop import EngineCrashed, StopKind, StopState
 from live.timers import EngineTimers
@@ -96,6 +97,7 @@ class EngineParts:
     portfolio: PortfolioManager = field(init=False)
     live: LiveManager = field(init=False)
     session: SessionStep = field(init=False)
+    session_features: SessionFeatures | None = None  # only with a signal veto (``live.session_features``)
     daily_bars: DailyBarFeed = field(init=False)
     positions: PositionReconciler = field(init=False)
     heartbeat: HeartbeatPublisher = field(init=False)

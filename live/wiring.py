@@ -11,9 +11,11 @@ very engine ``main.py`` runs in one process against an in-process ibsim. The ord
    to it and reads working orders back) sending through ``live.order_client.ConnectionOrderClient``, the one
    ``BrokerSync``, ``BrokerFlatten`` (every flatten starts from the broker's positions), ``IbMarketDataHandler``;
 3. the decision side: strategies (parameters from ``state/approved_params/<name>.yaml`` when present, else the
-   config; the source is logged), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot), the
-   session step, ``DailyBarFeed`` (the strategies' daily bars from the broker), the positions check after each
-   sync, ``PerformanceTracker`` (daily equity); journal fills the snapshot predates are caught up;
+   config; the source is logged), the signal veto when a strategy enables it (``_build_veto``: the promoted
+   models, ``ml.veto_scorer`` on the online store, ``live.session_features`` writing each close's features before
+   its decision), ``PortfolioManager`` wrapped by ``LiveManager`` (risk log, snapshot), the session step,
+   ``DailyBarFeed`` (the strategies' daily bars from the broker), the positions check after each sync,
+   ``PerformanceTracker`` (daily equity); journal fills the snapshot predates are caught up;
 4. operations: ``HeartbeatPublisher`` (ZeroMQ PUB + CSV), ``CommandServer`` (CURVE, keys in ``state/keys``),
    ``KillFlagWatcher`` and ``KillSwitch``, ``MonitorWatch`` (policy ``operational_risk.on_monitor_stale``), the
    timers;
@@ -26,11 +28,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from core.config_models import AppConfig
-from core.errors import ConfigError, StateCorruptError
+from core.config_models import AppConfig, StrategiesConfig
+from core.errors import ConfigError, DataError, StateCorruptError
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderFailedEvent, SignalEvent, TradingState
 from core.ib_messages import (
@@ -75,6 +78,7 @@ from live.monitor_watch import MonitorWatch, stale_after_s
 from live.order_client import ConnectionOrderClient
 from live.ports import EnginePorts
 from live.reconcile import PositionReconciler
+from live.session_features import FEATURE_WINDOW_SESSIONS, SessionFeatures, SessionFeaturesWritten
 from live.session_step import SessionStep
 from live.state_lock import open_state_dir
 from live.stop import StopState
@@ -93,6 +97,7 @@ from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.snapshot import read_snapshot
 from portfolio.trading_state import TradingStateMachine
+from portfolio.veto import SignalVeto
 from portfolio.wheel_orders import build_wheel_execution
 from utils.atomic_files import LOG_DIR_MODE, make_dir
 
@@ -208,6 +213,7 @@ def _build_decision_side(parts: EngineParts, snapshot: dict[str, Any] | None, ca
     strategies_cfg, strategies, signals = load_live_strategies(config, parts.files.state_dir, parts.symbols,
                                                                clock.now_ns)  # fmt: skip
     ledger, risk = _books(parts, snapshot)
+    veto = _build_veto(parts, strategies_cfg, [s.strategy.strategy_id for s in strategies])
     monthly = MonthlyTradeCounter(pcfg.max_trades_per_month)
     parts.portfolio = portfolio = PortfolioManager(
         config=pcfg, strategies=strategies_cfg, symbols=parts.symbols, ledger=ledger, risk=risk,
@@ -216,21 +222,22 @@ def _build_decision_side(parts: EngineParts, snapshot: dict[str, Any] | None, ca
         router=executor, working=executor.store, now_ns=clock.now_ns,
         settles_at_ns=calendar_settlement(calendar, pcfg.settlement_days),
         adv_lookback_days=config.pre_trade.adv_lookback_days, flatten_via=parts.broker_flatten.request,
-        wheel=build_wheel_execution(config, calendar, promoted_wheel_state(config)),
+        wheel=build_wheel_execution(config, calendar, promoted_wheel_state(config)), veto=veto,
     )  # fmt: skip
     parts.live = live = LiveManager(
         portfolio, monthly=monthly, open_orders=lambda: len(executor.store.working()), now_ns=clock.now_ns,
         risk_log_path=parts.files.risk_log, snapshot_path=parts.files.snapshot,
-        reduce_only_on_monitor_stale=config.operational_risk.on_monitor_stale == "reducing",
+        reduce_only_on_monitor_stale=config.operational_risk.on_monitor_stale == "reducing", veto=veto,
     )  # fmt: skip
     if snapshot is not None:
         live.restore(snapshot)
     performance = PerformanceTracker(parts.files.daily_equity, initial_capital=pcfg.initial_capital)
     parts.session = session = SessionStep(live, strategies, signals, performance, parts.queue.call)
-    history = max([s.history_rows for s in strategies]
-                  + [config.pre_trade.adv_lookback_days, pcfg.optimizer.lookback_days + 1])  # fmt: skip
+    history = max([s.history_rows for s in strategies] + [config.pre_trade.adv_lookback_days,
+                  pcfg.optimizer.lookback_days + 1, FEATURE_WINDOW_SESSIONS if veto else 1])  # fmt: skip
+    on_history, on_close = _daily_bar_targets(parts, session)
     parts.daily_bars = DailyBarFeed(parts.symbols, parts.connection, calendar, clock, history_sessions=history,
-                                    on_history=session.on_history, on_close=session.on_close)  # fmt: skip
+                                    on_history=on_history, on_close=on_close)  # fmt: skip
     parts.positions = PositionReconciler(
         clock, ledger.open_positions, parts.sync.broker_positions, lambda reason: _halt_no_orders(parts, reason),
         lambda: "blocked" if live.state is TradingState.HALTED else "enabled", executor.symbols_in_motion,
@@ -239,6 +246,98 @@ def _build_decision_side(parts: EngineParts, snapshot: dict[str, Any] | None, ca
     _catch_up_journal_fills(parts)  # also without a snapshot: a crash before the first one was written
     log.info("event=state_loaded snapshot=%s journal_orders=%d working=%d", "restored" if snapshot else "none",
              len(parts.journal.state.orders), parts.recovered_working)  # fmt: skip
+
+
+def _build_veto(parts: EngineParts, strategies_cfg: StrategiesConfig, names: list[str]) -> SignalVeto | None:
+    """The signal veto of the enabled strategies with ``veto.enabled`` (None when there is none): each one's
+    promoted model scored on the online store's features (``ml.veto_scorer``, read through
+    ``ml.feature_store.OnlineFeatures``), and the writer of each close's features (``live.session_features``).
+
+    Applies the feature repository when needed (the first time: ``import feast`` and apply, a few seconds). A model
+    that needs a feature the online store does not serve is a configuration error (exit 2).
+    """
+    vetoed = [name for name in names if getattr(strategies_cfg, name).veto.enabled]
+    if not vetoed:
+        return None
+    from ml.veto_scorer import MultiStrategyScorer, OnlineVetoScorer, limit_model_threads, online_refs  # veto only
+
+    models = _promoted_veto_models(strategies_cfg, vetoed)
+    limit_model_threads()  # scoring a few rows on the loop: a thread pool only adds latency
+    reader, writer = _feature_repo(parts.config), _feature_repo(parts.config)  # one SQLite connection per thread
+    online = reader.online(online_refs(f for _, card in models.values() for f in card["features"]))
+    parts.session_features = features = SessionFeatures(parts.symbols, writer, parts.clock, parts.queue.put,
+                                                        lambda event: parts.session.on_close(event))  # fmt: skip
+    parts.closables.append(features)
+    scorers = {name: OnlineVetoScorer(estimator, card, online, lambda: features.last_close_ns, universe=parts.symbols)
+               for name, (estimator, card) in models.items()}  # fmt: skip
+    online.get(parts.symbols, 0)  # opens the store now rather than at the first decision
+    cfgs = {name: getattr(strategies_cfg, name).veto for name in vetoed}
+    for name, scorer in scorers.items():
+        log.info("event=veto_loaded strategy=%s model_id=%s threshold=%s on_missing_features=%s repo=%s", name,
+                 scorer.model_id, cfgs[name].threshold, cfgs[name].on_missing_features, reader.repo_path)  # fmt: skip
+    return SignalVeto({n: c.threshold for n, c in cfgs.items()}, MultiStrategyScorer(scorers),
+                      {n: c.on_missing_features for n, c in cfgs.items()})  # fmt: skip
+
+
+def _promoted_veto_models(strategies_cfg: StrategiesConfig, vetoed: list[str]) -> dict[str, tuple[Any, dict]]:
+    """strategy -> (estimator, card) of its promoted veto model. A strategy without one, or whose model needs a
+    feature the store does not serve, is a configuration error naming the trainer command; a broken model file
+    raises StateCorruptError naming it (``read_current``)."""
+    from ml.veto_model_store import read_current
+
+    models, problems = {}, []
+    for name in vetoed:
+        models_dir = getattr(strategies_cfg, name).veto.models_dir
+        found = read_current(models_dir, name)
+        if found is None:
+            problems.append(f"strategies.{name}.veto.enabled is true but no veto model is promoted for {name} (no "
+                            f"{models_dir}/veto/{name}/CURRENT): train and promote one with python -m "
+                            f"ml.ml_model_trainer --strategy {name}, or set strategies.{name}.veto.enabled: "
+                            "false")  # fmt: skip
+            continue
+        models[name], card = found, found[1]
+        why = "its card lists no features" if not card.get("features") else _unserved(card["features"])
+        if why:
+            problems.append(f"strategies.{name}.veto: model {card.get('model_id')!r}: {why}; retrain it: "
+                            f"python -m ml.ml_model_trainer --strategy {name}")  # fmt: skip
+    if problems:
+        raise ConfigError("signal veto", problems)
+    return models
+
+
+def _unserved(features: list[str]) -> str:
+    """Why the feature store cannot serve ``features`` ("" when it can)."""
+    from ml.veto_scorer import online_refs
+
+    try:
+        online_refs(features)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def _feature_repo(config: AppConfig) -> Any:
+    from ml.feature_store import FeatureRepo
+
+    try:
+        return FeatureRepo.from_config(config.features)
+    except DataError as exc:
+        raise ConfigError("features", [f"features.repo_path: {exc}"]) from exc
+
+
+def _daily_bar_targets(parts: EngineParts, session: SessionStep) -> tuple[Callable[[MarketEvent], None],
+                                                                          Callable[[MarketEvent], None]]:  # fmt: skip
+    """Where ``DailyBarFeed`` hands its bars: the session step, through the session features when a veto needs
+    them (each close's decision then waits for its features: ``live.session_features``)."""
+    features = parts.session_features
+    if features is None:
+        return session.on_history, session.on_close
+
+    def on_history(event: MarketEvent) -> None:
+        features.on_history(event)
+        session.on_history(event)
+
+    return on_history, features.on_close
 
 
 def _halt_no_orders(parts: EngineParts, reason: str) -> None:
@@ -292,6 +391,7 @@ def _build_operations(parts: EngineParts, errors: HandlerErrorRule) -> None:
     parts.controls = OperatorControls(
         clock, parts.trading, parts.live, parts.executor, parts.broker_flatten, parts.sync, parts.daily_bars,
         parts.monitor, kill_level=lambda: kill.level.name, reconciled=lambda: parts.positions.reconciled,
+        features_status=None if parts.session_features is None else parts.session_features.status,
     )  # fmt: skip
     handler = CommandHandler(parts.controls)
     parts.commands = CommandServer(
@@ -330,5 +430,7 @@ def _route(parts: EngineParts) -> None:
     table[SignalEvent] = [live.on_signal]
     table[FillEvent] = [live.on_fill, store.on_fill_booked, flat.on_fill]
     table[OrderFailedEvent] = [live.on_order_failed, store.on_failure_booked]
+    if parts.session_features is not None:
+        table[SessionFeaturesWritten] = [parts.session_features.on_written]  # then the close's decision runs
     for kind, handlers in table.items():
         parts.queue.route(kind, handlers)

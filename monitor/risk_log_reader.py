@@ -26,7 +26,7 @@ from monitor.trading_day import NEW_YORK, day_start_ns, local_date
 
 log = logging.getLogger(__name__)
 
-RISK_LOG_COLUMNS: tuple[str, ...] = (
+RISK_LOG_COLUMNS_BEFORE_VETO: tuple[str, ...] = (
     "ts_utc",
     "ts_ns",
     "equity",
@@ -39,6 +39,10 @@ RISK_LOG_COLUMNS: tuple[str, ...] = (
     "fills_today",
     "trading_state",
 )
+# the signal veto's columns come last; rows of an engine from before them (the monitor may still be reading its
+# file) have only the columns above and are read the same way
+RISK_LOG_COLUMNS: tuple[str, ...] = (*RISK_LOG_COLUMNS_BEFORE_VETO, "vetoed", "vetoed_missing", "veto_passed",
+                                     "last_veto")  # fmt: skip
 SCAN_BACK_MAX_BYTES = 16 * 1024 * 1024
 UNREADABLE_AFTER_BAD_ROWS = 3  # consecutive unusable rows before the file counts as unreadable
 
@@ -65,13 +69,14 @@ def _number(text: str) -> float | None:
 def parse_risk_row(line: str) -> RiskRow | None:
     """The row on ``line``; None for the header; ``ValueError`` saying what is wrong otherwise."""
     fields = next(csv.reader([line]), [])
-    if tuple(fields) == RISK_LOG_COLUMNS:
+    if tuple(fields) in (RISK_LOG_COLUMNS, RISK_LOG_COLUMNS_BEFORE_VETO):
         return None
-    if len(fields) != len(RISK_LOG_COLUMNS):
+    columns = RISK_LOG_COLUMNS if len(fields) == len(RISK_LOG_COLUMNS) else RISK_LOG_COLUMNS_BEFORE_VETO
+    if len(fields) != len(columns):
         if fields and fields[0] == "ts_utc":
             raise ValueError(f"header {fields} is not the risk log format {list(RISK_LOG_COLUMNS)}")
         raise ValueError(f"expected {len(RISK_LOG_COLUMNS)} fields, got {len(fields)} (torn or foreign row)")
-    row = dict(zip(RISK_LOG_COLUMNS, fields, strict=True))
+    row = dict(zip(columns, fields, strict=True))
     try:
         fills = _number(row["fills_today"])
         return RiskRow(

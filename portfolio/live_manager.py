@@ -9,22 +9,30 @@ monthly cap are the very calls the backtester makes. On top it adds:
 - ``set_reduce_only``: the live-only REDUCING reasons (an operator's FLATTEN, the risk monitor's heartbeat stale
   when ``reduce_only_on_monitor_stale`` is on), held by the one trading-state machine
   (``portfolio.trading_state``) next to the risk manager's drawdown reason;
-- ``heartbeat_fields()`` for the heartbeat publisher and ``snapshot()``/``restore()`` for restarts.
+- ``heartbeat_fields()`` for the heartbeat publisher and ``snapshot()``/``restore()`` for restarts;
+- the signal veto's record (``veto_status()`` for STATUS, the risk log's veto columns): its counts and the last
+  vetoed signals with strategy, symbol and reason (the veto itself is the ``PortfolioManager``'s, ``portfolio.veto``).
 
 Risk log format (``logs/risk_log.csv``; the contract with ``risk_monitor.py``, change both together): UTF-8 CSV,
 header written once when the file is created or empty, one row per ``on_timer`` call, flushed on write. Columns:
 ``ts_utc`` (ISO 8601 UTC, ``Z``), ``ts_ns`` (UTC epoch ns), ``equity``, ``peak_equity`` (high-water mark),
 ``gross_exposure``, ``net_exposure`` (USD, cents), ``drawdown_pct`` (from the high-water mark, percent),
-``positions``, ``open_orders``, ``fills_today``, ``trading_state``. An unknown number (an unpriced position) is an
-empty field. A reopened file gets no second header; a file with another header is refused (StateCorruptError).
+``positions``, ``open_orders``, ``fills_today``, ``trading_state``, then the signal veto's counts since start
+(``vetoed``: p below the threshold, ``vetoed_missing``: no fresh features, ``veto_passed``; 0 without a veto) and
+``last_veto`` (``<session> <strategy> <symbol> <reason>``, empty if none). An unknown number (an unpriced position)
+is an empty field. A reopened file gets no second header; a file with another header is refused
+(StateCorruptError), except one in the layout before the veto columns (``RISK_LOG_COLUMNS_BEFORE_VETO``), which is
+moved aside to ``risk_log.<its last write, UTC>.csv`` (logged) so an upgraded engine starts.
 
 Threading: everything here belongs to the dispatcher thread (timers fire on it too); nothing is thread-safe.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, tzinfo
 from pathlib import Path
@@ -55,22 +63,27 @@ from portfolio.portfolio_manager import PortfolioManager
 from portfolio.risk_manager import RiskManager
 from portfolio.snapshot import canonical_json, write_snapshot
 from portfolio.trading_state import Reason, TradingStateMachine
+from portfolio.veto import SignalVeto
 from utils.append_csv import AppendOnlyCsv
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RISK_LOG_PATH = Path("logs/risk_log.csv")
-RISK_LOG_COLUMNS: tuple[str, ...] = (
+RISK_LOG_COLUMNS_BEFORE_VETO: tuple[str, ...] = (
     "ts_utc", "ts_ns", "equity", "peak_equity", "drawdown_pct", "gross_exposure", "net_exposure", "positions",
     "open_orders", "fills_today", "trading_state",
 )  # fmt: skip
+RISK_LOG_COLUMNS: tuple[str, ...] = (*RISK_LOG_COLUMNS_BEFORE_VETO, "vetoed", "vetoed_missing", "veto_passed",
+                                     "last_veto")  # fmt: skip
 NEW_YORK = "America/New_York"
+RECENT_VETOES = 20  # vetoed signals kept for STATUS
 
 
 class RiskLog:
     """Append-only CSV of periodic portfolio metrics (format in the module doc). Owned by the dispatcher."""
 
     def __init__(self, path: Path | str = DEFAULT_RISK_LOG_PATH) -> None:
+        _move_aside_if_before_veto(Path(path))
         self._csv = AppendOnlyCsv(path, RISK_LOG_COLUMNS, "risk log")
         self.path = self._csv.path
 
@@ -83,6 +96,25 @@ class RiskLog:
 
     def close(self) -> None:
         self._csv.close()
+
+
+def _move_aside_if_before_veto(path: Path) -> None:
+    """A risk log written before the veto columns existed is renamed (never rewritten): rows of two layouts in one
+    file would mislead its readers. The risk monitor's tail follows the rename to the new file."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("r", encoding="utf-8", newline="") as f:
+        header = tuple(next(csv.reader([f.readline()]), []))
+    if header != RISK_LOG_COLUMNS_BEFORE_VETO:
+        return
+    stamp = datetime.fromtimestamp(path.stat().st_mtime, tz=ZoneInfo("UTC")).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+    n = 1
+    while target.exists():  # rename would replace it
+        n += 1
+        target = path.with_name(f"{path.stem}.{stamp}-{n}{path.suffix}")
+    path.rename(target)
+    log.warning("event=risk_log_moved_aside path=%s moved_to=%s reason=layout_before_veto_columns", path, target)
 
 
 class DailyFillCounter:
@@ -188,6 +220,7 @@ class LiveManager:
         snapshot_path: Path | str | None = None,
         reduce_only_on_monitor_stale: bool = True,
         session_tz: str = NEW_YORK,
+        veto: SignalVeto | None = None,
     ) -> None:
         self.portfolio = portfolio
         self._monthly = monthly
@@ -198,6 +231,9 @@ class LiveManager:
         self._reduce_only_on_monitor_stale = reduce_only_on_monitor_stale
         self._fills = DailyFillCounter(session_tz)
         self.trading: TradingStateMachine = portfolio.risk.trading  # the one owner of the trading state
+        self._veto = veto  # the portfolio's veto (it decides); read here for STATUS and the risk log
+        self._session_zone = ZoneInfo(session_tz)
+        self._recent_vetoes: deque[dict[str, Any]] = deque(maxlen=RECENT_VETOES)
 
     # -- state ---------------------------------------------------------------------------------------------------
     @property
@@ -265,7 +301,20 @@ class LiveManager:
                 signal.strategy_id, signal.symbol, signal.direction.name, ",".join(self.trading.reasons),
             )  # fmt: skip
             return
+        vetoes_before = self.portfolio.ignored_signals["veto"]
         self.portfolio.on_signal(signal)
+        if self._veto is not None and self.portfolio.ignored_signals["veto"] > vetoes_before:
+            self._record_veto(signal)
+
+    def _record_veto(self, signal: SignalEvent) -> None:
+        """Remember who was vetoed and why (the veto's own ``last`` holds the decision, not the signal)."""
+        decision = self._veto.last[-1] if self._veto is not None and self._veto.last else None
+        p = None if decision is None or decision.probability is None else round(decision.probability, 4)
+        session = datetime.fromtimestamp(signal.ts_event_ns // NS_PER_SECOND, tz=self._session_zone).date()
+        self._recent_vetoes.append({
+            "session": session.isoformat(), "strategy_id": signal.strategy_id, "symbol": signal.symbol,
+            "direction": signal.direction.name, "p": p, "reason": "" if decision is None else decision.reason,
+        })  # fmt: skip
 
     def on_fill(self, fill: FillEvent) -> None:
         is_new = not self.portfolio.ledger.has_exec_id(fill.exec_id)
@@ -303,8 +352,20 @@ class LiveManager:
             "peak_equity": round(peak, 2), "drawdown_pct": round(drawdown_pct, 4),
             "gross_exposure": round(ledger.gross_exposure(), 2), "net_exposure": round(ledger.market_value(), 2),
             "positions": len(ledger.open_positions()), "open_orders": int(self._open_orders()),
-            "fills_today": self._fills.count(now_ns), "trading_state": self.state.value,
+            "fills_today": self._fills.count(now_ns), "trading_state": self.state.value, **self._veto_columns(),
         }  # fmt: skip
+
+    def _veto_columns(self) -> dict[str, object]:
+        counts = self._veto.counts if self._veto is not None else {}
+        last = self._recent_vetoes[-1] if self._recent_vetoes else None
+        text = "" if last is None else f"{last['session']} {last['strategy_id']} {last['symbol']} {last['reason']}"
+        return {"vetoed": int(counts.get("vetoed", 0)), "vetoed_missing": int(counts.get("vetoed_missing", 0)),
+                "veto_passed": int(counts.get("passed", 0)), "last_veto": text}  # fmt: skip
+
+    def veto_status(self) -> dict[str, object]:
+        """For STATUS: the veto's counts since start (empty without a veto) and the last vetoed signals, newest last."""
+        return {"vetoes": {} if self._veto is None else {k: int(v) for k, v in sorted(self._veto.counts.items())},
+                "last_vetoes": list(self._recent_vetoes)}  # fmt: skip
 
     def heartbeat_fields(self) -> dict[str, object]:
         """What the heartbeat publisher sends; plain JSON values (an unknown number is None)."""

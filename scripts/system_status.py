@@ -206,6 +206,9 @@ def summary(config: AppConfig, since_ns: int | None) -> None:
             f"  positions {row.get('positions')}  open_orders {row.get('open_orders')}  "
             f"fills_today {row.get('fills_today')}"
         )
+        if any(row.get(k) not in (None, "", "0") for k in ("vetoed", "vetoed_missing", "veto_passed")):
+            print(f"  signal veto: vetoed {row.get('vetoed')} (p below threshold) + {row.get('vetoed_missing')} "
+                  f"(no fresh features), passed {row.get('veto_passed')}; last: {row.get('last_veto') or '-'}")
     else:
         print("  risk log: no rows during this run")
     order_log = Path(config.operational_risk.order_rate_counter_path)

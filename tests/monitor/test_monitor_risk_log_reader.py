@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.clock import NS_PER_SECOND
-from monitor.risk_log_reader import RISK_LOG_COLUMNS, RiskLogReader, parse_risk_row
+from monitor.risk_log_reader import RISK_LOG_COLUMNS, RISK_LOG_COLUMNS_BEFORE_VETO, RiskLogReader, parse_risk_row
 from portfolio.live_manager import RISK_LOG_COLUMNS as ENGINE_COLUMNS
 from portfolio.live_manager import RiskLog
 
@@ -31,6 +31,10 @@ def row(ts_ns: int, equity: float, drawdown_pct: float = 0.0, fills: int = 0) ->
         "open_orders": 0,
         "fills_today": fills,
         "trading_state": "ACTIVE",
+        "vetoed": 0,
+        "vetoed_missing": 0,
+        "veto_passed": 0,
+        "last_veto": "",
     }
 
 
@@ -97,3 +101,24 @@ def test_a_foreign_header_or_garbage_rows_make_it_unreadable(tmp_path: Path) -> 
     assert status.state == "unreadable" and reader.bad_rows == 5  # the first header is read by the start-up scan
     with pytest.raises(ValueError, match="header"):
         parse_risk_row("ts_utc,ts_ns,something,else")
+
+
+def test_issue_14_rows_of_the_layout_before_the_veto_columns_are_still_read(tmp_path: Path) -> None:
+    """A monitor may still be tailing a file an engine wrote before the veto columns: its rows count the same."""
+    header = ",".join(RISK_LOG_COLUMNS_BEFORE_VETO)
+    assert parse_risk_row(header) is None
+    old = parse_risk_row(f"x,{START},99000.0,100000.0,1.0,0.0,0.0,0,0,3,ACTIVE")
+    assert old is not None and (old.equity, old.fills_today, old.trading_state) == (99_000.0, 3, "ACTIVE")
+    new = parse_risk_row(f"x,{START},99000.0,100000.0,1.0,0.0,0.0,0,0,3,ACTIVE,4,1,2,2024-01-03 momentum AAPL p")
+    assert new is not None and new.equity == 99_000.0
+
+
+def test_issue_14_an_engine_moves_a_risk_log_of_the_old_layout_aside(tmp_path: Path) -> None:
+    path = tmp_path / "risk_log.csv"
+    path.write_text(",".join(RISK_LOG_COLUMNS_BEFORE_VETO) + f"\nx,{START},1.0,1.0,0.0,0.0,0.0,0,0,0,ACTIVE\n")
+    log = RiskLog(path)
+    log.write(row(START, 100_000.0))
+    log.close()
+    [moved] = [p for p in tmp_path.iterdir() if p.name != "risk_log.csv"]
+    assert moved.name.startswith("risk_log.") and moved.read_text().startswith("ts_utc,ts_ns,equity")
+    assert path.read_text().splitlines()[0] == ",".join(RISK_LOG_COLUMNS)

@@ -63,6 +63,10 @@ def write_history(root: Path) -> None:
             "open_orders": 0,
             "fills_today": 0,
             "trading_state": "HALTED",
+            "vetoed": 0,
+            "vetoed_missing": 0,
+            "veto_passed": 0,
+            "last_veto": "",
         }
     )
     risk.close()
