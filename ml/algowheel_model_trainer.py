@@ -46,8 +46,9 @@ import pandas as pd
 
 from core.clock import WallClock
 from core.config_models import AlgoWheelConfig
-from core.errors import ConfigError, StateCorruptError, TradingSystemError
+from core.errors import StateCorruptError
 from ml import algowheel_store as store
+from ml.cli_run import run_cli
 from ml.off_policy import Estimate, LoggedDecision, RidgeRewardModel, TargetPolicy, evaluate
 from portfolio.algo_wheel import ALL_ARMS, FEATURE_NAMES, FEATURE_VERSION, AlgoWheel, Arm, WheelDecision
 from tca.calculator import order_shortfalls
@@ -548,28 +549,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_cli(parser, argv)
     if isinstance(args, int):
         return args
-    try:
+    def work() -> TrainingReport:
         config = load_wheel_config(args.config)
-        models = args.models or Path(config.models_dir)
         since = None if args.since is None else date.fromisoformat(args.since)
-        report = train_and_maybe_promote(
-            args.db,
-            models,
-            config,
-            since=since,
-            seed=args.seed,
-            n_boot=args.n_boot,
-            dry_run=args.dry_run,
-            now_ns=WallClock().now_ns(),
-        )
-    except ConfigError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, TradingSystemError, ValueError) as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 1
-    print(format_report(report))
-    return 0
+        return train_and_maybe_promote(args.db, args.models or Path(config.models_dir), config, since=since,
+                                       seed=args.seed, n_boot=args.n_boot, dry_run=args.dry_run,
+                                       now_ns=WallClock().now_ns())  # fmt: skip
+
+    return run_cli(parser.prog, work, format_report)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,6 @@ import pandas as pd
 
 from core.clock import WallClock
 from core.config_models import AlgoWheelConfig
-from core.errors import ConfigError, TradingSystemError
 from core.events import OrderType, Side
 from ml import algowheel_store as store
 from ml.algowheel_model_trainer import (
@@ -42,6 +41,7 @@ from ml.algowheel_model_trainer import (
     rows_fingerprint,
     wheel_records,
 )
+from ml.cli_run import run_cli
 from portfolio.algo_wheel import (
     ALL_ARMS,
     FEATURE_NAMES,
@@ -301,26 +301,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_cli(parser, argv)
     if isinstance(args, int):
         return args
-    try:
+    def work() -> BootstrapReport:
         config = load_wheel_config(args.config)
         since = None if args.since is None else date.fromisoformat(args.since)
-        report = bootstrap_prior(
-            args.db,
-            args.models or Path(config.models_dir),
-            config,
-            since=since,
-            force=args.force,
-            dry_run=args.dry_run,
-            now_ns=WallClock().now_ns(),
-        )
-    except ConfigError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 2
-    except (FileNotFoundError, TradingSystemError, ValueError) as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 1
-    print(format_report(report))
-    return 0
+        return bootstrap_prior(args.db, args.models or Path(config.models_dir), config, since=since,
+                               force=args.force, dry_run=args.dry_run, now_ns=WallClock().now_ns())  # fmt: skip
+
+    return run_cli(parser.prog, work, format_report)
 
 
 if __name__ == "__main__":

@@ -39,10 +39,11 @@ from backtester.mandate import RuleVerdict, check_veto_mandate, load_mandate
 from backtester.veto_walk_forward import VetoWalkForward, veto_walk_forward
 from core.config_loader import config_id
 from core.config_models import AppConfig, VetoTrainingConfig
-from core.errors import ConfigError, DataError, TradingSystemError
+from core.errors import ConfigError, DataError
 from data.calendar import TradingCalendar
 from data.loading import LoadedData, load_panel
 from ml import veto_model_store as store
+from ml.cli_run import run_cli
 from ml.panel_features import panel_daily_signals
 from ml.veto_labels import LabelledEvents, label_rule, label_signals
 from ml.veto_training import (
@@ -249,19 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    try:
+    def work() -> VetoTrainingReport:
         config = load_config(args.config, args.overrides)
-        report = train_veto_model(config, args.strategy, data=args.data or config.backtest.data,
-                                  models_root=args.models, seed=args.seed, dry_run=args.dry_run,
-                                  mandate_path=args.mandate)  # fmt: skip
-    except ConfigError as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 2
-    except (TradingSystemError, ValueError, OSError) as exc:
-        print(f"{parser.prog}: {exc}", file=sys.stderr)
-        return 1
-    print(format_report(report))
-    return 0
+        return train_veto_model(config, args.strategy, data=args.data or config.backtest.data,
+                                models_root=args.models, seed=args.seed, dry_run=args.dry_run,
+                                mandate_path=args.mandate)  # fmt: skip
+
+    return run_cli(parser.prog, work, format_report)
 
 
 if __name__ == "__main__":
