@@ -133,6 +133,13 @@ read_pid() {  # role -> pid on stdout, or nothing
   return 0
 }
 
+running() {  # pid: the process exists and is not a zombie
+  local state
+  kill -0 "$1" 2>/dev/null || return 1
+  state="$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1 || true)"
+  [ "$state" != "Z" ]
+}
+
 is_alive() {  # pid role: running, not a zombie, and started by us as that role (where /proc tells)
   local pid="$1" role="$2" state
   kill -0 "$pid" 2>/dev/null || return 1
@@ -264,7 +271,9 @@ wait_for_ibsim() {  # port
   local waited=0 limit=$((${IBSIM_START_TIMEOUT_S:-60} * 10)) pid
   pid="$(read_pid ibsim)"
   until port_open "$1"; do
-    is_alive "$pid" ibsim || { log_tail ibsim; start_failed "ibsim exited before listening on port $1"; }
+    # the pid was recorded a moment ago, so no role check here: until the child has exec'd env (a window that
+    # grows under load) its /proc environ lacks the role tag, and is_alive would call a starting ibsim dead
+    running "$pid" || { log_tail ibsim; start_failed "ibsim exited before listening on port $1"; }
     [ "$waited" -lt "$limit" ] || { log_tail ibsim; start_failed "ibsim did not accept connections on port $1"; }
     sleep 0.1
     waited=$((waited + 1))

@@ -287,25 +287,17 @@ def test_sim_start_moves_the_previous_sim_runs_books_aside(tmp_path: Path) -> No
 
 
 def write_constant_veto_model(models_dir: Path, strategy: str, intercept: float) -> None:
-    """A promoted veto model in the issue-14 layout, p = 1 / (1 + e^-intercept) for every signal (a few lines of
-    our own: the model store is not what is tested here)."""
-    import hashlib
-    import json
-
-    import joblib
+    """A promoted veto model (``ml.veto_model_store``'s layout), p = 1 / (1 + e^-intercept) for every signal."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     x = np.random.default_rng(1).normal(size=(60, 2))
     estimator = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
     estimator.coef_[:], estimator.intercept_[:] = 0.0, intercept
-    folder = models_dir / "veto" / strategy / "veto-e2e"
-    folder.mkdir(mode=0o700, parents=True)
-    joblib.dump(estimator, folder / "model.joblib")
-    digest = hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest()
-    card = {"model_id": folder.name, "strategy": strategy, "features": ["ret_1d", "vol_20d"], "sha256": digest}
-    (folder / "model_card.json").write_text(json.dumps(card))
-    (folder.parent / "CURRENT").write_text(folder.name + "\n")
+    from ml import veto_model_store
+
+    card = {"strategy": strategy, "features": ["ret_1d", "vol_20d"]}
+    veto_model_store.promote(models_dir, strategy, veto_model_store.write_model(models_dir, strategy, estimator, card))
 
 
 @pytest.mark.skipif(USE_STANDIN, reason="the stand-in engine has no signal veto")
@@ -327,7 +319,7 @@ def test_issue_14_with_the_veto_on_start_publishes_ibsim_features_first_and_the_
     write_constant_veto_model(tmp_path / "models", "sma_crossover", intercept=-2.0)
     (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     with cleaned_up(work) as seen:
-        result = run_script(work, "--config", "test_config.yaml", "--duration", "15", timeout=150)
+        result = run_script(work, "--config", "test_config.yaml", "--duration", "30", timeout=180)
         seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
     out = result.stdout
     assert result.returncode == 0, out + result.stderr

@@ -13,8 +13,6 @@ command in the message.
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
 import math
 import threading
 import time
@@ -23,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pytest
 import sklearn
@@ -68,23 +65,19 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_promoted_model(models_dir: Path, strategy: str, features: list[str] = FEATURES) -> None:
-    """Layout B of the issue-14 contract, in a few lines of our own (part 2's store is not needed for this)."""
+    """A promoted model in the store's own layout (``ml.veto_model_store``), p = P_EVERY_SIGNAL for every signal."""
     rng = np.random.default_rng(1)
     x = rng.normal(size=(60, len(features)))
     estimator = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
     estimator.coef_[:] = 0.0
     estimator.intercept_[:] = INTERCEPT
-    folder = models_dir / "veto" / strategy / "veto-test-0001"
-    folder.mkdir(mode=0o700, parents=True)
-    joblib.dump(estimator, folder / "model.joblib")
-    card = {"model_id": folder.name, "strategy": strategy, "features": features,
-            "sha256": hashlib.sha256((folder / "model.joblib").read_bytes()).hexdigest(), "threshold_tried": [0.5],
-            "cv": {}, "sklearn_version": sklearn.__version__, "label_rule": f"test: p={P_EVERY_SIGNAL:.3f} always",
+    from ml import veto_model_store
+
+    card = {"strategy": strategy, "features": features, "threshold_tried": [0.5], "cv": {},
+            "sklearn_version": sklearn.__version__, "label_rule": f"test: p={P_EVERY_SIGNAL:.3f} always",
             "data_fingerprint": "test", "config_id": "test"}  # fmt: skip
-    (folder / "model_card.json").write_text(json.dumps(card))
-    (folder.parent / "CURRENT").write_text(folder.name + "\n")
-    for path in (folder / "model.joblib", folder / "model_card.json", folder.parent / "CURRENT"):
-        path.chmod(0o600)
+    model_id = veto_model_store.write_model(models_dir, strategy, estimator, card)  # the real store's layout
+    veto_model_store.promote(models_dir, strategy, model_id)
 
 
 def veto_config(ib_port: int, feature_repo: Path, models_dir: Path, threshold: float) -> Any:
