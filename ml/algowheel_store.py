@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,19 +27,13 @@ from typing import Any
 from core.clock import WallClock
 from core.config_models import AlgoWheelConfig, AppConfig
 from core.errors import StateCorruptError
+from ml.model_pointer import CURRENT_FILE, canonical_json, check_model_id, read_pointer, write_pointer
 from portfolio.algo_wheel import AlgoWheel
 from utils.atomic_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_write_bytes, fsync_dir, make_dir
 
 MODELS_SUBDIR = "algowheel"
 STATE_FILE = "wheel_state.json"
 CARD_FILE = "model_card.json"
-CURRENT_FILE = "CURRENT"
-MODEL_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")  # also keeps "../" out of CURRENT
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, no NaN: the bytes that are hashed and written (equal content, equal bytes)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def models_dir(root: Path | str) -> Path:
@@ -91,31 +84,18 @@ def promote(root: Path | str, model_id: str) -> None:
     """Point ``CURRENT`` at ``model_id`` (atomic replace). The model must exist and parse, so a promotion can
     never leave the engine a pointer it cannot load: raises ValueError for a malformed id, FileNotFoundError
     for a missing model, ``StateCorruptError`` for an unreadable one."""
-    if not MODEL_ID_PATTERN.match(model_id):
-        raise ValueError(f"model_id: must look like 20240501T120000Z-0123456789ab (got {model_id!r})")
+    check_model_id(model_id)
     target = models_dir(root) / model_id
     if not target.is_dir():
         raise FileNotFoundError(f"{target}: no such model; write it with write_model first")
     _read_model(target)
-    atomic_write_bytes(models_dir(root) / CURRENT_FILE, f"{model_id}\n".encode(), mode=PRIVATE_FILE_MODE)
+    write_pointer(models_dir(root) / CURRENT_FILE, model_id)
 
 
 def current_model_id(root: Path | str) -> str | None:
     """The promoted model's id, or None when nothing was ever promoted; a malformed ``CURRENT`` raises
     ``StateCorruptError`` naming it."""
-    path = models_dir(root) / CURRENT_FILE
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateCorruptError(f"{path}: cannot read the promoted model id ({exc})") from exc
-    if not MODEL_ID_PATTERN.match(text):
-        raise StateCorruptError(
-            f"{path}: does not hold a model id (got {text[:80]!r}); point it at a folder of {path.parent} "
-            "or delete it to start from the prior"
-        )
-    return text
+    return read_pointer(models_dir(root) / CURRENT_FILE, "model", "delete it to start from the prior")
 
 
 def read_current(root: Path | str) -> tuple[dict[str, Any], dict[str, Any]] | None:

@@ -34,6 +34,7 @@ import numpy as np
 
 from core.clock import WallClock
 from core.errors import StateCorruptError
+from ml.model_pointer import CURRENT_FILE, canonical_json, check_model_id, read_pointer, write_pointer
 from utils.atomic_files import PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, atomic_write_bytes, fsync_dir, make_dir
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,7 @@ log = logging.getLogger(__name__)
 VETO_SUBDIR = "veto"
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model_card.json"
-CURRENT_FILE = "CURRENT"
-MODEL_ID_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{12}$")  # also keeps "../" out of CURRENT
 STRATEGY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no spaces, no NaN: the bytes that are hashed and written (equal content, equal bytes)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
 
 def strategy_dir(models_dir: Path | str, strategy: str) -> Path:
@@ -104,32 +98,20 @@ def promote(models_dir: Path | str, strategy: str, model_id: str) -> None:
     """Point the strategy's ``CURRENT`` at ``model_id`` (atomic replace). The model must load and match its
     sha256 first, so a promotion never leaves a pointer the engine cannot use: ValueError for a malformed id,
     FileNotFoundError for a missing model, ``StateCorruptError`` for a broken one."""
-    if not MODEL_ID_PATTERN.match(model_id):
-        raise ValueError(f"model_id: must look like 20240501T120000Z-0123456789ab (got {model_id!r})")
+    check_model_id(model_id)
     folder = strategy_dir(models_dir, strategy)
     if not (folder / model_id).is_dir():
         raise FileNotFoundError(f"{folder / model_id}: no such model; write it with write_model first")
     read_model(models_dir, strategy, model_id)
-    atomic_write_bytes(folder / CURRENT_FILE, f"{model_id}\n".encode(), mode=PRIVATE_FILE_MODE)
+    write_pointer(folder / CURRENT_FILE, model_id)
     log.warning("event=veto_model_promoted strategy=%s model_id=%s", strategy, model_id)
 
 
 def current_model_id(models_dir: Path | str, strategy: str) -> str | None:
     """The promoted model's id, None when none was ever promoted; a malformed ``CURRENT`` raises
     ``StateCorruptError`` naming it."""
-    path = strategy_dir(models_dir, strategy) / CURRENT_FILE
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StateCorruptError(f"{path}: cannot read the promoted veto model id ({exc})") from exc
-    if not MODEL_ID_PATTERN.match(text):
-        raise StateCorruptError(
-            f"{path}: does not hold a model id (got {text[:80]!r}); point it at a folder of {path.parent} or "
-            f"retrain: python -m ml.ml_model_trainer --strategy {strategy}"
-        )
-    return text
+    return read_pointer(strategy_dir(models_dir, strategy) / CURRENT_FILE, "veto model",
+                        f"retrain: python -m ml.ml_model_trainer --strategy {strategy}")
 
 
 def read_current(models_dir: Path | str, strategy: str) -> tuple[Any, dict[str, Any]] | None:

@@ -15,6 +15,7 @@ from sklearn.linear_model import LogisticRegression
 
 from core.errors import StateCorruptError
 from ml import veto_model_store as store
+from ml.model_pointer import MODEL_ID_PATTERN
 
 FEATURES = ["ret_1d", "vol_20d"]
 NOW_NS = 1_714_564_800_000_000_000  # 2024-05-01 12:00:00 UTC
@@ -38,7 +39,7 @@ def mode(path: Path) -> int:
 
 def test_round_trip_layout_and_private_modes(tmp_path: Path, model: LogisticRegression) -> None:
     model_id = store.write_model(tmp_path, "momentum", model, card(), now_ns=NOW_NS)
-    assert store.MODEL_ID_PATTERN.match(model_id) and model_id.startswith("20240501T120000Z-")
+    assert MODEL_ID_PATTERN.match(model_id) and model_id.startswith("20240501T120000Z-")
     assert store.read_current(tmp_path, "momentum") is None  # written is not promoted
     store.promote(tmp_path, "momentum", model_id)
     folder = tmp_path / "veto" / "momentum" / model_id
