@@ -129,7 +129,11 @@ class MonitorProc:
             body = self.beat_from_this_process()
             return body if body and body.get("engine_status") == "ALIVE" and body["broker"]["connected"] else None
 
-        return wait_for(alive, timeout_s, "the monitor sees the engine alive and is connected to ibsim", self.proc)
+        try:
+            return wait_for(alive, timeout_s, "the monitor sees the engine alive and is connected to ibsim", self.proc)
+        except pytest.fail.Exception as failed:
+            beat = json.dumps(self.beat(), indent=1)
+            pytest.fail(f"{failed}\nmonitor heartbeat: {beat}\nmonitor output:\n{self.output[-3000:]}")
 
     def kill_record(self) -> dict[str, Any] | None:
         body = self.beat()
