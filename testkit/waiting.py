@@ -47,10 +47,10 @@ def _worker_ports() -> range:
     if top - _TEST_PORTS.start < 1_000:  # an unusual ephemeral range: fall back to the whole band
         top = _TEST_PORTS.stop
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), 1)
     index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
-    width = (top - _TEST_PORTS.start) // max(count, 1)
-    start = _TEST_PORTS.start + index % max(count, 1) * width
+    width = (top - _TEST_PORTS.start) // count
+    start = _TEST_PORTS.start + index % count * width
     return range(start, start + width)
 
 

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from backtester.distributed_runner import AutoRunner, DaskRunner, SerialRunner, 
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, expand_grid, run_trial
 from core.config_loader import load_config
 from core.config_models import DistributedConfig
-from testkit.waiting import eventually
+from testkit.waiting import eventually, free_port
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +121,6 @@ def listening_addresses(processes: Sequence[psutil.Process]) -> list[Any]:
     return [c.laddr for p in processes for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
 
 
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_process(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with log_path.open("wb") as out:
@@ -161,7 +154,7 @@ def scheduler_worker_count(address: str) -> int:
 @pytest.fixture(scope="module")
 def external_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalCluster]:
     logs = tmp_path_factory.mktemp("dask_processes")
-    port = free_loopback_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     procs: list[subprocess.Popen[bytes]] = []
     try:

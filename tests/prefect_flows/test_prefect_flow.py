@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from ml.feature_store import FeatureRepo
 from prefect_flows.environment import prefect_environment
 from prefect_flows.nightly_feature_pipeline import DEFAULT_CRON, FLOW_NAME, SCHEDULE_TIMEZONE, main, serve_schedule
 from prefect_flows.pipeline import STEP_NAMES
+from testkit.waiting import free_port
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -83,10 +83,7 @@ def test_prefect_yaml_deploys_this_flow_on_the_serve_schedule() -> None:
 def test_serve_needs_a_server_and_a_valid_cron(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{closed}/api")
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
     repo = new_repo(tmp_path)
     assert main(["--serve", *_args(tmp_path, repo)]) == 1
     assert "prefect server start" in capsys.readouterr().err

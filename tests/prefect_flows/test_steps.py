@@ -3,7 +3,6 @@ an in-process ibsim, real Feast repos under tmp_path, a real TCA log, model card
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from ml import drift
 from ml.feature_store import TCA_VIEW, FeatureRepo
 from prefect_flows import steps
 from prefect_flows.settings import IB
+from testkit.waiting import free_port
 
 BAD_DAY = "2024-03-05"
 
@@ -77,15 +77,9 @@ def test_validate_raises_when_no_clean_bar_is_left(tmp_path: Path, frames: dict[
         steps.validate_bars(make_settings(tmp_path), fetched)
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_ib_bars_come_from_an_own_ibsim_and_accumulate_in_the_bar_store(tmp_path: Path) -> None:
     """Sim mode with nothing on the port: the step starts ibsim itself; the bar store keeps the guarded history."""
-    settings = make_settings(tmp_path, data=IB, symbols=("AAPL", "MSFT"), ib_port=_closed_port(),
+    settings = make_settings(tmp_path, data=IB, symbols=("AAPL", "MSFT"), ib_port=free_port(),
                              config=AppConfig(symbols=("AAPL", "MSFT")))  # fmt: skip
     fetched = steps.fetch_bars(settings)
     assert fetched.failed == () and min(fetched.rows.values()) > 200  # ibsim's history: 2023 on
