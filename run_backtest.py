@@ -71,7 +71,8 @@ def _backtest(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir
     from backtester.summary_table import print_summary
 
     tca_db = None if args.no_tca else (args.tca_db or Path(config.system.results_dir) / "tca_log.duckdb")
-    request = JobRequest(strategy=args.strategy, overrides=tuple(args.overrides), tca_db=tca_db, **choice)
+    request = JobRequest(strategy=args.strategy, overrides=tuple(args.overrides), tca_db=tca_db,
+                         benchmark=args.benchmark, **choice)
     output = run_backtest_job(config, request, out_dir)
     print_summary(output.summary)
     print(f"results: {output.out_dir}")

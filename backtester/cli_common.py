@@ -42,6 +42,9 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY.PATH=VALUE",
         help="override any config value (validated like the file); repeatable",
     )
+    parser.add_argument("--benchmark", type=benchmark_arg, default=None, metavar="SYMBOL",
+                        help="the backtest report's benchmark: buy-and-hold of this symbol of the data "
+                             "(default: buy-and-hold of the run's symbols, equal weight)")  # fmt: skip
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -80,6 +83,14 @@ def symbols_arg(text: str) -> tuple[str, ...]:
             f"must be comma-separated tickers without spaces, each once, e.g. AAPL,MSFT (got {text!r})"
         )
     return symbols
+
+
+def benchmark_arg(text: str) -> str:
+    """argparse type: one ticker without spaces, upper-cased (``spy`` -> ``SPY``); the data is checked later."""
+    symbol = text.strip().upper()
+    if not symbol or " " in symbol or "," in symbol:
+        raise argparse.ArgumentTypeError(f"must be one ticker, e.g. SPY (got {text!r})")
+    return symbol
 
 
 def scheduler_arg(text: str) -> str:

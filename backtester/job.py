@@ -11,12 +11,14 @@ from typing import Any
 
 import pandas as pd
 
+from backtester.benchmark import panel_closes, run_benchmark
 from backtester.cli_common import jsonable, write_json
 from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
 from backtester.sweep import state_history_iso
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
+from backtester.trade_stats import trade_statistics
 from backtester.veto_ab import disabled, job_veto, veto_ab
 from core.config_loader import config_id
 from core.config_models import AppConfig
@@ -59,6 +61,12 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "overrides",
     "seed",
     "veto",
+    "benchmark",
+    "adjust_prices",
+    "commission_model",
+    "slippage",
+    "sizing",
+    "trade_stats",
 )
 
 
@@ -72,6 +80,7 @@ class JobRequest:
     seed: int
     overrides: tuple[str, ...]
     tca_db: Path | None = None  # the shared TCA log the run's rows go to (source=backtest); None: report only
+    benchmark: str | None = None  # the report's benchmark symbol (--benchmark); None: buy-and-hold of the universe
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +103,8 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         synthetic=config.backtest.synthetic,
         adjust=config.backtest.adjust_prices,
     )
+    closes = panel_closes(loaded.panel)
+    benchmark = run_benchmark(closes, request.benchmark, config.portfolio.initial_capital)  # checked before the run
     strategy = build_strategy(request.strategy, config.strategies)
     veto = job_veto(config, request.strategy, loaded.panel)  # None unless the strategy's veto is enabled
     backtest = build_backtest(config, loaded.panel, [strategy], calendar, veto=None if veto is None else veto.veto)
@@ -108,10 +119,12 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         risk_free_rate_pct=config.backtest.risk_free_rate_pct,
     )
     summary = _summary(config, request, loaded, result, metrics)
+    summary["trade_stats"] = jsonable(trade_statistics(trades, result.equity, benchmark=benchmark,
+                                                       gross_exposure=result.gross_exposure))
     summary["veto"] = disabled() if veto is None else veto_ab(config, request.strategy, loaded.panel, veto, result,
                                                               metrics)  # fmt: skip
     records = _costs(backtest, result, request, summary)
-    _write_outputs(out_dir, summary, result, trades, records)
+    _write_outputs(out_dir, summary, result, trades, records, closes, benchmark)
     return JobOutput(out_dir, summary, result, trades)
 
 
@@ -147,13 +160,20 @@ def _summary(
         "overrides": list(request.overrides),
         "seed": request.seed,
         "commission_model": config.costs.commission_model,
+        "slippage": config.costs.slippage.model_dump(mode="json"),
+        "sizing": config.portfolio.sizing.model_dump(mode="json"),
+        "risk_limits": {k: v for k, v in config.portfolio.risk.model_dump(mode="json").items()
+                        if k in ("drawdown_throttle_start_pct", "reducing_drawdown_pct", "halt_drawdown_pct")},
+        "adjust_prices": config.backtest.adjust_prices,
+        "benchmark": request.benchmark or "buy-and-hold of the run's symbols, equal weight",
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - wall time of the report
         "python": platform.python_version(),
     }
 
 
 def _write_outputs(
-    out_dir: Path, summary: dict[str, Any], result: BacktestResult, trades: pd.DataFrame, records: list[TcaRecord]
+    out_dir: Path, summary: dict[str, Any], result: BacktestResult, trades: pd.DataFrame, records: list[TcaRecord],
+    closes: pd.DataFrame, benchmark: pd.Series,
 ) -> None:
     """The results folder: summary, trades, fills and equity as files, and the HTML report over them."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -163,7 +183,8 @@ def _write_outputs(
     equity_frame = pd.DataFrame({"equity": result.equity, "gross_exposure": result.gross_exposure})
     equity_frame.index.name = "date"
     equity_frame.to_csv(out_dir / "equity.csv")
-    write_report(out_dir / "report.html", summary, result.equity, trades, tca_records=records)
+    write_report(out_dir / "report.html", summary, result.equity, trades, benchmark, tca_records=records,
+                 closes=closes, fills=result.fills, gross_exposure=result.gross_exposure)
 
 
 def _costs(backtest: Backtest, result: BacktestResult, request: JobRequest, summary: dict[str, Any]) -> list[TcaRecord]:

@@ -75,7 +75,8 @@ class PathSummary:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FanChart:
-    """Per-day cross-path percentiles of block-bootstrap equity; day 0 is the initial equity."""
+    """Per-step cross-path percentiles of equity; step 0 is the initial equity. A step is a session for the block
+    bootstrap (``fan_chart``) and a round trip for the trade bootstrap (``trade_fan_chart``)."""
 
     day: tuple[int, ...]
     p5: tuple[float, ...]
@@ -85,7 +86,7 @@ class FanChart:
     p95: tuple[float, ...]
 
     def to_frame(self) -> pd.DataFrame:
-        """Columns p5..p95 indexed by day number: the input ``research_charts.svg_fan_chart`` expects."""
+        """Columns p5..p95 indexed by step number (the name "day" is kept for both kinds of step)."""
         data = {key: list(getattr(self, key)) for key in PERCENTILE_KEYS}
         return pd.DataFrame(data, index=pd.Index(list(self.day), name="day"))
 
@@ -108,6 +109,7 @@ class MonteCarloResult:
     block_bootstrap: PathSummary
     trade_bootstrap: PathSummary | None
     fan_chart: FanChart
+    trade_fan_chart: FanChart | None = None
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict of Python ints, floats, strings and lists: ``json.dumps`` works on it as is."""
@@ -118,6 +120,7 @@ class MonteCarloResult:
             "block_bootstrap": self.block_bootstrap.to_dict(),
             "trade_bootstrap": None if self.trade_bootstrap is None else self.trade_bootstrap.to_dict(),
             "fan_chart": self.fan_chart.to_dict(),
+            "trade_fan_chart": None if self.trade_fan_chart is None else self.trade_fan_chart.to_dict(),
         }
 
 
@@ -225,21 +228,31 @@ def simulate(
     fan_chart = _fan_chart(fan)
     del fan
 
-    trade = None
-    if len(trades):
-        final, drawdown = np.empty(n_paths), np.empty(n_paths)
-        for rows in _chunks(n_paths, len(trades)):
-            equity = _equity_paths(bootstrap_trade_returns(trades, len(trades), rows.stop - rows.start, trade_rng),
-                                   initial_equity)
-            final[rows], drawdown[rows] = equity[:, -1], _max_drawdown(equity)
-        trade = _summary("trade_bootstrap", len(trades), final, drawdown, initial_equity, years, kill_fraction)
+    trade, trade_fan = _trade_bootstrap(trades, n_paths, initial_equity, trade_rng, years, kill_fraction)
     log.info("event=monte_carlo_done seed=%d n_paths=%d n_days=%d n_trades=%d block_kill_probability=%.4f",
              seed, n_paths, len(days), len(trades), block.kill_probability)
     return MonteCarloResult(
         seed=int(seed), n_paths=int(n_paths), n_days=len(days), n_trades=len(trades), mean_block=float(mean_block),
         initial_equity=float(initial_equity), kill_drawdown_pct=float(kill_drawdown_pct),
         periods_per_year=int(periods_per_year), block_bootstrap=block, trade_bootstrap=trade, fan_chart=fan_chart,
+        trade_fan_chart=trade_fan,
     )
+
+
+def _trade_bootstrap(trades: np.ndarray, n_paths: int, initial_equity: float, rng: np.random.Generator,
+                     years: float, kill_fraction: float) -> tuple[PathSummary | None, FanChart | None]:
+    """The trade bootstrap's summary and its per-trade fan (None, None without trades)."""
+    if not len(trades):
+        return None, None
+    final, drawdown = np.empty(n_paths), np.empty(n_paths)
+    fan = np.empty((n_paths, len(trades) + 1), dtype=np.float32)
+    for rows in _chunks(n_paths, len(trades)):
+        equity = _equity_paths(bootstrap_trade_returns(trades, len(trades), rows.stop - rows.start, rng),
+                               initial_equity)
+        fan[rows] = equity
+        final[rows], drawdown[rows] = equity[:, -1], _max_drawdown(equity)
+    summary = _summary("trade_bootstrap", len(trades), final, drawdown, initial_equity, years, kill_fraction)
+    return summary, _fan_chart(fan)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def _monte_carlo_on_oos(ctx: ResearchContext, wf: research.ModeOutput, params: d
     """Block-bootstrap the stitched out-of-sample returns (and the chosen params' trade returns)."""
     oos = wf.extras["walk_forward"]
     returns = oos.oos_returns()
-    trade_returns = research._trade_returns(ctx, params)
+    trade_returns, _ = research._trade_returns(ctx, params)
     cfg = ctx.config.backtest.monte_carlo
     initial = float(oos.oos_equity.iloc[0])
     result = simulate(
@@ -153,6 +153,7 @@ def _monte_carlo_on_oos(ctx: ResearchContext, wf: research.ModeOutput, params: d
     )
     stats = result.to_dict()
     stats.pop("fan_chart", None)
+    stats.pop("trade_fan_chart", None)
     stats["p5_final_equity_pct"] = p5_final_equity_pct(result)
     return stats
 

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from backtester.recalibration import RecalibrationOutcome
-from backtester.report import header_html, section, svg_line_chart, write_page
+from backtester.report_charts import line_chart
+from backtester.report_page import header_html, section, write_page
 
 
 def print_verdicts(outcome: RecalibrationOutcome, console: Console | None = None) -> None:
@@ -44,14 +45,12 @@ def write_recalibration_report(path: Path, outcome: RecalibrationOutcome) -> Non
             header_html(outcome.summary, wf.series["oos_equity"], kicker="Recalibration"),
             section(
                 f"Mandate: {status}",
-                f'<table class="trades"><thead><tr><th>rule</th><th>measured</th>'
+                f'<table class="data"><thead><tr><th>rule</th><th>measured</th>'
                 f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>",
             ),
             section(
                 "Out-of-sample equity",
-                svg_line_chart(
-                    wf.series["oos_equity"], chart_id="equity-chart", title="Walk-forward out-of-sample equity"
-                ),
+                line_chart(wf.series["oos_equity"], div_id="equity-chart", name="Walk-forward out-of-sample equity"),
             ),
         ]
     )

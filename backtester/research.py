@@ -182,7 +182,7 @@ def single_run(ctx: ResearchContext, params: Mapping[str, GridValue] | None = No
 
 def monte_carlo(ctx: ResearchContext, params: Mapping[str, GridValue] | None = None) -> ModeOutput:
     result = single_run(ctx, params)
-    trade_returns = _trade_returns(ctx, result.params)
+    trade_returns, trade_dates = _trade_returns(ctx, result.params)
     mc_cfg = ctx.config.backtest.monte_carlo
     mc: MonteCarloResult = simulate(
         result.returns,
@@ -202,9 +202,10 @@ def monte_carlo(ctx: ResearchContext, params: Mapping[str, GridValue] | None = N
         mc_seed=mc_cfg.seed,
         kill_drawdown_pct=ctx.config.risk_monitor.kill_drawdown_pct,
         n_trade_returns=len(trade_returns),
-        monte_carlo={k: v for k, v in mc.to_dict().items() if k != "fan_chart"},
+        monte_carlo={k: v for k, v in mc.to_dict().items() if k not in ("fan_chart", "trade_fan_chart")},
     )
-    return ModeOutput(summary, series={"equity": _equity_series(result)}, extras={"monte_carlo": mc})
+    return ModeOutput(summary, series={"equity": _equity_series(result)},
+                      extras={"monte_carlo": mc, "trade_exit_dates": trade_dates})
 
 
 def scenario_analysis(ctx: ResearchContext, params: Mapping[str, GridValue] | None = None) -> ModeOutput:
@@ -259,9 +260,10 @@ def _shock_point(
     return at, (max(value, key=value.__getitem__) if value else None)
 
 
-def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> np.ndarray:
+def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> tuple[np.ndarray, pd.DatetimeIndex]:
     """Each round trip's P&L as a fraction of account equity at its entry, for the trade bootstrap
-    (``monte_carlo.account_trade_returns``: the bootstrap compounds them into account equity)."""
+    (``monte_carlo.account_trade_returns``: the bootstrap compounds them into account equity), and the exit dates
+    of those round trips (the report dates the trade bootstrap's fan by them)."""
     from backtester.engine import build_backtest
     from strategy.registry import build_strategy
 
@@ -269,7 +271,8 @@ def _trade_returns(ctx: ResearchContext, params: Mapping[str, GridValue]) -> np.
     panel = ctx.data.load().panel
     result = build_backtest(config, panel, [build_strategy(ctx.strategy, config.strategies)], TradingCalendar()).run()
     trades = round_trips_from_fills(result.fills, sessions=result.equity.index)
-    return account_trade_returns(trades, result.equity, config.portfolio.initial_capital)
+    returns = account_trade_returns(trades, result.equity, config.portfolio.initial_capital)
+    return returns, pd.DatetimeIndex(trades["exit_date"]) if len(trades) else pd.DatetimeIndex([])
 
 
 def _oos_metrics(config: AppConfig, outcome: WalkForwardOutcome) -> dict[str, float]:

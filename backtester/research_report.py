@@ -1,21 +1,35 @@
-"""report.html for the research modes, in the style of the backtest tear sheet (inline SVG, no scripts)."""
+"""report.html for the research modes, in the style of the backtest tear sheet (plotly inline, opens offline).
+
+Grid search: the search and its overfitting statistics (each with a one-line meaning), parameter heatmaps, the best
+trial's equity, the CSCV logits and the trials table. Walk-forward: the out-of-sample figures, in-sample against
+out-of-sample per window, the parameter path, the stitched out-of-sample equity and the windows table. Monte Carlo:
+one dated fan chart per resampling method, labelled with what the method assumes. Scenarios: P&L per scenario.
+"""
 
 from __future__ import annotations
 
 import html
 import itertools
-import json
-from collections.abc import Sequence
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from backtester.monte_carlo import MC_METHODS
-from backtester.report import header_html, section, svg_line_chart, write_page
+from backtester.monte_carlo import MC_METHODS, FanChart
+from backtester.report_charts import line_chart
+from backtester.report_page import fmt_int, fmt_money, fmt_params, fmt_pct, header_html, section, write_page
 from backtester.research import ModeOutput
-from backtester.research_charts import svg_bar_chart, svg_fan_chart, svg_heatmap, svg_histogram
+from backtester.research_charts import (
+    bar_chart,
+    fan_chart,
+    heatmap_chart,
+    histogram_chart,
+    in_vs_out_of_sample_chart,
+    parameter_path_chart,
+)
+from backtester.research_tables import FRACTION_METRICS, facts_table, format_value, frame_table, label_of
 
 KICKERS = {
     "grid_search": "Grid search",
@@ -23,6 +37,8 @@ KICKERS = {
     "monte_carlo": "Monte Carlo",
     "scenario_analysis": "Scenario analysis",
 }
+GRID_COLUMNS = ("rank", "trial_id", "status", "halted_on", "sharpe", "cagr", "annual_volatility", "max_drawdown",
+                "total_return", "win_rate", "profit_factor", "n_trades_run", "final_equity")  # fmt: skip
 
 
 def write_research_report(path: Path, mode: str, output: ModeOutput) -> None:
@@ -34,67 +50,91 @@ def write_research_report(path: Path, mode: str, output: ModeOutput) -> None:
     write_page(path, f"{summary['strategy']} · {KICKERS.get(mode, mode)}", "\n".join(parts))
 
 
+def _metric_value(metric: str, value: Any) -> str:
+    return format_value(value, "pct" if metric in FRACTION_METRICS else "ratio")
+
+
+def pbo_meaning(pbo: float | None) -> str:
+    if pbo is None or not math.isfinite(pbo):
+        return "not computed (needs at least 2 trials with returns)"
+    verdict = ("low: the in-sample winner usually stays above the median" if pbo < 0.2 else
+               "moderate: the search sometimes picks luck" if pbo < 0.5 else
+               "high: the in-sample winner is more often than not below the median out of sample (noise)")
+    return f"Chance the in-sample best ranks below the median out of sample (CSCV); {verdict}."
+
+
+def dsr_meaning(dsr: float | None, n_trials: Any) -> str:
+    if dsr is None or not math.isfinite(dsr):
+        return "not computed (too few returns)"
+    verdict = "significant at 95 %" if dsr >= 0.95 else "not significant at 95 %"
+    return (f"Chance the true Sharpe is above 0 after {n_trials} trials and the returns' skew and tails; "
+            f"{verdict}.")
+
+
+def psr_meaning(psr: float | None) -> str:
+    if psr is None or not math.isfinite(psr):
+        return "not computed"
+    return "Chance the true Sharpe is above 0 for this one series, ignoring how many trials were searched."
+
+
 def _grid_sections(output: ModeOutput) -> list[str]:
     s = output.summary
     table: pd.DataFrame = output.tables["grid"]
     metric = s["metric"]
     over = s.get("overfitting", {})
+    best = s.get("best_metrics", {})
+    halted = f"{s.get('n_halted', 0)} (ranked last)" if not s.get("halted_trials_eligible") else \
+        f"{s.get('n_halted', 0)} (may be best: option set)"
     facts = [
-        ("Trials run (N for DSR)", s.get("n_trials")),
-        ("Failed trials", s.get("n_failed")),
-        ("Combinations refused by param rules", s.get("n_refused")),
-        ("Ranked by", metric),
-        ("Best params", json.dumps(s.get("best_params"))),
-        (f"Best {metric}", s.get("best_metrics", {}).get(metric)),
-        ("Probability of backtest overfitting", over.get("pbo")),
-        ("Deflated Sharpe ratio", over.get("dsr")),
-        ("Probabilistic Sharpe ratio (vs 0)", over.get("psr")),
+        ("Trials run (N for the DSR)", fmt_int(float(s.get("n_trials") or 0)), ""),
+        ("Failed trials", fmt_int(float(s.get("n_failed") or 0)), ""),
+        ("Combinations refused by param rules", fmt_int(float(s.get("n_refused") or 0)), ""),
+        ("Trials that went HALTED", html.escape(halted), "a halted trial's metrics describe years in cash"),
+        ("Ranked by", html.escape(label_of(metric)), ""),
+        ("Best params", fmt_params(s.get("best_params") or {}), ""),
+        (f"Best {label_of(metric)}", _metric_value(metric, best.get(metric)), ""),
+        ("Best CAGR / max drawdown", f"{format_value(best.get('cagr'), 'pct')} / "
+                                     f"{format_value(best.get('max_drawdown'), 'pct')}", ""),
+        ("Probability of backtest overfitting (PBO)", format_value(over.get("pbo"), "ratio"),
+         pbo_meaning(over.get("pbo"))),
+        ("Deflated Sharpe ratio (DSR)", format_value(over.get("dsr"), "ratio"),
+         dsr_meaning(over.get("dsr"), s.get("n_trials"))),
+        ("Probabilistic Sharpe ratio (vs 0)", format_value(over.get("psr"), "ratio"), psr_meaning(over.get("psr"))),
     ]
-    parts = [section("Search", _kv_table(facts))]
-    parts.extend(section("Heatmap", h) for h in _heatmaps(table, metric))
+    parts = [section("Search", facts_table(facts))]
+    heatmaps = _heatmaps(table, metric)
+    if heatmaps:
+        parts.append(section("Parameter heatmaps", "".join(heatmaps)))
     if "best_equity" in output.series:
-        parts.append(
-            section(
-                "Best trial",
-                svg_line_chart(
-                    output.series["best_equity"], chart_id="equity-chart", title="Equity of the best trial (in sample)"
-                ),
-            )
-        )
+        parts.append(section("Best trial", line_chart(output.series["best_equity"], div_id="equity-chart",
+                                                      name="Best trial, in sample")))
     if over.get("pbo_logits"):
-        parts.append(
-            section(
-                "Overfitting",
-                svg_histogram(
-                    np.array(over["pbo_logits"]),
-                    chart_id="pbo-logits",
-                    title="CSCV logits of the in-sample winner's OOS rank",
-                    marker=0.0,
-                ),
-            )
-        )
-    parts.append(section("Trials (best first)", _frame_table(table, 40)))
+        parts.append(section("Overfitting", histogram_chart(
+            np.array(over["pbo_logits"]), div_id="pbo-logits", marker=0.0, marker_label="median rank",
+            title="CSCV logits of the in-sample winner's out-of-sample rank (left of 0: below the median)",
+            x_title="logit of the relative out-of-sample rank")))
+    params = [c for c in table.columns if c.startswith("param_")]
+    shown = [c for c in GRID_COLUMNS[:2] if c in table.columns] + params + [
+        c for c in GRID_COLUMNS[2:] if c in table.columns]
+    parts.append(section("Trials (best first)", frame_table(table[shown], 60, table_id="grid-trials")))
     return parts
 
 
 def _heatmaps(table: pd.DataFrame, metric: str) -> list[str]:
     params = [c for c in table.columns if c.startswith("param_") and table[c].nunique() > 1]
+    ok = table[table["status"] == "ok"]
     charts = []
     for a, b in itertools.islice(itertools.combinations(params, 2), 6):
-        pivot = table[table["status"] == "ok"].pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
-        title = f"{metric} by {a.removeprefix('param_')} x {b.removeprefix('param_')} (mean over other params)"
-        heatmap = svg_heatmap(pivot, chart_id=f"heatmap-{a}-{b}", title=title, metric_name=metric)
-        charts.append(f'<div style="max-width:{120 + 110 * max(len(pivot.columns), 3)}px">{heatmap}</div>')
+        pivot = ok.pivot_table(index=a, columns=b, values=metric, aggfunc="mean")
+        pivot.index.name, pivot.columns.name = label_of(a), label_of(b)
+        title = f"{label_of(metric)} by {label_of(a)} × {label_of(b)} (mean over the other params)"
+        charts.append(heatmap_chart(pivot, div_id=f"heatmap-{a}-{b}", title=title, metric_label=label_of(metric),
+                                    percent=metric in FRACTION_METRICS))
     if len(params) == 1:
-        ok = table[table["status"] == "ok"].sort_values(params[0])
-        charts.append(
-            svg_bar_chart(
-                [str(v) for v in ok[params[0]]],
-                ok[metric].to_numpy(dtype=float),
-                chart_id="metric-by-param",
-                title=f"{metric} by {params[0]}",
-            )
-        )
+        ordered = ok.sort_values(params[0])
+        charts.append(bar_chart([f"{label_of(params[0])} = {v}" for v in ordered[params[0]]],
+                                ordered[metric].to_numpy(dtype=float), div_id="metric-by-param",
+                                title=f"{label_of(metric)} by {label_of(params[0])}"))
     return charts
 
 
@@ -103,113 +143,139 @@ def _walk_forward_sections(output: ModeOutput) -> list[str]:
     oos = s.get("oos_metrics", {})
     over = s.get("overfitting", {})
     facts = [
-        ("Windows", s.get("n_windows")),
-        ("Window set-up", json.dumps(s.get("walk_forward"))),
-        ("Trials run (walk-forward + full grid)", s.get("n_trials")),
-        ("OOS Sharpe", oos.get("sharpe")),
-        ("OOS CAGR", oos.get("cagr")),
-        ("OOS max drawdown", oos.get("max_drawdown")),
-        ("OOS round trips", s.get("oos_trades")),
-        ("Walk-forward efficiency (OOS / IS annual return)", s.get("walk_forward_efficiency")),
-        ("IS annual return (mean of windows)", s.get("is_annual_return_mean")),
-        ("OOS annual return (mean of windows)", s.get("oos_annual_return_mean")),
-        ("Probability of backtest overfitting", over.get("pbo")),
-        ("Deflated Sharpe ratio (OOS)", over.get("dsr")),
-        ("Latest chosen params", json.dumps(s.get("latest_params"))),
+        ("Windows", fmt_int(float(s.get("n_windows") or 0)), ""),
+        ("Window set-up", fmt_params(s.get("walk_forward") or {}), "bars of training, testing and step"),
+        ("Trials run (walk-forward + full grid)", fmt_int(float(s.get("n_trials") or 0)), ""),
+        ("OOS Sharpe", format_value(oos.get("sharpe"), "ratio"), "test windows chained, each with the params its "
+                                                                 "training window chose"),
+        ("OOS CAGR", format_value(oos.get("cagr"), "pct"), ""),
+        ("OOS max drawdown", format_value(oos.get("max_drawdown"), "pct"), ""),
+        ("OOS round trips", fmt_int(float(s.get("oos_trades") or 0)), ""),
+        ("Walk-forward efficiency", format_value(s.get("walk_forward_efficiency"), "ratio"),
+         "OOS / IS annual return; near 1: what was fitted held up, near 0 or below: it did not"),
+        ("IS annual return (mean of windows)", format_value(s.get("is_annual_return_mean"), "pct"), ""),
+        ("OOS annual return (mean of windows)", format_value(s.get("oos_annual_return_mean"), "pct"), ""),
+        ("Probability of backtest overfitting (PBO)", format_value(over.get("pbo"), "ratio"),
+         pbo_meaning(over.get("pbo"))),
+        ("Deflated Sharpe ratio (OOS)", format_value(over.get("dsr"), "ratio"),
+         dsr_meaning(over.get("dsr"), s.get("n_trials"))),
+        ("Latest chosen params", fmt_params(s.get("latest_params") or {}), "what a recalibration would trade now"),
     ]
-    stability = [(name, json.dumps(v)) for name, v in s.get("parameter_stability", {}).items()]
+    windows = output.tables["windows"]
     parts = [
-        section("Out of sample", _kv_table(facts)),
-        section(
-            "Stitched out-of-sample equity",
-            svg_line_chart(
-                output.series["oos_equity"],
-                chart_id="equity-chart",
-                title="Out-of-sample equity (test windows chained)",
-            ),
-        ),
-        section("Windows", _frame_table(output.tables["windows"], 200)),
-        section("Parameter stability", _kv_table(stability)),
+        section("Out of sample", facts_table(facts)),
+        section("In sample against out of sample, per window", in_vs_out_of_sample_chart(windows)),
+        section("Parameter path (chosen params per window)", parameter_path_chart(windows)),
+        section("Stitched out-of-sample equity", line_chart(output.series["oos_equity"], div_id="equity-chart",
+                                                            name="Out of sample (test windows chained)")),
+        section("Windows", frame_table(windows, 200, table_id="wf-windows")),
+        section("Parameter stability", _stability_table(s.get("parameter_stability", {}))),
     ]
     if "grid" in output.tables:
-        parts.extend(section("Full-period grid", h) for h in _heatmaps(output.tables["grid"], s["metric"])[:2])
+        heatmaps = _heatmaps(output.tables["grid"], s["metric"])[:2]
+        if heatmaps:
+            parts.append(section("Full-period grid", "".join(heatmaps)))
     return parts
+
+
+def _stability_table(stability: dict[str, dict[str, float]]) -> str:
+    frame = pd.DataFrame([{"param": name, **values} for name, values in stability.items()])
+    return frame_table(frame, 50, kinds={"modal_share": "pct", "distinct": "int", "coefficient_of_variation": "ratio"},
+                       labels={"param": "Param", "modal_share": "Windows choosing the most common value",
+                               "distinct": "Distinct values", "coefficient_of_variation": "Coefficient of variation"})
 
 
 def _monte_carlo_sections(output: ModeOutput) -> list[str]:
     s = output.summary
     mc = output.extras["monte_carlo"]
-    parts = [
-        section(
-            "Set-up",
-            _kv_table(
-                [
-                    ("Paths", s.get("n_paths")),
-                    ("Mean block length (days)", s.get("block_length_days")),
-                    ("Seed", s.get("mc_seed")),
-                    ("Kill-switch drawdown", f"{s.get('kill_drawdown_pct')}%"),
-                    ("Trade returns bootstrapped", s.get("n_trade_returns")),
-                    ("Params", json.dumps(s.get("params"))),
-                ]
-            ),
-        )
+    equity: pd.Series = output.series.get("equity", pd.Series(dtype=float))
+    setup = [
+        ("Paths", fmt_int(float(s.get("n_paths") or 0)), "per method"),
+        ("Mean block length (days)", format_value(s.get("block_length_days"), "ratio"), "block bootstrap"),
+        ("Seed", html.escape(str(s.get("mc_seed"))), "same seed, same paths"),
+        ("Kill-switch drawdown", fmt_pct(float(s.get("kill_drawdown_pct") or math.nan) / 100.0),
+         "risk_monitor.kill_drawdown_pct: P(kill) counts the paths that reach it"),
+        ("Trade returns bootstrapped", fmt_int(float(s.get("n_trade_returns") or 0)), "round trips of the backtest"),
+        ("Params", fmt_params(s.get("params") or {}), ""),
     ]
-    parts.append(section("Percentiles", _mc_table(mc)))
-    fan = mc.fan_chart.to_frame()
-    if not fan.empty:
-        parts.append(
-            section(
-                "Fan chart", svg_fan_chart(fan, chart_id="fan-chart", title="Equity paths, stationary block bootstrap")
-            )
-        )
-    if "equity" in output.series:
-        parts.append(
-            section(
-                "Backtest",
-                svg_line_chart(output.series["equity"], chart_id="equity-chart", title="The backtest being resampled"),
-            )
-        )
+    parts = [section("Set-up", facts_table(setup)), section("Percentiles", _mc_table(mc))]
+    dates = equity.index if len(equity) else None
+    block_x = dates if dates is not None and len(dates) == len(mc.fan_chart.day) else None
+    parts.append(section("Block bootstrap of daily returns", _fan(
+        mc.fan_chart, block_x, "fan-chart", MC_METHODS[0], equity if block_x is not None else None)))
+    if mc.trade_fan_chart is not None:
+        exits = pd.DatetimeIndex(output.extras.get("trade_exit_dates", []))
+        trade_x = (pd.DatetimeIndex([dates[0]]).append(exits)
+                   if dates is not None and len(exits) + 1 == len(mc.trade_fan_chart.day) else None)
+        parts.append(section("Trade bootstrap of round-trip P&L", _fan(mc.trade_fan_chart, trade_x,
+                                                                      "trade-fan-chart", MC_METHODS[1], None)))
     return parts
+
+
+def _fan(fan: FanChart, dates: pd.DatetimeIndex | None, div_id: str, method: tuple[str, str, str],
+         actual: pd.Series | None) -> str:
+    """One method's fan: dated when the steps map onto the run's sessions (or trade exits), else by step."""
+    _, name, assumes = method
+    frame = fan.to_frame()
+    step = "session" if div_id == "fan-chart" else "round trip (placed at the real trades' exit dates)"
+    if dates is not None:
+        frame.index = dates
+        x_title = "date" if div_id == "fan-chart" else "exit date of the n-th round trip of the backtest"
+    else:
+        x_title = f"{step} number"
+    title = f"{name.capitalize()}: {assumes}"
+    note = f'<p class="muted">Each path: one {html.escape(step)} after another; {html.escape(assumes)}.</p>'
+    return note + fan_chart(frame, div_id=div_id, title=title, x_title=x_title, actual=actual)
+
+
+def _mc_table(mc: Any) -> str:
+    """Percentiles per method: final equity (money), CAGR and max drawdown (%), and the kill probability."""
+    head = ("<tr><th>Method</th><th>Quantity</th><th>p5</th><th>p25</th><th>p50 (median)</th><th>p75</th>"
+            "<th>p95</th></tr>")
+    rows = []
+    for summary in (mc.block_bootstrap, mc.trade_bootstrap):
+        if summary is None:
+            continue
+        method = html.escape(summary.method.replace("_", " "))
+        for label, pct, fmt in (("Final equity", summary.final_equity, fmt_money), ("CAGR", summary.cagr, fmt_pct),
+                                ("Max drawdown", summary.max_drawdown, fmt_pct)):
+            cells = "".join(f"<td>{fmt(v)}</td>" for v in pct.to_dict().values())
+            rows.append(f"<tr><td>{method}</td><td>{label}</td>{cells}</tr>")
+        rows.append(f"<tr><td>{method}</td><td>P(drawdown reaches the kill switch)</td>"
+                    f'<td colspan="5">{fmt_pct(summary.kill_probability, 1)}</td></tr>')
+    notes = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(assumes)}</li>" for _, name, assumes in MC_METHODS)
+    table = f'<div class="scroll"><table class="data"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div>'
+    return f'{table}<ul class="muted">{notes}</ul>'
 
 
 def _scenario_sections(output: ModeOutput) -> list[str]:
     s = output.summary
     frame = output.tables["scenarios"]
-    parts = [
-        section(
-            "Worst case",
-            _kv_table(
-                [
-                    ("Worst scenario loss %", s.get("worst_scenario_loss_pct")),
-                    ("Synthetic shocks start on", s.get("shock_date")),
-                    ("Why that day", s.get("shock_point_rule")),
-                    ("Halted symbol", s.get("halted_symbol")),
-                    ("Params", json.dumps(s.get("params"))),
-                ]
-            ),
-        )
+    worst = [
+        ("Worst scenario loss", format_value(s.get("worst_scenario_loss_pct"), "pct_units"), "of equity, over the "
+                                                                                             "scenario's window"),
+        ("Synthetic shocks start on", html.escape(str(s.get("shock_date"))), str(s.get("shock_point_rule") or "")),
+        ("Halted symbol", html.escape(str(s.get("halted_symbol"))), "the largest holding on that day"),
+        ("Params", fmt_params(s.get("params") or {}), ""),
     ]
+    parts = [section("Worst case", facts_table(worst))]
     if not frame.empty and "window_pnl_pct" in frame:
-        parts.append(
-            section(
-                "Window P&L",
-                svg_bar_chart(
-                    list(frame["name"].astype(str)),
-                    frame["window_pnl_pct"].to_numpy(dtype=float),
-                    chart_id="scenario-pnl",
-                    title="P&L over each window, %",
-                ),
-            )
-        )
+        parts.append(section("Window P&L", bar_chart(list(frame["name"].astype(str)),
+                                                     frame["window_pnl_pct"].to_numpy(dtype=float),
+                                                     div_id="scenario-pnl", title="P&L over each window",
+                                                     value_suffix="%")))
     shown = {
-        "name": "scenario", "start_date": "from", "end_date": "to", "window_pnl_pct": "P&L %",
-        "baseline_window_pnl_pct": "unshocked P&L %", "window_max_drawdown_pct": "window max DD %",
-        "run_max_drawdown_pct": "run max DD %", "state_before_window": "state before",
-        "throttle_first_date": "throttle on", "reducing_first_date": "REDUCING", "halted_date": "HALTED",
+        "name": ("Scenario", "text"), "start_date": ("From", "text"), "end_date": ("To", "text"),
+        "window_pnl_pct": ("P&L", "pct_units"), "baseline_window_pnl_pct": ("Unshocked P&L", "pct_units"),
+        "window_max_drawdown_pct": ("Window max DD", "pct_units"), "run_max_drawdown_pct": ("Run max DD", "pct_units"),
+        "state_before_window": ("State before", "text"), "throttle_first_date": ("Throttle on", "text"),
+        "reducing_first_date": ("REDUCING", "text"), "halted_date": ("HALTED", "text"),
     }
     if not frame.empty:
-        parts.append(section("Scenarios", _frame_table(frame[[c for c in shown if c in frame]].rename(columns=shown),
-                                                       100)))
+        columns = [c for c in shown if c in frame]
+        parts.append(section("Scenarios", frame_table(frame[columns], 100, table_id="scenarios",
+                                                      kinds={c: shown[c][1] for c in columns},
+                                                      labels={c: shown[c][0] for c in columns})))
         notes = "".join(f"<li><b>{html.escape(str(n))}</b>: {html.escape(str(d))}</li>"
                         for n, d in zip(frame["name"], frame["description"], strict=True))
         parts.append(section("What each scenario does", f"<ul>{notes}</ul>"))
@@ -222,55 +288,3 @@ _SECTIONS = {
     "monte_carlo": _monte_carlo_sections,
     "scenario_analysis": _scenario_sections,
 }
-
-
-def _cell(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return '<span class="muted">n/a</span>'
-    if isinstance(value, float | np.floating):
-        magnitude = abs(float(value))
-        if magnitude >= 1000:
-            return f"{value:,.0f}"
-        return f"{value:,.2f}" if magnitude >= 1 else f"{value:.4g}"
-    return html.escape(str(value))
-
-
-def _kv_table(rows: Sequence[tuple[str, Any]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{_cell(v)}</td></tr>" for k, v in rows)
-    return f'<table class="kv">{body}</table>'
-
-
-def _mc_table(mc: Any) -> str:
-    """Percentiles per method: final equity (USD), CAGR and max drawdown (%), and the kill probability."""
-    head = "<tr><th>method</th><th>quantity</th><th>p5</th><th>p25</th><th>p50</th><th>p75</th><th>p95</th></tr>"
-    rows = []
-    for summary in (mc.block_bootstrap, mc.trade_bootstrap):
-        if summary is None:
-            continue
-        for label, pct, scale in (
-            ("final equity", summary.final_equity, 1.0),
-            ("CAGR %", summary.cagr, 100.0),
-            ("max drawdown %", summary.max_drawdown, 100.0),
-        ):
-            cells = "".join(f"<td>{_cell(v * scale)}</td>" for v in pct.to_dict().values())
-            rows.append(f"<tr><td>{html.escape(summary.method)}</td><td>{label}</td>{cells}</tr>")
-        rows.append(
-            f"<tr><td>{html.escape(summary.method)}</td><td>P(drawdown reaches kill switch)</td>"
-            f'<td colspan="5">{_cell(summary.kill_probability)}</td></tr>'
-        )
-    notes = "".join(f"<li><b>{html.escape(name)}</b>: {html.escape(assumes)}</li>" for _, name, assumes in MC_METHODS)
-    table = f'<table class="trades"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
-    return f'{table}<ul class="muted">{notes}</ul>'
-
-
-def _frame_table(frame: pd.DataFrame, max_rows: int) -> str:
-    if frame.empty:
-        return '<p class="muted">none</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>"
-        for row in frame.head(max_rows).itertuples(index=False)
-    )
-    more = f'<p class="muted">{len(frame) - max_rows} more rows in the CSV</p>' if len(frame) > max_rows else ""
-    table = f'<table class="trades"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-    return f'<div class="scroll">{table}</div>{more}'
