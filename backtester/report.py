@@ -256,6 +256,6 @@ def _format_metric(value: float, kind: str) -> str:
     formatter = {"pct": fmt_pct, "ratio": fmt_ratio, "money": fmt_money, "int": fmt_int,
                  "pct_units": lambda v: fmt_pct(v / 100.0),
                  "days": lambda v: f"{fmt_int(v)} days" if math.isfinite(v) else "—",
-                 "sessions": lambda v: f"{v:,.1f} sessions" if math.isfinite(v) else "—",
+                 "sessions": lambda v: f"{v:,.{0 if v == int(v) else 1}f} sessions" if math.isfinite(v) else "—",
                  "multiple": lambda v: f"{fmt_ratio(v)}×" if math.isfinite(v) else "—"}[kind]
     return formatter(value)

@@ -146,10 +146,8 @@ def trade_pnl_chart(trades: pd.DataFrame, bins: int = 40) -> str:
     pnl = pd.to_numeric(trades.get("pnl", pd.Series(dtype=float)), errors="coerce").dropna().to_numpy(dtype=float)
     if pnl.size == 0:
         return no_data_html("trade-pnl-chart", "no closed trades")
-    low, high = float(pnl.min()), float(pnl.max())
-    if high <= low:
-        low, high = low - 1.0, high + 1.0
-    counts, edges = np.histogram(pnl, bins=min(bins, max(5, pnl.size)), range=(min(low, 0.0), max(high, 0.0)))
+    edges = _edges_through_zero(float(pnl.min()), float(pnl.max()), min(bins, max(5, pnl.size)))
+    counts, _ = np.histogram(pnl, bins=edges)
     centers, widths = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
     colors = [GAIN_COLOR if c > 0 else LOSS_COLOR for c in centers]
     fig = go.Figure(go.Bar(x=centers, y=counts, width=widths, marker={"color": colors, "opacity": 0.8},
@@ -161,6 +159,13 @@ def trade_pnl_chart(trades: pd.DataFrame, bins: int = 40) -> str:
     fig.update_xaxes(title_text="P&L per round trip (net of commissions)", tickformat=",.0f")
     fig.update_yaxes(title_text="round trips")
     return figure_html(fig, "trade-pnl-chart", 280, hovermode="closest")
+
+
+def _edges_through_zero(low: float, high: float, bins: int) -> np.ndarray:
+    """About ``bins`` equal bins covering [low, high] and 0, with 0 on an edge: no bin mixes wins and losses."""
+    low, high = min(low, 0.0), max(high, 0.0)
+    width = (high - low) / bins if high > low else 1.0
+    return np.arange(np.floor(low / width), np.ceil(high / width) + 1) * width
 
 
 def rebase(benchmark: pd.Series | None, equity: pd.Series) -> pd.Series | None:

@@ -12,6 +12,7 @@ import html
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -27,6 +28,7 @@ STRATEGY_COLOR = "#1f4e9c"
 BENCHMARK_COLOR = "#8a94a3"
 LOSS_COLOR = "#c0392b"
 GAIN_COLOR = "#15803d"
+_PLAIN_ID = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 
 
 def write_page(path: Path, title: str, body: str) -> None:
@@ -44,7 +46,13 @@ def write_page(path: Path, title: str, body: str) -> None:
 
 
 def figure_html(fig: go.Figure, div_id: str, height_px: int = 360, hovermode: str = "x unified") -> str:
-    """One chart as a ``<div id=div_id>`` and the script that draws it (plotly.js itself is in the page head)."""
+    """One chart as a ``<div id=div_id>`` and the script that draws it (plotly.js itself is in the page head).
+
+    plotly writes ``div_id`` into the markup and the script as is, so it must be a plain id (ValueError
+    otherwise); text inside the figure (titles, names, hover) is JSON that plotly escapes (``<`` as ``\\u003c``).
+    """
+    if not _PLAIN_ID.fullmatch(div_id):
+        raise ValueError(f"chart id must be letters, digits, '-' or '_'; got {div_id!r}")
     fig.update_layout(height=height_px, template="plotly_white", font={"family": FONT, "size": 12.5},
                       margin={"l": 64, "r": 24, "t": fig.layout.margin.t or 40, "b": 40}, hovermode=hovermode,
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "right", "x": 1})
@@ -97,7 +105,8 @@ def num(value: object) -> float:
 
 
 def fmt_pct(value: float, decimals: int = 2) -> str:
-    return f"{value * 100:,.{decimals}f}%" if math.isfinite(value) else "—"
+    """A fraction as a percent; a tiny negative prints 0.00%, not -0.00%."""
+    return f"{round(value * 100, decimals) + 0.0:,.{decimals}f}%" if math.isfinite(value) else "—"
 
 
 def fmt_ratio(value: float) -> str:
@@ -192,4 +201,6 @@ table.data tbody tr:nth-child(even){background:var(--soft)}
 tr.halted td{background:#fdecec}
 .pos{color:var(--pos)}.neg{color:var(--neg)}.muted{color:var(--muted)}p.muted{margin:0 0 8px}
 .meaning{color:var(--muted);font-size:12.5px}
+table.facts-table{width:100%}table.facts-table th{width:250px}
+table.facts-table td:nth-child(2){width:300px;padding-right:24px}
 """

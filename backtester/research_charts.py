@@ -109,6 +109,7 @@ def bar_chart(labels: Sequence[object], values: Sequence[float] | np.ndarray, *,
                            textposition="outside", cliponaxis=False,
                            hovertemplate=f"%{{y}}: %{{x:,.2f}}{value_suffix}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_xaxes(ticksuffix=value_suffix)
     fig.update_layout(title={"text": title, "x": 0.01, "font": {"size": 13.5}}, margin={"t": 56, "l": 180})
     return figure_html(fig, div_id, 90 + 30 * len(names), hovermode="closest")
 

@@ -212,20 +212,31 @@ def _monte_carlo_sections(output: ModeOutput) -> list[str]:
     return parts
 
 
+_FAN_NOTES = {
+    "fan-chart": "Each path strings together blocks of the backtest's daily returns (random starts, geometric "
+                 "lengths), which keeps volatility clustering and serial dependence up to about the block length. "
+                 "x: the run's sessions; the dotted line is the backtest itself.",
+    "trade-fan-chart": "Each path draws the backtest's round trips with replacement, each as P&L over account "
+                       "equity at its entry, taken one after the other: streaks are broken up, trades that overlapped "
+                       "count as sequential bets, and drawdowns are measured from trade to trade (intra-trade "
+                       "drawdowns are not seen). x: step n is placed at the exit date of the backtest's n-th round "
+                       "trip.",
+}
+
+
 def _fan(fan: FanChart, dates: pd.DatetimeIndex | None, div_id: str, method: tuple[str, str, str],
          actual: pd.Series | None) -> str:
     """One method's fan: dated when the steps map onto the run's sessions (or trade exits), else by step."""
     _, name, assumes = method
     frame = fan.to_frame()
-    step = "session" if div_id == "fan-chart" else "round trip (placed at the real trades' exit dates)"
     if dates is not None:
         frame.index = dates
-        x_title = "date" if div_id == "fan-chart" else "exit date of the n-th round trip of the backtest"
+        x_title = "session" if div_id == "fan-chart" else "exit date of the n-th round trip of the backtest"
     else:
-        x_title = f"{step} number"
-    title = f"{name.capitalize()}: {assumes}"
-    note = f'<p class="muted">Each path: one {html.escape(step)} after another; {html.escape(assumes)}.</p>'
-    return note + fan_chart(frame, div_id=div_id, title=title, x_title=x_title, actual=actual)
+        x_title = "step (session or round trip) number"
+    note = f'<p class="muted">{html.escape(_FAN_NOTES[div_id])}</p>'
+    return note + fan_chart(frame, div_id=div_id, title=f"{name.capitalize()}: {assumes}", x_title=x_title,
+                            actual=actual)
 
 
 def _mc_table(mc: Any) -> str:

@@ -1,8 +1,8 @@
-"""The HTML tear sheet: charts present, text escaped, numbers formatted, nothing undefined leaks through."""
+"""The HTML tear sheet: charts present, text escaped, numbers formatted, nothing undefined leaks through, and the
+page opens offline (plotly.js inline, nothing fetched)."""
 
 from __future__ import annotations
 
-import itertools
 import re
 from pathlib import Path
 
@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from backtester.performance import monthly_returns, round_trips_from_fills
-from backtester.report import downsample, monthly_heatmap_html, svg_area_chart, svg_line_chart, write_report
+from backtester.report import monthly_heatmap_html, write_report
+from testkit.plotly_page import plotly_figures
 
 
 def _random_walk(years: int = 3, seed: int = 3, start_value: float = 1_000_000.0) -> pd.Series:
@@ -48,8 +49,8 @@ def _write(tmp_path: Path, summary: dict[str, object], equity: pd.Series, trades
 def test_report_contains_the_three_charts_escaped_header_and_metrics(tmp_path: Path) -> None:
     equity = _random_walk()
     text = _write(tmp_path, _summary(), equity, _trades(60, equity.index))
-    assert '<svg id="equity-chart"' in text
-    assert '<svg id="drawdown-chart"' in text
+    assert '<div id="equity-chart"' in text
+    assert '<div id="drawdown-chart"' in text
     assert '<table id="monthly-returns"' in text
     assert "&lt;Mean &amp; Revert&gt;" in text
     assert "<Mean & Revert>" not in text
@@ -60,7 +61,14 @@ def test_report_contains_the_three_charts_escaped_header_and_metrics(tmp_path: P
     assert ">1.23<" in text  # Sharpe, 2 dp
     assert ">1,234,567.89<" in text  # money with thousands separators
     assert ">∞<" in text  # profit factor "inf" as job.py writes it to summary.json
-    assert "<script" not in text.lower()
+    assert_offline(text)
+
+
+def assert_offline(text: str) -> None:
+    """plotly.js is inline (once) and nothing on the page is fetched from a network address."""
+    assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)\s*=\s*[\"']?(https?:)?//", text, flags=re.I)
+    assert text.count("<script") >= 2  # plotly.js itself, then one script per chart
+    assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the library's banner comment: embedded exactly once
 
 
 def test_report_is_free_of_nan_and_inf_text(tmp_path: Path) -> None:
@@ -70,7 +78,7 @@ def test_report_is_free_of_nan_and_inf_text(tmp_path: Path) -> None:
     trades.loc[2, "return_pct"] = np.nan
     summary = _summary(sortino=None, calmar=float("nan"), turnover=float("nan"), win_rate=None)
     text = _write(tmp_path, summary, equity, trades)
-    visible = re.sub(r"<style>.*?</style>", "", text, flags=re.S)
+    visible = re.sub(r"<style>.*?</style>|<script.*?</script>", "", text, flags=re.S)
     assert not re.search(r"\bnan\b", visible, flags=re.I)
     assert not re.search(r"\binf(inity)?\b", visible, flags=re.I)
     assert text.count("—") >= 4  # the undefined metrics and the missing return show a dash
@@ -79,14 +87,16 @@ def test_report_is_free_of_nan_and_inf_text(tmp_path: Path) -> None:
 def test_report_with_no_trades_still_renders(tmp_path: Path) -> None:
     text = _write(tmp_path, {"strategy": "idle"}, _random_walk(years=1), pd.DataFrame())
     assert "No closed trades." in text
-    assert '<svg id="equity-chart"' in text and '<svg id="drawdown-chart"' in text
+    assert '<div id="equity-chart"' in text and '<div id="drawdown-chart"' in text
+    assert 'id="trade-pnl-chart" class="no-data"' in text
     assert 'Round trips</td><td class="value">0<' in text  # computed from the (empty) trades frame
 
 
 def test_report_with_no_equity_still_renders(tmp_path: Path) -> None:
     text = _write(tmp_path, {"strategy": "empty"}, pd.Series(dtype=float), pd.DataFrame())
-    assert text.count("No data") == 3
-    assert '<svg id="equity-chart"' in text and '<table id="monthly-returns"' in text
+    assert re.search(r'<div id="equity-chart" class="no-data">No data', text)
+    assert re.search(r'<div id="drawdown-chart" class="no-data">No data', text)
+    assert '<table id="monthly-returns"' in text and "<td>No data</td>" in text
 
 
 def test_metrics_missing_from_the_summary_are_computed_from_equity(tmp_path: Path) -> None:
@@ -119,62 +129,6 @@ def test_last_fifty_trades_most_recent_first(tmp_path: Path) -> None:
     assert "Last 50 of 80 round trips" in text
 
 
-def _polyline_points(svg: str, index: int = 0) -> list[tuple[float, float]]:
-    lines = re.findall(r'<polyline points="([^"]+)"', svg)
-    return [(float(x), float(y)) for x, y in (pair.split(",") for pair in lines[index].split())]
-
-
-def test_benchmark_is_drawn_with_a_legend() -> None:
-    equity = _random_walk(years=2)
-    benchmark = pd.Series(np.linspace(300.0, 450.0, len(equity)), index=equity.index, name="SPY")
-    svg = svg_line_chart(equity, chart_id="equity-chart", title="Equity", benchmark=benchmark)
-    assert svg.count("<polyline") == 2
-    assert ">SPY</text>" in svg and ">Strategy</text>" in svg
-    strategy_line, benchmark_line = _polyline_points(svg, index=1), _polyline_points(svg, index=0)
-    assert benchmark_line[0] == pytest.approx(strategy_line[0], abs=0.11)  # rebased to the first equity value
-    alone = svg_line_chart(equity, chart_id="x", title="x")
-    assert alone.count("<polyline") == 1 and ">Strategy<" not in alone
-
-
-def test_long_series_are_downsampled_keeping_extremes() -> None:
-    dates = pd.date_range("1990-01-01", periods=20_000, freq="D")
-    values = np.sin(np.arange(20_000) / 50.0)
-    values[12_345] = 5.0
-    values[777] = -5.0
-    series = pd.Series(values, index=dates)
-    thinned = downsample(series, max_points=2_000)
-    assert len(thinned) <= 2_000
-    assert thinned.max() == 5.0 and thinned.min() == -5.0
-    assert thinned.index[0] == dates[0] and thinned.index[-1] == dates[-1]
-    assert len(_polyline_points(svg_line_chart(series, chart_id="c", title="t"))) <= 2_000
-
-
-@pytest.mark.parametrize(("periods", "freq"), [(2_520, "B"), (252, "B"), (40, "B"), (5, "B"), (1, "B"), (120, "W")])
-def test_axis_ticks_stay_few_and_inside_the_plot(periods: int, freq: str) -> None:
-    series = pd.Series(np.linspace(90.0, 130.0, periods), index=pd.date_range("2015-03-10", periods=periods,
-                                                                               freq=freq))
-    svg = svg_line_chart(series, chart_id="c", title="t", width=1200)
-    date_labels = re.findall(r'<text class="tick" x="([\d.]+)" y="[\d.]+" text-anchor="middle">([^<]+)<', svg)
-    value_labels = re.findall(r'text-anchor="end">([^<]+)<', svg)
-    assert 1 <= len(date_labels) <= 11
-    assert 2 <= len(value_labels) <= 8
-    assert len(set(value_labels)) == len(value_labels)  # enough decimals to tell ticks apart
-    xs = [float(x) for x, _ in date_labels]
-    assert all(60 <= x <= 1200 for x in xs)
-    assert all(b - a >= 60 for a, b in itertools.pairwise(xs))  # room for a label between ticks
-    assert not re.search(r"nan|inf", svg, flags=re.I)
-
-
-def test_drawdown_area_sits_under_zero() -> None:
-    drawdown = pd.Series([0.0, -0.05, -0.2, -0.1, 0.0], index=pd.bdate_range("2024-01-01", periods=5))
-    svg = svg_area_chart(drawdown, chart_id="drawdown-chart", title="Drawdown")
-    zero_y = float(re.search(r'y="([\d.]+)" text-anchor="end">0%<', svg).group(1)) - 4  # type: ignore[union-attr]
-    assert ">-20%<" in svg
-    assert re.findall(r'text-anchor="end">([^<]+)<', svg)[-1] == "0%"  # the axis ends at zero, nothing above it
-    assert all(y >= zero_y - 0.05 for _, y in _polyline_points(svg))
-    assert "<polygon" in svg
-
-
 def test_heatmap_colours_sign_and_compounds_the_year() -> None:
     equity = pd.Series([100.0, 110.0, 99.0], index=pd.to_datetime(["2024-01-02", "2024-01-31", "2024-02-29"]))
     html_table = monthly_heatmap_html(monthly_returns(equity))
@@ -192,11 +146,136 @@ def test_heatmap_shows_a_month_that_rounds_to_zero_as_neutral() -> None:
     assert re.search(r'background:#f1f3f6">0\.0%<', html_table)
 
 
-def test_value_labels_are_exact_for_quarter_steps() -> None:
-    # a 98k..110k range gets ticks every 2.5k: labels must not round 102.5k to "102k"
-    series = pd.Series(np.linspace(98_000.0, 109_900.0, 300), index=pd.bdate_range("2016-01-04", periods=300))
-    labels = re.findall(r'text-anchor="end">([^<]+)<', svg_line_chart(series, chart_id="c", title="t"))
-    assert labels == ["97.5k", "100.0k", "102.5k", "105.0k", "107.5k", "110.0k"]
-    drawdown = pd.Series(np.linspace(0.0, -0.09, 50), index=pd.bdate_range("2016-01-04", periods=50))
-    dd_labels = re.findall(r'text-anchor="end">([^<]+)<', svg_area_chart(drawdown, chart_id="d", title="t"))
-    assert dd_labels == ["-10.0%", "-7.5%", "-5.0%", "-2.5%", "0%"]
+def _closes(dates: pd.DatetimeIndex, symbols: tuple[str, ...] = ("AAA", "BBB")) -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    data = {s: 50.0 * np.cumprod(1 + rng.normal(0.0003, 0.015, len(dates))) for s in symbols}
+    return pd.DataFrame(data, index=dates)
+
+
+def _stops() -> pd.DataFrame:
+    """A crafted stops frame, in the columns the stop-order work hands the report."""
+    rows = [
+        ("AAA", "momentum", "SELL", 10, 95.0, "2020-01-10", "2020-02-03", "filled", 94.8),
+        ("AAA", "momentum", "SELL", 10, 90.0, "2020-03-02", "2020-03-20", "cancelled", None),
+        ("BBB", "momentum", "SELL", 5, 40.0, "2020-06-01", None, "open", None),
+    ]
+    frame = pd.DataFrame(rows, columns=["symbol", "strategy_id", "side", "quantity", "stop_price", "placed_date",
+                                        "closed_date", "outcome", "fill_price"])
+    for column in ("placed_date", "closed_date"):
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def test_benchmark_is_drawn_behind_the_strategy_rebased_to_its_first_value(tmp_path: Path) -> None:
+    equity = _random_walk(years=2)
+    benchmark = pd.Series(np.linspace(300.0, 450.0, len(equity)), index=equity.index, name="Benchmark: SPY")
+    text = _write(tmp_path, _summary(), equity, pd.DataFrame(), benchmark=benchmark)
+    traces, _ = plotly_figures(text)["equity-chart"]
+    assert [t["name"] for t in traces] == ["Benchmark: SPY", "Strategy"]
+    assert traces[0]["y"][0] == pytest.approx(equity.iloc[0])  # rebased: both start at the same equity
+    assert traces[0]["y"][-1] == pytest.approx(equity.iloc[0] * 1.5)
+
+
+def test_without_a_benchmark_the_closes_give_buy_and_hold_of_the_universe(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    closes = _closes(equity.index)
+    path = tmp_path / "report.html"
+    write_report(path, _summary(), equity, pd.DataFrame(), closes=closes)
+    traces, _ = plotly_figures(path.read_text())["equity-chart"]
+    benchmark = traces[0]
+    assert benchmark["name"].startswith("Benchmark: buy-and-hold")
+    growth = (closes.iloc[-1] / closes.iloc[0]).mean()  # equal weight, bought on day one, held
+    assert benchmark["y"][-1] == pytest.approx(equity.iloc[0] * growth)
+
+
+def test_trades_and_crafted_stops_are_drawn_on_each_symbols_price(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    trades = _trades(3, equity.index).assign(symbol=["AAA", "AAA", "BBB"])
+    path = tmp_path / "report.html"
+    write_report(path, _summary(), equity, trades, closes=_closes(equity.index), stops=_stops())
+    traces, layout = plotly_figures(path.read_text())["price-chart"]
+    names = [t["name"] for t in traces]
+    assert names == ["AAA close", "Entries", "Exits", "Stop levels", "Stop fills",
+                     "BBB close", "Entries", "Exits", "Stop levels"]
+    assert [t.get("visible") for t in traces] == [True] * 5 + [False] * 4  # AAA (most trades) shown first
+    aaa_stops = traces[3]
+    assert aaa_stops["y"] == [95.0, 95.0, None, 90.0, 90.0, None]  # one dashed segment per stop
+    assert traces[4]["y"] == [94.8] and traces[4]["x"][0].startswith("2020-02-03")
+    bbb_open = traces[8]
+    assert bbb_open["x"][1].startswith(str(equity.index[-1].date()))  # an open stop runs to the end of the run
+    assert len(traces[1]["x"]) == 2 and "P&amp;L" not in traces[2]["hovertemplate"]
+    assert "P&L" in traces[2]["hovertemplate"]
+    buttons = layout["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in buttons] == ["AAA", "BBB"]
+    assert buttons[1]["args"][0]["visible"] == [False] * 5 + [True] * 4
+
+
+def test_stop_order_fills_mark_stop_exits_when_no_stops_frame_is_given(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    trades = _trades(1, equity.index).assign(symbol="AAA")
+    fills = pd.DataFrame({"date": [equity.index[1]], "symbol": ["AAA"], "side": ["SELL"], "quantity": [10],
+                          "price": [97.0], "order_type": ["STP"]})
+    path = tmp_path / "report.html"
+    write_report(path, _summary(), equity, trades, closes=_closes(equity.index, ("AAA",)), fills=fills)
+    traces, _ = plotly_figures(path.read_text())["price-chart"]
+    assert [t["name"] for t in traces] == ["AAA close", "Entries", "Exits", "Stop exits"]
+    assert traces[3]["y"] == [97.0]
+
+
+def test_halt_and_reducing_periods_are_shaded_marked_and_in_the_banner(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    changes = [{"date": "2020-03-02", "from": "ACTIVE", "to": "REDUCING"},
+               {"date": "2020-04-01", "from": "REDUCING", "to": "ACTIVE"},
+               {"date": "2020-06-15", "from": "ACTIVE", "to": "HALTED"}]
+    summary = _summary(trading_state_changes=changes, final_trading_state="HALTED",
+                       rejections={"trading_state": 2}, clipped_orders={"max_position_weight": 3},
+                       ignored_signals={"halted": 4, "warmup": 9}, quarantined_bars=1,
+                       missing_sessions={"AAA": {"count": 2, "first": ["2020-05-04", "2020-05-05"]}},
+                       missing_sessions_total=2)
+    text = _write(tmp_path, summary, equity, pd.DataFrame())
+    traces, layout = plotly_figures(text)["equity-chart"]
+    assert "HALTED (trading state)" in [t["name"] for t in traces]
+    assert "REDUCING (trading state)" in [t["name"] for t in traces]
+    rects = [s for s in layout["shapes"] if s["type"] == "rect"]
+    assert [(r["x0"][:10], r["x1"][:10]) for r in rects] == [("2020-03-02", "2020-04-01"),
+                                                              ("2020-06-15", str(equity.index[-1].date()))]
+    assert {a["text"] for a in layout["annotations"]} == {"REDUCING", "HALTED"}
+    banner = re.search(r'<div id="attention" class="attention halted".*?</div>', text, flags=re.S).group(0)
+    assert banner.index("<h2>") < text.index('id="metrics"') - text.index('<div id="attention"') + banner.index("<h2>")
+    for expected in ("HALTED</b> on 2020-06-15", "REDUCING</b> from 2020-03-02 to 2020-04-01", "trading_state 2",
+                     "max_position_weight 3", "halted 4", "Bars quarantined", "AAA 2 (first 2020-05-04"):
+        assert expected in banner
+    assert "warmup" not in banner  # warm-up is not news
+
+
+def test_a_quiet_run_has_no_banner_and_the_run_table_says_how_it_ran(tmp_path: Path) -> None:
+    summary = _summary(overrides=["portfolio.initial_capital=50000"], data_source="synthetic(seed=3)",
+                       adjust_prices=False, commission_model="ib_fixed", seed=3,
+                       slippage={"half_spread_bps": 2.0}, sizing={"method": "volatility"})
+    text = _write(tmp_path, summary, _random_walk(years=1), pd.DataFrame())
+    assert 'id="attention"' not in text
+    run = re.search(r'<table class="kv" id="run-table">.*?</table>', text, flags=re.S).group(0)
+    for expected in ("portfolio.initial_capital=50000", "synthetic(seed=3)", "ib_fixed", "half_spread_bps",
+                     "volatility", "c0ffeec0ffee", "f1ng3r", "Prices back-adjusted</th><td>no"):
+        assert expected in run
+
+
+def test_trade_statistics_are_in_the_performance_summary(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    text = _write(tmp_path, _summary(), equity, _trades(10, equity.index))
+    for label in ("Best trade", "Worst trade", "Avg trade (geometric)", "Expectancy (mean trade)", "SQN",
+                  "Kelly criterion", "Exposure time", "Avg trade duration", "Max trade duration"):
+        assert f"<td>{label}</td>" in text
+    assert 'Best trade</td><td class="value">2.80%<' in text  # 10 x (103 - 100) less 2.00 commissions on 1,000
+
+
+def test_trade_pnl_histogram_splits_wins_from_losses_at_zero(tmp_path: Path) -> None:
+    equity = _random_walk(years=1)
+    trades = _trades(21, equity.index)  # P&L per trade: 10 x ((i % 7) - 3) less 2.00 commissions
+    traces, _ = plotly_figures(_write(tmp_path, _summary(), equity, trades))["trade-pnl-chart"]
+    [bars] = traces
+    lows, highs = zip(*bars["customdata"], strict=True)
+    assert 0.0 in lows or 0.0 in highs  # zero is a bin edge
+    colours = {("win" if low >= 0 else "loss"): c for low, c in zip(lows, bars["marker"]["color"], strict=True)}
+    assert colours == {"win": "#15803d", "loss": "#c0392b"}
+    assert sum(bars["y"]) == len(trades)

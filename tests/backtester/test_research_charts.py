@@ -1,30 +1,17 @@
-"""Research-report SVG charts: well-formed, identified, escaped, and calm about empty or nan input."""
+"""Research-report plotly charts: what each draws (read back from the page JSON), and calm about empty or NaN input."""
 
 from __future__ import annotations
-
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from backtester.research_charts import svg_bar_chart, svg_fan_chart, svg_heatmap, svg_histogram
-
-_NS = {"svg": "http://www.w3.org/2000/svg"}
-
-
-def _parse(svg: str, chart_id: str) -> ET.Element:
-    """Well-formed XML, an <svg> root with the id and a <title>, nothing scripted or fetched."""
-    root = ET.fromstring(svg)
-    assert root.tag == "{http://www.w3.org/2000/svg}svg"
-    assert root.get("id") == chart_id
-    assert root.find("svg:title", _NS) is not None
-    assert "<script" not in svg and "href" not in svg
-    return root
+from backtester.research_charts import bar_chart, fan_chart, heatmap_chart, histogram_chart, parameter_path_chart
+from testkit.plotly_page import plotly_figures
 
 
-def _texts(root: ET.Element) -> list[str]:
-    return [t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text")]
+def _figure(chart_html: str, div_id: str) -> tuple[list[dict], dict]:
+    return plotly_figures(chart_html)[div_id]
 
 
 def _fan_frame(n_days: int = 300) -> pd.DataFrame:
@@ -37,132 +24,111 @@ def _fan_frame(n_days: int = 300) -> pd.DataFrame:
 # --- fan chart ------------------------------------------------------------------------------------------------------
 
 
-def test_fan_chart_draws_two_shaded_bands_a_median_and_ticks() -> None:
-    root = _parse(svg_fan_chart(_fan_frame(), chart_id="mc-fan", title="Equity fan"), "mc-fan")
-    polygons = root.findall(".//svg:polygon", _NS)
-    assert len(polygons) == 2
-    assert [float(p.get("fill-opacity")) for p in polygons] == sorted(float(p.get("fill-opacity")) for p in polygons)
-    assert len(root.findall(".//svg:polyline", _NS)) == 1
-    labels = _texts(root)
-    assert "median" in labels and "100" in labels and "200" in labels  # day ticks
-    assert any(label.endswith("M") for label in labels)  # equity ticks in millions
-
-
-def test_fan_chart_bands_enclose_the_median() -> None:
+def test_fan_chart_draws_two_bands_a_median_and_the_backtest_on_dates() -> None:
     frame = _fan_frame(50)
-    root = _parse(svg_fan_chart(frame, chart_id="fan", title="t"), "fan")
-    outer = [tuple(map(float, pt.split(","))) for pt in root.findall(".//svg:polygon", _NS)[0].get("points").split()]
-    median = [tuple(map(float, pt.split(","))) for pt in root.find(".//svg:polyline", _NS).get("points").split()]
-    upper, lower = outer[:50], outer[50:][::-1]
-    for (_, y_hi), (_, y_mid), (_, y_lo) in zip(upper, median, lower, strict=True):
-        assert y_hi <= y_mid <= y_lo  # SVG y grows downwards
+    frame.index = pd.bdate_range("2021-01-04", periods=50)
+    actual = pd.Series(np.linspace(1e6, 1.1e6, 50), index=frame.index)
+    traces, layout = _figure(fan_chart(frame, div_id="mc-fan", title="Block bootstrap", actual=actual), "mc-fan")
+    names = [t["name"] for t in traces]
+    assert names == ["p95", "5–95 % of paths", "p75", "25–75 % of paths", "median path", "the backtest"]
+    assert [t.get("fill") for t in traces[:4]] == [None, "tonexty", None, "tonexty"]  # bands fill to their top
+    upper, lower, median = np.array(traces[0]["y"]), np.array(traces[1]["y"]), np.array(traces[4]["y"])
+    assert np.all(upper >= median) and np.all(median >= lower)
+    assert traces[4]["x"][0].startswith("2021-01-04")  # dated, not step numbers
+    assert layout["title"]["text"] == "Block bootstrap"
 
 
-def test_fan_chart_accepts_a_date_index_and_thins_long_frames() -> None:
-    frame = _fan_frame(5000)
-    frame.index = pd.bdate_range("2010-01-04", periods=5000)
-    svg = svg_fan_chart(frame, chart_id="fan-dates", title="t")
-    root = _parse(svg, "fan-dates")
-    assert "2012" in _texts(root)
-    assert len(root.find(".//svg:polyline", _NS).get("points").split()) <= 2000
-
-
-def test_fan_chart_with_no_usable_rows_says_no_data() -> None:
-    assert "No data" in _texts(_parse(svg_fan_chart(pd.DataFrame(), chart_id="e", title="t"), "e"))
-    nan_frame = _fan_frame(5) * np.nan
-    assert "No data" in _texts(_parse(svg_fan_chart(nan_frame, chart_id="n", title="t"), "n"))
+def test_fan_chart_drops_rows_with_nan_and_says_no_data_when_nothing_is_left() -> None:
+    assert "No data" in fan_chart(pd.DataFrame(columns=["p5", "p25", "p50", "p75", "p95"]), div_id="e", title="t")
+    assert "No data" in fan_chart(_fan_frame(5) * np.nan, div_id="n", title="t")
     partly = _fan_frame(10)
     partly.iloc[3, 2] = np.nan
-    root = _parse(svg_fan_chart(partly, chart_id="p", title="t"), "p")
-    assert len(root.find(".//svg:polyline", _NS).get("points").split()) == 9
+    traces, _ = _figure(fan_chart(partly, div_id="p", title="t"), "p")
+    assert len(traces[4]["y"]) == 9
 
 
 def test_fan_chart_without_percentile_columns_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="missing"):
-        svg_fan_chart(pd.DataFrame({"p5": [1.0], "p50": [2.0]}), chart_id="x", title="t")
+        fan_chart(pd.DataFrame({"p5": [1.0], "p50": [2.0]}), div_id="x", title="t")
 
 
 # --- heatmap --------------------------------------------------------------------------------------------------------
 
 
 def _sweep_table() -> pd.DataFrame:
-    return pd.DataFrame([[1.25, -0.5, 0.0], [np.nan, 0.3, -1.0]],
-                        index=pd.Index([10, 20], name="lookback<A&B>"),
-                        columns=pd.Index([0.5, 1.0, 1.5], name="z_entry"))
+    return pd.DataFrame([[1.25, -0.5, 0.0], [np.nan, 0.3, -1.0]], index=pd.Index([10, 20], name="lookback"),
+                        columns=pd.Index([0.5, 1.0, 1.5], name="z entry"))
 
 
-def test_heatmap_has_a_cell_per_value_with_diverging_colours_and_labels() -> None:
-    svg = svg_heatmap(_sweep_table(), chart_id="sweep", title="Sweep", metric_name="Sharpe")
-    root = _parse(svg, "sweep")
-    children = list(root)
-    by_text = {children[i + 1].text: child for i, child in enumerate(children) if child.tag.endswith("rect")}
-    assert len(by_text) == 6  # one cell per value, each followed by its printed value
-    assert by_text["1.25"].get("fill") == "rgb(22,140,72)"  # positive: green
-    assert by_text["-1.00"].get("fill") == "rgb(200,40,40)"  # negative: red
-    assert float(by_text["-1.00"].get("fill-opacity")) < float(by_text["1.25"].get("fill-opacity"))
-    assert by_text["0.00"].get("fill") == by_text["—"].get("fill") == "#f1f3f6"  # zero and nan: neutral
-    labels = _texts(root)
-    assert {"lookback<A&B>", "z_entry", "10", "20", "0.5", "1", "1.5"} <= set(labels)
-    assert any("Sharpe" in label for label in labels)
-    assert "lookback&lt;A&amp;B&gt;" in svg  # escaped in the markup
+def test_heatmap_has_a_labelled_cell_per_value_on_a_scale_centred_at_zero() -> None:
+    traces, layout = _figure(heatmap_chart(_sweep_table(), div_id="sweep", title="Sweep", metric_label="Sharpe"),
+                             "sweep")
+    [heat] = traces
+    assert heat["type"] == "heatmap" and heat["zmid"] == 0 and heat["zmin"] == -1.25 and heat["zmax"] == 1.25
+    z = np.array(heat["z"], dtype=float)
+    assert z.shape == (2, 3) and z[0, 0] == 1.25 and np.isnan(z[1, 0])
+    assert heat["x"] == ["0.5", "1.0", "1.5"] and heat["y"] == ["10", "20"]
+    assert heat["texttemplate"] == "%{z:.2f}"  # every cell prints its value
+    assert layout["xaxis"]["title"]["text"] == "z entry" and layout["yaxis"]["title"]["text"] == "lookback"
+    percent = heatmap_chart(_sweep_table() / 10, div_id="pct", title="t", metric_label="CAGR", percent=True)
+    assert _figure(percent, "pct")[0][0]["texttemplate"] == "%{z:.1%}"
 
 
-def test_heatmap_of_empty_or_all_nan_tables_does_not_raise() -> None:
-    assert "No data" in _texts(_parse(svg_heatmap(pd.DataFrame(), chart_id="h", title="t", metric_name="m"), "h"))
-    all_nan = pd.DataFrame(np.full((2, 2), np.nan))
-    root = _parse(svg_heatmap(all_nan, chart_id="h2", title="t", metric_name="m"), "h2")
-    assert _texts(root).count("—") == 4
+def test_heatmap_of_empty_or_all_nan_tables_says_no_data() -> None:
+    assert "No data" in heatmap_chart(pd.DataFrame(), div_id="h", title="t", metric_label="m")
+    assert "No data" in heatmap_chart(pd.DataFrame(np.full((2, 2), np.nan)), div_id="h2", title="t", metric_label="m")
 
 
 # --- histogram ------------------------------------------------------------------------------------------------------
 
 
-def test_histogram_bars_count_every_finite_value_and_mark_the_observation() -> None:
+def test_histogram_counts_every_finite_value_and_marks_the_observation() -> None:
     values = np.concatenate([np.random.default_rng(1).normal(0.0, 1.0, 1000), [np.nan, np.inf]])
-    svg = svg_histogram(values, chart_id="hist", title="Resampled Sharpe", bins=20, marker=4.0)
-    root = _parse(svg, "hist")
-    bars = root.findall(".//svg:rect", _NS)
-    assert 0 < len(bars) <= 20
-    marker = [line for line in root.findall(".//svg:line", _NS) if line.get("stroke-dasharray")]
-    assert len(marker) == 1
-    assert max(float(b.get("x")) + float(b.get("width")) for b in bars) <= float(marker[0].get("x1")) + 1
-    assert "4" in _texts(root)
-    heights = np.array([float(b.get("height")) for b in bars])
-    counts = np.histogram(values[np.isfinite(values)], bins=20, range=(float(np.nanmin(values[:-1])), 4.0))[0]
-    np.testing.assert_allclose(heights / heights.max(), counts[counts > 0] / counts.max(), atol=0.01)
+    traces, layout = _figure(histogram_chart(values, div_id="hist", title="t", marker=4.0, marker_label="seen"),
+                             "hist")
+    assert len(traces[0]["x"]) == 1000
+    [line] = layout["shapes"]
+    assert line["x0"] == line["x1"] == 4.0
+    assert [a["text"] for a in layout["annotations"]] == ["seen"]
 
 
-def test_histogram_of_nothing_or_one_repeated_value_does_not_raise() -> None:
-    assert "No data" in _texts(_parse(svg_histogram(np.array([]), chart_id="e", title="t"), "e"))
-    assert "No data" in _texts(_parse(svg_histogram(np.array([np.nan]), chart_id="n", title="t", marker=1.0), "n"))
-    root = _parse(svg_histogram(np.full(10, 0.25), chart_id="c", title="t"), "c")
-    assert len(root.findall(".//svg:rect", _NS)) == 1
+def test_histogram_of_nothing_says_no_data() -> None:
+    assert "No data" in histogram_chart(np.array([]), div_id="e", title="t")
+    assert "No data" in histogram_chart(np.array([np.nan]), div_id="n", title="t", marker=1.0)
 
 
 # --- bar chart ------------------------------------------------------------------------------------------------------
 
 
-def test_bar_chart_draws_a_bar_per_finite_value_and_colours_losses() -> None:
-    svg = svg_bar_chart(["momentum", "mean<rev>", "broken"], [1.5, -0.5, float("nan")], chart_id="bars",
-                        title="Sharpe by strategy")
-    root = _parse(svg, "bars")
-    bars = root.findall(".//svg:rect", _NS)
-    assert [b.get("fill") for b in bars] == ["#1f4e9c", "#c0392b"]
-    assert float(bars[0].get("width")) == pytest.approx(3 * float(bars[1].get("width")), rel=0.01)
-    labels = _texts(root)
-    assert {"momentum", "mean<rev>", "broken", "—", "1.5", "-0.5"} <= set(labels)
-    assert "mean&lt;rev&gt;" in svg
+def test_bar_chart_draws_a_bar_per_value_colours_losses_and_keeps_nan_rows() -> None:
+    traces, _ = _figure(bar_chart(["momentum", "mean<rev>", "broken"], [1.5, -0.5, float("nan")], div_id="bars",
+                                  title="Sharpe by strategy", value_suffix="%"), "bars")
+    [bars] = traces
+    assert bars["y"] == ["momentum", "mean<rev>", "broken"]
+    assert bars["marker"]["color"] == ["#1f4e9c", "#c0392b", "#1f4e9c"]
+    assert bars["text"] == ["1.50%", "-0.50%", "—"]
 
 
-def test_bar_chart_of_nothing_does_not_raise_and_mismatched_lengths_do() -> None:
-    assert "No data" in _texts(_parse(svg_bar_chart([], [], chart_id="b", title="t"), "b"))
-    assert "No data" in _texts(_parse(svg_bar_chart(["a"], [np.nan], chart_id="b2", title="t"), "b2"))
+def test_bar_chart_of_nothing_says_no_data_and_mismatched_lengths_raise() -> None:
+    assert "No data" in bar_chart([], [], div_id="b", title="t")
+    assert "No data" in bar_chart(["a"], [np.nan], div_id="b2", title="t")
     with pytest.raises(ValueError, match="same length"):
-        svg_bar_chart(["a", "b"], [1.0], chart_id="b3", title="t")
+        bar_chart(["a", "b"], [1.0], div_id="b3", title="t")
 
 
-def test_chart_id_and_title_are_escaped() -> None:
-    svg = svg_bar_chart(["a"], [1.0], chart_id='x" onload="alert(1)', title="<b>&")
-    assert 'onload="alert' not in svg
-    root = ET.fromstring(svg)
-    assert root.get("id") == 'x" onload="alert(1)' and root.find("svg:title", _NS).text == "<b>&"
+# --- walk-forward, escaping -----------------------------------------------------------------------------------------
+
+
+def test_parameter_path_has_one_panel_per_param_over_the_test_windows() -> None:
+    windows = pd.DataFrame({"window": [0, 1, 2], "test_start": ["2020-01-02", "2020-04-01", "2020-07-01"],
+                            "param_roc_period": [20, 60, 60], "param_entry_roc_pct": [2.0, 2.0, 5.0]})
+    traces, layout = _figure(parameter_path_chart(windows), "wf-param-path")
+    assert [t["y"] for t in traces] == [[20, 60, 60], [2.0, 2.0, 5.0]]
+    assert [a["text"] for a in layout["annotations"]] == ["roc_period", "entry_roc_pct"]
+
+
+def test_caller_text_cannot_break_out_of_the_script_and_ids_must_be_plain() -> None:
+    chart = bar_chart(["</script><script>alert(1)</script>"], [1.0], div_id="b", title="<b>&")
+    assert "</script><script>alert" not in chart
+    with pytest.raises(ValueError, match="chart id"):
+        bar_chart(["a"], [1.0], div_id='x" onload="alert(1)', title="t")
