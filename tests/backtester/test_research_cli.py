@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
+
+from testkit.plotly_page import plotly_figures
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--symbols", "AAA,BBB,CCC,DDD", "--start", "2016-01-04", "--end", "2020-12-31", "--seed", "4", "--serial"]
@@ -42,6 +45,11 @@ def test_grid_search_records_every_trial_and_the_overfitting_statistics(tmp_path
     assert len(summary["metric_table"]) == 12
     html = (out / "report.html").read_text()
     assert "heatmap-param_entry_roc_pct-param_roc_period" in html and "pbo-logits" in html
+    assert "Chance the in-sample best ranks below the median out of sample" in html  # PBO read in one line
+    assert "Chance the true Sharpe is above 0 after 12 trials" in html  # and the deflated Sharpe
+    trials = html[html.index('id="grid-trials"'):]
+    assert "<th>roc period</th>" in trials and "<th>Max drawdown</th>" in trials and "param_" not in trials[:2000]
+    assert f"<td>{best['cagr'] * 100:,.2f}%</td>" in trials  # fractions shown as percents
 
 
 def test_grid_refuses_unknown_params_with_exit_2(tmp_path: Path) -> None:
@@ -65,7 +73,14 @@ def test_walk_forward_summary_and_tables(tmp_path: Path) -> None:
         assert key in summary
     oos = pd.read_csv(out / "oos_equity.csv")
     assert oos["oos_equity"].iloc[-1] == summary["oos_metrics"]["final_equity"]
-    assert "equity-chart" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    figures = plotly_figures(html)
+    assert "equity-chart" in figures
+    is_oos, _ = figures["wf-is-oos"]  # in sample against out of sample, per window
+    assert [t["name"] for t in is_oos][:2] == ["in sample (train)", "out of sample (test)"]
+    assert is_oos[1]["y"] == pytest.approx(windows["oos_annual_return"].tolist())
+    path, _ = figures["wf-param-path"]  # the params each window chose
+    assert path[0]["y"] == windows[f"param_{path[0]['name']}"].tolist()
 
 
 def test_monte_carlo_is_seeded_and_reports_percentiles(tmp_path: Path) -> None:
@@ -74,7 +89,15 @@ def test_monte_carlo_is_seeded_and_reports_percentiles(tmp_path: Path) -> None:
         proc, out = cli(tmp_path / name, "monte_carlo", "--set", "backtest.monte_carlo.n_paths=2000")
         assert proc.returncode == 0, proc.stderr
         runs.append(json.loads((out / "summary.json").read_text()))
-        assert "fan-chart" in (out / "report.html").read_text()
+        figures = plotly_figures((out / "report.html").read_text())
+        equity = pd.read_csv(out / "equity.csv")
+        block, block_layout = figures["fan-chart"]  # dated by the run's sessions, labelled with its method
+        assert block[-1]["name"] == "the backtest" and block[0]["x"][0].startswith(equity["date"].iloc[0])
+        assert block[0]["x"][-1].startswith(equity["date"].iloc[-1])
+        assert block_layout["title"]["text"].startswith("Block bootstrap: resamples daily returns in blocks")
+        trade, trade_layout = figures["trade-fan-chart"]  # one chart per method, dated by the trades' exits
+        assert trade_layout["title"]["text"].startswith("Trade bootstrap: resamples round trips")
+        assert trade[0]["x"][0].startswith(equity["date"].iloc[0]) and trade[0]["x"][1] > trade[0]["x"][0]
     assert runs[0]["monte_carlo"] == runs[1]["monte_carlo"]
     block = runs[0]["monte_carlo"]["block_bootstrap"]
     p = block["final_equity"]
