@@ -161,7 +161,7 @@ def _summary(
         "seed": request.seed,
         "commission_model": config.costs.commission_model,
         "slippage": config.costs.slippage.model_dump(mode="json"),
-        "sizing": config.portfolio.sizing.model_dump(mode="json"),
+        "sizing": _sizing_summary(config),
         "risk_limits": {k: v for k, v in config.portfolio.risk.model_dump(mode="json").items()
                         if k in ("drawdown_throttle_start_pct", "reducing_drawdown_pct", "halt_drawdown_pct")},
         "adjust_prices": config.backtest.adjust_prices,
@@ -169,6 +169,13 @@ def _summary(
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - wall time of the report
         "python": platform.python_version(),
     }
+
+
+def _sizing_summary(config: AppConfig) -> dict[str, Any]:
+    """The sizing method and only the settings that method reads (the report's Run table shows them)."""
+    sizing = config.portfolio.sizing.model_dump(mode="json")
+    used = {"fixed_shares": "fixed_shares", "fixed_fraction": "fixed_fraction_pct"}.get(sizing["method"])
+    return {k: v for k, v in sizing.items() if k in ("method", "min_quantity", used)}
 
 
 def _write_outputs(
