@@ -11,11 +11,13 @@ under the chart and left to trades.csv, so a 500-symbol run does not write a 50 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from backtester.report_charts import shade_state_periods, state_periods
 from backtester.report_page import GAIN_COLOR, LOSS_COLOR, figure_html, no_data_html
 
 MAX_SYMBOLS = 40
@@ -25,8 +27,10 @@ _STOP_COLOR = "#d97706"
 
 
 def trades_on_price_html(closes: pd.DataFrame | None, trades: pd.DataFrame, fills: pd.DataFrame | None = None,
-                         stops: pd.DataFrame | None = None) -> str:
-    """The chart with its symbol picker, or a "No data" box when there are no closes."""
+                         stops: pd.DataFrame | None = None,
+                         state_changes: Sequence[Mapping[str, str]] = ()) -> str:
+    """The chart with its symbol picker, or a "No data" box when there are no closes. ``state_changes`` (the
+    summary's ``trading_state_changes``) shade the REDUCING and HALTED periods, as on the equity chart."""
     if closes is None or closes.empty:
         return no_data_html("price-chart", "closes were not given to the report")
     symbols = _symbols_to_show(closes, trades, stops)
@@ -38,6 +42,7 @@ def trades_on_price_html(closes: pd.DataFrame | None, trades: pd.DataFrame, fill
             trace.visible = not groups[:-1]
             fig.add_trace(trace)
     _add_picker(fig, symbols[:MAX_SYMBOLS], groups)
+    shade_state_periods(fig, state_periods(state_changes, closes.index[-1]))
     fig.update_yaxes(title_text="close", tickformat=",.2f")
     fig.add_annotation(text="Symbol", x=0, xref="paper", xanchor="left", y=1.13, yref="paper", yanchor="middle",
                        showarrow=False, font={"size": 12.5, "color": "#5f6b7a"})

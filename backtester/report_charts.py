@@ -78,8 +78,8 @@ def state_periods(state_changes: Sequence[Mapping[str, str]], last_date: pd.Time
     return periods
 
 
-def _add_state_periods(fig: go.Figure, eq: pd.Series, state_changes: Sequence[Mapping[str, str]]) -> None:
-    periods = state_periods(state_changes, eq.index[-1])
+def shade_state_periods(fig: go.Figure, periods: Sequence[tuple[str, pd.Timestamp, pd.Timestamp]]) -> None:
+    """REDUCING amber and HALTED red behind the lines, a dotted line and the state's name where each begins."""
     for i, (state, start, end) in enumerate(periods):
         color, opacity = _STATE_STYLE[state]
         fig.add_vrect(x0=start, x1=end, fillcolor=color, opacity=opacity, layer="below", line_width=0)
@@ -87,6 +87,11 @@ def _add_state_periods(fig: go.Figure, eq: pd.Series, state_changes: Sequence[Ma
         fig.add_annotation(x=start, y=1.0 - 0.07 * (i % 2), yref="paper", text=state, showarrow=False,
                            xanchor="left", yanchor="top", font={"color": color, "size": 11.5},
                            bgcolor="rgba(255,255,255,0.85)")  # alternate rows: periods close together stay legible
+
+
+def _add_state_periods(fig: go.Figure, eq: pd.Series, state_changes: Sequence[Mapping[str, str]]) -> None:
+    periods = state_periods(state_changes, eq.index[-1])
+    shade_state_periods(fig, periods)
     for state in _STATE_STYLE:
         starts = [start for s, start, _ in periods if s == state]
         if not starts:

@@ -58,6 +58,8 @@ def test_trades_on_price_has_entries_and_exits_for_every_traded_symbol(halted_ru
     assert sum(len(t["x"]) for t in entries) == len(trades) > 0
     exits = [t for t in traces if t["name"] == "Exits"]
     assert sorted(p for t in exits for p in t["y"]) == pytest.approx(sorted(trades["exit_price"]))
+    halt_day = next(c["date"] for c in halted_run.summary["trading_state_changes"] if c["to"] == "HALTED")
+    assert any(s["type"] == "rect" and s["x0"].startswith(halt_day) for s in layout["shapes"])  # halt on price too
     assert [b["label"] for b in layout["updatemenus"][0]["buttons"]] == list(
         trades["symbol"].value_counts().sort_index().sort_values(ascending=False, kind="stable").index)
     assert {"Drawdown", "Gross exposure / equity", "Round trips"} <= {
