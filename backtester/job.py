@@ -144,6 +144,7 @@ def _summary(
         "clipped_orders": result.clipped,
         "trading_state_changes": state_history_iso(result.state_history),
         "final_trading_state": result.final_state,
+        "stops": stop_counts(result.stops),
         "overrides": list(request.overrides),
         "seed": request.seed,
         "commission_model": config.costs.commission_model,
@@ -152,14 +153,22 @@ def _summary(
     }
 
 
+def stop_counts(stops: pd.DataFrame) -> dict[str, int]:
+    """``summary.json``'s ``stops``: protective stops placed, filled and cancelled (``stops.csv`` has each one)."""
+    outcomes = stops["outcome"].value_counts() if len(stops) else pd.Series(dtype=int)
+    return {"placed": len(stops), "filled": int(outcomes.get("filled", 0)),
+            "cancelled": int(outcomes.get("cancelled", 0))}  # fmt: skip
+
+
 def _write_outputs(
     out_dir: Path, summary: dict[str, Any], result: BacktestResult, trades: pd.DataFrame, records: list[TcaRecord]
 ) -> None:
-    """The results folder: summary, trades, fills and equity as files, and the HTML report over them."""
+    """The results folder: summary, trades, fills, protective stops and equity as files, and the HTML report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     trades.to_csv(out_dir / "trades.csv", index=False)
     result.fills.to_csv(out_dir / "fills.csv", index=False)
+    result.stops.to_csv(out_dir / "stops.csv", index=False)
     equity_frame = pd.DataFrame({"equity": result.equity, "gross_exposure": result.gross_exposure})
     equity_frame.index.name = "date"
     equity_frame.to_csv(out_dir / "equity.csv")
