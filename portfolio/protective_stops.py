@@ -110,7 +110,7 @@ class ProtectiveStops:
             order_type=OrderType.STP,
             stop_price=price,
             time_in_force=TimeInForce.GTC,
-            reference_price=fill.price,
+            reference_price=price,  # the price it decides at once triggered: TCA measures the gap past it
             reduce_only=True,
             reason=f"protective stop {price:.2f} of {entry.client_order_id}",
         )
