@@ -32,7 +32,7 @@ from portfolio.pre_trade import PreTradeGate
 from portfolio.protective_stops import stop_client_order_id, stop_price_for
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
-from portfolio.trading_state import TradingStateMachine
+from portfolio.trading_state import Reason, TradingStateMachine
 
 SYMBOLS = ("AAA",)
 T0 = 1_700_000_000 * NS_PER_SECOND
@@ -57,7 +57,8 @@ class SlowCancels:
 class Desk:
     """A PortfolioManager on the simulated venue; the venue's events are collected in ``events``, not dispatched."""
 
-    def __init__(self, *, starting: bool = False, slow_cancels: bool = False) -> None:
+    def __init__(self, *, starting: bool = False, slow_cancels: bool = False,
+                 pre_trade: PreTradeConfig | None = None) -> None:  # fmt: skip
         self.clock = SimClock(T0)
         self.events: list[object] = []
         sessions = SessionTimes(np.array([T0]), np.array([T0 + 1]), np.array([T0]))
@@ -70,7 +71,8 @@ class Desk:
             config=cfg, strategies=StrategiesConfig.model_validate({"momentum": {"stop": "atr"}}), symbols=SYMBOLS,
             ledger=Ledger(cfg.initial_capital, SYMBOLS), risk=self.risk,
             sizer=PositionSizer(cfg.sizing, cfg.risk_per_trade_pct), targeter=VolatilityTargeter(cfg.optimizer),
-            monthly=MonthlyTradeCounter(cfg.max_trades_per_month), gate=PreTradeGate(PreTradeConfig(), SYMBOLS),
+            monthly=MonthlyTradeCounter(cfg.max_trades_per_month),
+            gate=PreTradeGate(pre_trade or PreTradeConfig(), SYMBOLS),
             order_ids=OrderIdFactory(), router=self.slow if slow_cancels else self.venue, working=self.venue.store,
             now_ns=self.clock.now_ns, settles_at_ns=lambda ts: ts, adv_lookback_days=20,
         )  # fmt: skip
@@ -118,6 +120,12 @@ class Desk:
             self.book(event)
 
 
+def adopted_entry() -> OrderEvent:
+    return OrderEvent(ts_event_ns=T0, ts_init_ns=T0, client_order_id="adopted-entry", strategy_id="momentum",
+                      symbol="AAA", side=Side.BUY, quantity=10, order_type=OrderType.MKT, reference_price=100.0,
+                      protective_stop_distance=5.0)  # fmt: skip
+
+
 def test_stop_price_and_id_rules() -> None:
     assert stop_price_for(Side.BUY, 100.004, 2.5) == 97.5 and stop_price_for(Side.SELL, 100.0, 2.504) == 102.5
     desk = Desk()
@@ -144,9 +152,7 @@ def test_an_entry_carries_the_decisions_stop_distance_and_each_execution_places_
 
 def test_stops_wait_while_starting_and_go_once_reconciled() -> None:
     desk = Desk(starting=True)
-    entry = OrderEvent(ts_event_ns=T0, ts_init_ns=T0, client_order_id="adopted-entry", strategy_id="momentum",
-                       symbol="AAA", side=Side.BUY, quantity=10, order_type=OrderType.MKT, reference_price=100.0,
-                       protective_stop_distance=5.0)  # fmt: skip
+    entry = adopted_entry()
     desk.venue.submit(entry)
     desk.fill(entry, 10, 100.0, "E-replayed")  # an execution learned during the start-up sync
     assert not desk.orders(OrderType.STP)
@@ -221,3 +227,13 @@ def test_a_flatten_from_the_broker_counts_a_stop_not_yet_confirmed_cancelled_as_
     desk.pm.flatten("kill", {"AAA": 10})  # the kill's next round trip
     [sale] = [o for o in desk.orders(OrderType.MKT) if o.side is Side.SELL]
     assert (sale.quantity, sale.strategy_id) == (10, "flatten")
+
+
+def test_stops_are_placed_in_reducing_and_no_size_limit_cuts_them() -> None:
+    desk = Desk(pre_trade=PreTradeConfig(max_order_notional_usd=1.0))  # no order would pass this limit
+    entry = adopted_entry()
+    desk.venue.submit(entry)  # an entry from before (adopted after a restart)
+    desk.risk.trading.reduce(Reason.OPERATOR, "FLATTEN asked", desk.clock.now_ns())
+    desk.fill(entry, 10, 100.0, "E1")
+    [stop] = desk.orders(OrderType.STP)
+    assert stop.quantity == 10 and desk.pm.rejections == {}
