@@ -59,6 +59,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "overrides",
     "seed",
     "veto",
+    "stops",
 )
 
 
