@@ -293,6 +293,15 @@ class PortfolioManager:
             log.info("event=held_exit_released strategy_id=%s symbol=%s position=%d", released.strategy_id,
                      released.symbol, self.ledger.position(released.symbol))  # fmt: skip
             self.on_signal(released)
+        elif isinstance(event, OrderFailedEvent) and self._stop_cancelled_after_halt(event):
+            # the halt's flatten counted this stop as covering its shares while the broker might still fill it;
+            # now that it is gone, flatten again (idempotent: what working flatten orders cover is not sent twice)
+            self._flatten_via(f"protective stop {event.client_order_id} ended after the halt")
+
+    def _stop_cancelled_after_halt(self, event: OrderFailedEvent) -> bool:
+        order = self._orders.order_event(event.client_order_id)
+        return (order is not None and order.order_type is OrderType.STP and self.risk.state is TradingState.HALTED
+                and self.config.risk.flatten_on_halt)  # fmt: skip
 
     def on_order_failed(self, event: OrderFailedEvent) -> None:
         log.info(

@@ -19,7 +19,8 @@ differs: the simulated venue or IB).
   immediate, so the exit is sent at the same close as without stops. A halt or a flatten cancels everything
   (``cancel_all`` reaches the stops like any order); a flatten from the broker's positions also counts the shares
   of stops the broker has not yet confirmed cancelled as covered (``PortfolioManager.flatten``), so a stop that
-  fills in that window is not doubled by the flatten's sale (the kill switch's re-flatten closes what is left).
+  fills in that window is not doubled by the flatten's sale; once such a stop's end is booked after a halt, the
+  halt flattens again (idempotent), so what it covered is closed then.
 - After an engine restart the stops are journaled orders like any other: adopted from the broker by the
   reconciliation, never placed again. An exit held when the process died is not remembered (the strategy
   decides again on its next bar; the stop stays at the broker meanwhile).

@@ -51,14 +51,14 @@ class SlowCancels:
         self.cancels.append(client_order_id)
 
     def cancel_all(self, reason: str) -> None:
-        self.venue.cancel_all(reason)
+        self.cancels.append("*")
 
 
 class Desk:
     """A PortfolioManager on the simulated venue; the venue's events are collected in ``events``, not dispatched."""
 
     def __init__(self, *, starting: bool = False, slow_cancels: bool = False,
-                 pre_trade: PreTradeConfig | None = None) -> None:  # fmt: skip
+                 pre_trade: PreTradeConfig | None = None, broker: dict[str, float] | None = None) -> None:  # fmt: skip
         self.clock = SimClock(T0)
         self.events: list[object] = []
         sessions = SessionTimes(np.array([T0]), np.array([T0 + 1]), np.array([T0]))
@@ -75,6 +75,7 @@ class Desk:
             gate=PreTradeGate(pre_trade or PreTradeConfig(), SYMBOLS),
             order_ids=OrderIdFactory(), router=self.slow if slow_cancels else self.venue, working=self.venue.store,
             now_ns=self.clock.now_ns, settles_at_ns=lambda ts: ts, adv_lookback_days=20,
+            flatten_via=None if broker is None else lambda reason: self.pm.flatten(reason, broker),
         )  # fmt: skip
         self.pm.on_market(self.bar(100.0))
 
@@ -237,3 +238,22 @@ def test_stops_are_placed_in_reducing_and_no_size_limit_cuts_them() -> None:
     desk.fill(entry, 10, 100.0, "E1")
     [stop] = desk.orders(OrderType.STP)
     assert stop.quantity == 10 and desk.pm.rejections == {}
+
+
+def test_a_halt_flattens_again_once_a_stop_it_counted_as_covering_is_cancelled() -> None:
+    broker = {"AAA": 10.0}  # what the live engine's flatten round trip learns
+    desk = Desk(slow_cancels=True, broker=broker)
+    desk.signal(SignalDirection.LONG)
+    [entry] = desk.orders()
+    desk.fill(entry, 10, 100.0, "E1")
+    [stop] = desk.orders(OrderType.STP)
+    desk.pm.on_halt("drawdown")  # cancel all (not confirmed yet), then flatten from the broker's positions
+    assert desk.slow.cancels == ["*"] and not [o for o in desk.orders(OrderType.MKT) if o.side is Side.SELL]
+    desk.venue.cancel(stop.client_order_id, "halted")  # the broker confirms the stop's cancel
+    desk.deliver_venue_events()
+    [sale] = [o for o in desk.orders(OrderType.MKT) if o.side is Side.SELL]
+    assert (sale.quantity, sale.strategy_id) == (10, "flatten")
+    desk.pm.on_order_booked(OrderFailedEvent(ts_event_ns=T0, ts_init_ns=T0, client_order_id=stop.client_order_id,
+                                             strategy_id="momentum", symbol="AAA", status=OrderStatus.CANCELLED,
+                                             reason="told twice"))  # fmt: skip
+    assert len([o for o in desk.orders(OrderType.MKT) if o.side is Side.SELL]) == 1  # never a second sale
