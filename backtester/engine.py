@@ -18,7 +18,7 @@ import pandas as pd
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
-from core.events import FillEvent, MarketEvent, OrderFailedEvent, SignalEvent
+from core.events import FillEvent, MarketEvent, OrderFailedEvent, OrderStatus, OrderType, SignalEvent
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
@@ -40,6 +40,8 @@ from strategy.base import BarArrays, Strategy
 log = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+STOPS_COLUMNS: tuple[str, ...] = ("symbol", "strategy_id", "side", "quantity", "stop_price", "placed_date",
+                                  "closed_date", "outcome", "fill_price")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -55,6 +57,7 @@ class BacktestResult:
     clipped: dict[str, int] = field(default_factory=dict)  # entries cut to a size limit, by limit
     state_history: list[str] = field(default_factory=list)
     final_state: str = "ACTIVE"
+    stops: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(STOPS_COLUMNS)))
 
 
 @dataclass(slots=True)
@@ -80,6 +83,8 @@ class Backtest:
             if executor.has_working_orders():
                 clock.advance_to(int(open_ns[t]))
                 executor.process_bar(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
+                queue.run_until_empty()
+                executor.process_new_stops(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
                 queue.run_until_empty()
             clock.advance_to(ts_close)
             queue.put(
@@ -117,6 +122,7 @@ class Backtest:
             clipped=dict(pm.clipped),
             state_history=list(pm.state_history),
             final_state=str(pm.risk.state),
+            stops=stops_frame(self.executor),
         )
 
 
@@ -218,8 +224,8 @@ def _route_events(
     routes = {
         MarketEvent: [portfolio.on_market, *(s.on_market for s in strategies)],
         SignalEvent: [portfolio.on_signal],
-        FillEvent: [portfolio.on_fill, executor.store.on_fill_booked],
-        OrderFailedEvent: [portfolio.on_order_failed, executor.store.on_failure_booked],
+        FillEvent: [portfolio.on_fill, executor.store.on_fill_booked, portfolio.on_order_booked],
+        OrderFailedEvent: [portfolio.on_order_failed, executor.store.on_failure_booked, portfolio.on_order_booked],
     }
     for event_type, handlers in routes.items():
         queue.route(event_type, handlers)
@@ -284,3 +290,36 @@ def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
             "order_type": [f.order_type.value for f in fills],
         }
     )
+
+
+def _session_dates(ts_ns: list[int | None]) -> pd.DatetimeIndex:
+    """New York session dates of UTC epoch ns (NaT for None), as the fills' ``date``."""
+    ts = pd.to_datetime(pd.array(ts_ns, dtype="Int64"), utc=True)
+    return pd.DatetimeIndex(ts).tz_convert("America/New_York").tz_localize(None).normalize()
+
+
+def stops_frame(executor: SimulatedExecutor) -> pd.DataFrame:
+    """Every protective stop of the run, one row each (``STOPS_COLUMNS``; ``stops.csv``).
+
+    ``placed_date``: the session of the entry execution that placed it; ``closed_date``: the session it filled
+    (its last execution) or was cancelled in, NaT while open; ``outcome``: ``filled`` (every share), ``cancelled``
+    (cancelled, expired or refused; a stop cut short after a partial fill also says ``cancelled``) or ``open``
+    (still working at the end of the data); ``fill_price``: its average execution price, NaN without one.
+    """
+    stops = [m for m in executor.store.all() if m.order.order_type is OrderType.STP]
+    if not stops:
+        return pd.DataFrame(columns=list(STOPS_COLUMNS))
+    outcome = ["filled" if m.status is OrderStatus.FILLED else "open" if not m.is_terminal else "cancelled"
+               for m in stops]  # fmt: skip
+    ended = [executor.ended_ns.get(m.order.client_order_id) if m.is_terminal else None for m in stops]
+    return pd.DataFrame({
+        "symbol": [m.order.symbol for m in stops],
+        "strategy_id": [m.order.strategy_id for m in stops],
+        "side": [m.order.side.value for m in stops],
+        "quantity": [m.order.quantity for m in stops],
+        "stop_price": [m.order.stop_price for m in stops],
+        "placed_date": _session_dates([m.order.ts_event_ns for m in stops]),
+        "closed_date": _session_dates(ended),
+        "outcome": outcome,
+        "fill_price": [m.avg_fill_price if m.filled_quantity > 0 else np.nan for m in stops],
+    })  # fmt: skip

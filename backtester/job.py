@@ -67,6 +67,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "slippage",
     "sizing",
     "trade_stats",
+    "stops",
 )
 
 
@@ -157,6 +158,7 @@ def _summary(
         "clipped_orders": result.clipped,
         "trading_state_changes": state_history_iso(result.state_history),
         "final_trading_state": result.final_state,
+        "stops": stop_counts(result.stops),
         "overrides": list(request.overrides),
         "seed": request.seed,
         "commission_model": config.costs.commission_model,
@@ -178,20 +180,28 @@ def _sizing_summary(config: AppConfig) -> dict[str, Any]:
     return {k: v for k, v in sizing.items() if k in ("method", "min_quantity", used)}
 
 
+def stop_counts(stops: pd.DataFrame) -> dict[str, int]:
+    """``summary.json``'s ``stops``: protective stops placed, filled and cancelled (``stops.csv`` has each one)."""
+    outcomes = stops["outcome"].value_counts() if len(stops) else pd.Series(dtype=int)
+    return {"placed": len(stops), "filled": int(outcomes.get("filled", 0)),
+            "cancelled": int(outcomes.get("cancelled", 0))}  # fmt: skip
+
+
 def _write_outputs(
     out_dir: Path, summary: dict[str, Any], result: BacktestResult, trades: pd.DataFrame, records: list[TcaRecord],
     closes: pd.DataFrame, benchmark: pd.Series,
 ) -> None:
-    """The results folder: summary, trades, fills and equity as files, and the HTML report over them."""
+    """The results folder: summary, trades, fills, protective stops and equity as files, and the HTML report."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "summary.json", summary)
     trades.to_csv(out_dir / "trades.csv", index=False)
     result.fills.to_csv(out_dir / "fills.csv", index=False)
+    result.stops.to_csv(out_dir / "stops.csv", index=False)
     equity_frame = pd.DataFrame({"equity": result.equity, "gross_exposure": result.gross_exposure})
     equity_frame.index.name = "date"
     equity_frame.to_csv(out_dir / "equity.csv")
     write_report(out_dir / "report.html", summary, result.equity, trades, benchmark, tca_records=records,
-                 closes=closes, fills=result.fills, gross_exposure=result.gross_exposure)
+                 closes=closes, fills=result.fills, stops=result.stops, gross_exposure=result.gross_exposure)
 
 
 def _costs(backtest: Backtest, result: BacktestResult, request: JobRequest, summary: dict[str, Any]) -> list[TcaRecord]:

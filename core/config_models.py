@@ -398,6 +398,11 @@ class StrategyConfigBase(Section):
     enabled: Bool = True
     order_type: OrderTypeName = "MKT"
     limit_offset_bps: Float = Field(default=10.0, ge=0, description="LMT/LOC limit distance from the last close")
+    stop: Literal["atr", "none"] = Field(
+        default="none",
+        description="atr: each entry fill places a protective STP order at the fill price -/+ the strategy's stop "
+        "distance (atr_stop_multiple x ATR), cancelled with the exit; none: the distance only sizes positions",
+    )
     grid: dict[str, tuple[_GridEntry, ...]] = Field(
         default_factory=dict, description="research grid: param name -> values to try (grid search, walk-forward)"
     )

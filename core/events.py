@@ -32,6 +32,7 @@ class OrderType(StrEnum):
     LMT = "LMT"  # during the next bar if its range reaches the limit
     MOC = "MOC"  # closing auction of the first session whose MOC cut-off is after submission
     LOC = "LOC"  # as MOC, only if the closing price satisfies the limit
+    STP = "STP"  # protective stop: a market order once the market trades through ``stop_price`` (or gaps past it)
 
 
 class TimeInForce(StrEnum):
@@ -143,6 +144,9 @@ class OrderEvent:
     """An order we intend to send. ``client_order_id`` is ours, deterministic and idempotent.
 
     ``execution``: the algo and the policy decision of a ``WHEEL`` order (None for a configured order type).
+    ``stop_price``: the trigger of an ``STP`` order (None otherwise). ``protective_stop_distance``: on an entry of a
+    strategy with ``stop: atr``, the price distance its protective stop is placed at from each fill (the
+    strategy's stop distance at the decision); None: the entry gets no stop.
     """
 
     ts_event_ns: int
@@ -160,6 +164,8 @@ class OrderEvent:
     broker_order_id: int | None = None
     reason: str = ""
     execution: ExecutionChoice | None = None
+    stop_price: float | None = None
+    protective_stop_distance: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -122,6 +122,23 @@ def _parse_algo(algo: str) -> IbAlgo:
     raise OrderRejected(f"unknown IB algo {algo!r}; allowed: {[a.value for a in IbAlgo]} or None")
 
 
+def _positive(price: float | None) -> bool:
+    return price is not None and math.isfinite(price) and price > 0
+
+
+def _check_prices(order: OrderEvent, needs_limit: bool) -> None:
+    """A limit exactly where the type has one (LMT/LOC), a stop price exactly on a STP order."""
+    coid, kind = order.client_order_id, order.order_type
+    if needs_limit and not _positive(order.limit_price):
+        raise OrderRejected(f"order {coid}: {kind} needs a positive limit price (got {order.limit_price})")
+    if not needs_limit and order.limit_price is not None:
+        raise OrderRejected(f"order {coid}: {kind} takes no limit price (got {order.limit_price})")
+    if kind is OrderType.STP and not _positive(order.stop_price):
+        raise OrderRejected(f"order {coid}: STP needs a positive stop price (got {order.stop_price})")
+    if kind is not OrderType.STP and order.stop_price is not None:
+        raise OrderRejected(f"order {coid}: {kind} takes no stop price (got {order.stop_price})")
+
+
 def to_ib_order(
     order: OrderEvent,
     ib_order_id: int,
@@ -138,6 +155,8 @@ def to_ib_order(
     - ``eTradeOnly`` / ``firmQuoteOnly`` = False: ibapi 9.81 defaults them to True (sent as ``1``,
       ib-protocol.md 3.1) and TWS 983+ rejects such orders (errors 10268/10269).
     - MOC/LOC must be DAY orders and take no algo; LMT/LOC need a positive limit price, MKT/MOC must not have one.
+    - STP (a protective stop): ``orderType`` "STP", ``auxPrice`` = the stop price (IB's trigger field for a stop),
+      no limit, no algo, the order's own tif (GTC for our stops, so they survive the session).
     ``reduce_only`` has no IB stock equivalent; the risk manager enforces it before this point.
     """
     coid = order.client_order_id
@@ -150,10 +169,7 @@ def to_ib_order(
             f"order {coid}: already bound to IB order id {order.broker_order_id}, asked to send as {ib_order_id}"
         )
     needs_limit = order.order_type in (OrderType.LMT, OrderType.LOC)
-    if needs_limit and (order.limit_price is None or not math.isfinite(order.limit_price) or order.limit_price <= 0):
-        raise OrderRejected(f"order {coid}: {order.order_type} needs a positive limit price (got {order.limit_price})")
-    if not needs_limit and order.limit_price is not None:
-        raise OrderRejected(f"order {coid}: {order.order_type} takes no limit price (got {order.limit_price})")
+    _check_prices(order, needs_limit)
     at_close = order.order_type in (OrderType.MOC, OrderType.LOC)
     if at_close and order.time_in_force is not TimeInForce.DAY:
         raise OrderRejected(f"order {coid}: {order.order_type} must be DAY (got {order.time_in_force})")
@@ -167,21 +183,31 @@ def to_ib_order(
     ib.orderType = order.order_type.value
     if needs_limit:
         ib.lmtPrice = order.limit_price
+    if order.order_type is OrderType.STP:
+        ib.auxPrice = order.stop_price
     ib.tif = order.time_in_force.value
     ib.orderRef = coid
     ib.account = account
     ib.transmit = True
     ib.eTradeOnly = False
     ib.firmQuoteOnly = False
+    _set_algo(ib, order, algo, algo_params)
+    return ib
+
+
+def _set_algo(ib: Order, order: OrderEvent, algo: str | None, algo_params: Mapping[str, str] | None) -> None:
+    """``algoStrategy``/``algoParams`` on ``ib``; closing-auction orders and stops take none."""
+    coid = order.client_order_id
     if algo is not None:
-        if at_close:
+        if order.order_type is OrderType.STP:
+            raise OrderRejected(f"order {coid}: a protective STP order takes no algo (got {algo})")
+        if order.order_type in (OrderType.MOC, OrderType.LOC):
             raise OrderRejected(f"order {coid}: {order.order_type} runs in the closing auction and takes no algo")
         chosen = _parse_algo(algo)
         ib.algoStrategy = chosen.value
         ib.algoParams = _algo_params(chosen, algo_params or {})
     elif algo_params:
         raise OrderRejected(f"order {coid}: algo_params given without an algo ({dict(algo_params)})")
-    return ib
 
 
 _ACTIVE = frozenset({"Submitted", "PreSubmitted", "PendingCancel"})

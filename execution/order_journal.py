@@ -74,6 +74,9 @@ def _order_to_json(order: OrderEvent) -> dict[str, object]:
                                                                                          "execution")}  # fmt: skip
     if order.execution is not None:  # absent otherwise: journals written before it existed read the same
         body["execution"] = order.execution.to_json()
+    for name in ("stop_price", "protective_stop_distance"):  # only on stops and protected entries, for the same
+        if body[name] is None:  # reason: an order without them is journaled as before they existed
+            del body[name]
     return body
 
 

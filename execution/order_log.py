@@ -12,8 +12,10 @@ Format (the contract with ``risk_monitor.py``; change it only together with the 
   same instant as UTC epoch nanoseconds (exact; sort and compare on this).
 - ``event``: ``submit`` (written and flushed **before** the order is sent), ``ack``, ``partial``, ``fill``,
   ``cancel``, ``reject``, ``expire``.
-- ``side``: BUY/SELL; ``quantity``: ordered shares; ``order_type``: MKT/LMT/MOC/LOC; ``limit_price``: empty for
-  MKT/MOC; ``ib_order_id``: empty until known.
+- ``side``: BUY/SELL; ``quantity``: ordered shares; ``order_type``: MKT/LMT/MOC/LOC/STP; ``limit_price``: empty for
+  MKT/MOC/STP; ``ib_order_id``: empty until known. A protective stop (STP) names its stop price and its entry in
+  the ``reason`` of its ``submit`` row (``protective stop 95.12 of <entry client order id>``): the 15 columns, and
+  so the monitor's reader, stay as they are.
 - ``filled_quantity``: cumulative shares filled after this event; ``fill_price``: this execution's price
   (``partial``/``fill`` only, else empty); ``status``: our ``OrderStatus`` after the event; ``reason``: free
   text (rejection reason with the IB code, cancel cause).

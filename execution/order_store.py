@@ -12,6 +12,10 @@ Writers and readers:
   (``execution.router``): one working order per symbol, the cash working buys reserve, and how many shares working
   flatten orders already cover. After a restart the executor ``restore``\\s the journaled orders, so adopted
   orders count there like any other.
+- Protective stops (``OrderType.STP``) are orders like any other here (journal, order log, reconciliation), but the
+  decision view keeps them apart: a working stop does not make its symbol "working" for the one-working-order rule
+  (the strategy's exit must still be heard while its stop waits); ``open_stops`` lists them for the exit that
+  must cancel them first (``portfolio.protective_stops``).
 
 Why a view that lags: the books (ledger) learn a fill when its FillEvent is dispatched, which can be later than the
 executor applying it. The view follows the books, not the executor: an order stays working for decisions, and its
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.errors import InvariantViolation
-from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus, Side
+from core.events import FillEvent, OrderEvent, OrderFailedEvent, OrderStatus, OrderType, Side
 from execution.order_state import BrokerLeg, ManagedOrder, OrderEventKind, OrderFill
 
 log = logging.getLogger(__name__)
@@ -77,6 +81,7 @@ class OrderStore:
         self._working: dict[str, ManagedOrder] = {}
         self._by_ib_id: dict[int, ManagedOrder] = {}
         self._open: dict[str, dict[str, ManagedOrder]] = {}  # symbol -> orders the books have not seen end
+        self._open_stops: dict[str, dict[str, ManagedOrder]] = {}  # the same for protective stops (STP)
         self._reserved_total = 0.0
 
     # -- the record ---------------------------------------------------------------------------------------------
@@ -182,6 +187,21 @@ class OrderStore:
     def reserved_cash(self) -> float:
         return self._reserved_total
 
+    def order_event(self, client_order_id: str) -> OrderEvent | None:
+        """The order as it was sent (an entry's ``protective_stop_distance``), or None if unknown."""
+        managed = self._orders.get(client_order_id)
+        return None if managed is None else managed.order
+
+    def open_stops(self, symbol: str) -> list[str]:
+        """Client order ids of the protective stops on ``symbol`` whose end (fill or cancel) the books have not
+        received yet: an exit waits until this is empty, so the position it closes is the one the books hold."""
+        return list(self._open_stops.get(symbol, {}))
+
+    def stops_at_broker(self, symbol: str, side: Side) -> int:
+        """Shares the broker may still fill in protective stops on ``symbol`` and ``side`` (the executor's view)."""
+        return sum(m.remaining for m in self._working.values() if m.order.order_type is OrderType.STP
+                   and m.order.symbol == symbol and m.order.side is side)  # fmt: skip
+
     def working_symbols(self) -> set[str]:
         return set(self._open)
 
@@ -195,6 +215,9 @@ class OrderStore:
 
     def _open_for_decisions(self, managed: ManagedOrder) -> None:
         order = managed.order
+        if order.order_type is OrderType.STP:
+            self._open_stops.setdefault(order.symbol, {})[order.client_order_id] = managed
+            return  # reduce-only: reserves nothing
         self._open.setdefault(order.symbol, {})[order.client_order_id] = managed
         if order.side is Side.BUY and not order.reduce_only:
             managed.reserved_cash = managed.remaining * order.reference_price * (1.0 + self._cash_buffer)
@@ -202,12 +225,13 @@ class OrderStore:
 
     def _close_for_decisions(self, managed: ManagedOrder) -> None:
         self._release(managed, managed.reserved_cash)
-        orders = self._open.get(managed.order.symbol)
+        index = self._open_stops if managed.order.order_type is OrderType.STP else self._open
+        orders = index.get(managed.order.symbol)
         if orders is None:
             return
         orders.pop(managed.order.client_order_id, None)
         if not orders:
-            del self._open[managed.order.symbol]
+            del index[managed.order.symbol]
         if not self._open:
             self._reserved_total = 0.0  # nothing reserves any more: drop the float residue of the running sum
 

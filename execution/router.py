@@ -23,7 +23,8 @@ class WorkingOrders(Protocol):
 
     It follows the books: an order counts as working, and a buy keeps its cash reserved, until the books have
     received its fills or its end. ``working_at_broker`` is the exception, for netting against positions the
-    broker just reported: it counts what the broker may still fill.
+    broker just reported: it counts what the broker may still fill. Protective stops (STP) are not "working" for
+    ``is_working`` and the quantities; ``open_stops``/``stops_at_broker`` tell about them.
     """
 
     def is_working(self, symbol: str) -> bool: ...
@@ -35,3 +36,9 @@ class WorkingOrders(Protocol):
     def reserved_cash(self) -> float: ...
 
     def working_symbols(self) -> set[str]: ...
+
+    def order_event(self, client_order_id: str) -> OrderEvent | None: ...
+
+    def open_stops(self, symbol: str) -> list[str]: ...
+
+    def stops_at_broker(self, symbol: str, side: Side) -> int: ...

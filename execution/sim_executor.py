@@ -9,6 +9,15 @@ Fill rules (no fill uses a price from before the order was submitted):
 - MOC: the close of the first session whose MOC cut-off is after submission (a decision taken on a daily close
   therefore trades at the next session's close).
 - LOC: as MOC, only if that close satisfies the limit; otherwise the order expires.
+- STP (protective stop, GTC): a sell stop fills when the session's low reaches the stop, at the stop, or at the
+  open when the open is already through it (a gap: min(open, stop)); a buy stop symmetrically with the high,
+  at max(open, stop). Once triggered it is a market order: the same slippage model as MKT (half-spread plus
+  participation impact, against the order, on that raw price; no limit caps it) and the same commission model
+  as every fill. A stop can trigger on the session its entry filled in when the entry filled at that session's
+  open (MKT, LMT: every price of the rest of the session comes after the entry, and the low is at or after the
+  open), through ``process_new_stops`` after the entry's fill was booked; a stop of an entry that filled later in
+  the session (MOC/LOC at the close, an algo's fill) is matched from the next session on. Its timestamp is the
+  session's open, as for LMT fills.
 - MKT with an IB algo (a WHEEL order's ``execution``: Adaptive, TWAP): in the same session a MKT order would
   fill in, by the daily-bar models of ``execution.sim_algos`` (rough: only paper or live fills price an algo).
 
@@ -73,6 +82,8 @@ class SimulatedExecutor:
         self._broker_ids = itertools.count(1)
         self._exec_ids = itertools.count(1)
         self._broker_id_of: dict[str, int] = {}
+        self.ended_ns: dict[str, int] = {}  # client order id -> when it reached its end (the stops report reads it)
+        self._matched_this_bar: set[str] = set()  # orders already considered in the current bar's pass
 
     # -- OrderRouter ------------------------------------------------------------------------------------------
     def submit(self, order: OrderEvent) -> None:
@@ -115,29 +126,51 @@ class SimulatedExecutor:
         nothing fills; one-session orders (MOC, LOC, LMT DAY) that were live for this session expire at its end,
         as they would at the broker, while MKT orders wait for the next valid session.
         """
+        self._matched_this_bar = set()
         if not self.store.has_working():
             return
         self._spent_this_bar = 0.0  # fills of this pass reach the ledger only after it: count them here
-        outage = t in self._outage_bars
-        open_ns = int(self._sessions.open_ns[t])
-        close_ns = int(self._sessions.close_ns[t])
-        cutoff_ns = int(self._sessions.moc_cutoff_ns[t])
+        bar = (open_, high, low, close, volume)
+        for managed in self.store.working():
+            self._process_order(managed, t, bar)
+
+    def process_new_stops(
+        self, t: int, open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray
+    ) -> None:
+        """Match the stops placed during bar ``t``'s pass (entries filled at its open) against the rest of bar ``t``.
+
+        Called by the engine after the fills of ``process_bar`` were booked (booking them is what placed the
+        stops); a stop of an entry that filled after the open is not eligible yet (see the module doc).
+        """
+        bar = (open_, high, low, close, volume)
         for managed in self.store.working():
             order = managed.order
-            j = self._index[order.symbol]
-            o, h, lo, c, v = float(open_[j]), float(high[j]), float(low[j]), float(close[j]), float(volume[j])
-            if order.order_type in (OrderType.MKT, OrderType.LMT):
-                if order.ts_init_ns >= open_ns:
-                    continue  # submitted after this session opened: not eligible yet
-            elif order.ts_init_ns >= cutoff_ns:
-                continue  # missed this session's closing-auction cut-off
-            if not (outage or math.isnan(c)):
-                self._match(managed, o, h, lo, c, v, open_ns, close_ns)
-            if not managed.is_terminal and self._expires_after_session(managed):
-                managed.transition(OrderStatus.EXPIRED)
-                why = "broker outage" if outage else ("no valid bar" if math.isnan(c) else "not (fully) filled")
-                self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order expired: {why} in session")
-            self.store.settle_terminal(managed)
+            if order.order_type is OrderType.STP and order.client_order_id not in self._matched_this_bar:
+                self._process_order(managed, t, bar)
+
+    def _process_order(self, managed: ManagedOrder, t: int, bar: tuple[np.ndarray, ...]) -> None:
+        """One working order against bar ``t``: eligibility, the match, the end of a one-session order."""
+        order = managed.order
+        open_ns = int(self._sessions.open_ns[t])
+        if order.order_type in (OrderType.MKT, OrderType.LMT):
+            if order.ts_init_ns >= open_ns:
+                return  # submitted after this session opened: not eligible yet
+        elif order.order_type is OrderType.STP:
+            if order.ts_event_ns > open_ns:
+                return  # its entry filled after this session opened
+        elif order.ts_init_ns >= int(self._sessions.moc_cutoff_ns[t]):
+            return  # missed this session's closing-auction cut-off
+        self._matched_this_bar.add(order.client_order_id)
+        j = self._index[order.symbol]
+        o, h, lo, c, v = (float(column[j]) for column in bar)
+        outage = t in self._outage_bars
+        if not (outage or math.isnan(c)):
+            self._match(managed, o, h, lo, c, v, open_ns, int(self._sessions.close_ns[t]))
+        if not managed.is_terminal and self._expires_after_session(managed):
+            managed.transition(OrderStatus.EXPIRED)
+            why = "broker outage" if outage else ("no valid bar" if math.isnan(c) else "not (fully) filled")
+            self._fail(managed, OrderStatus.EXPIRED, f"{order.order_type} DAY order expired: {why} in session")
+        self.store.settle_terminal(managed)
 
     def _expires_after_session(self, managed: ManagedOrder) -> bool:
         order = managed.order
@@ -166,6 +199,11 @@ class SimulatedExecutor:
             elif not buy and h >= limit:
                 raw = max(o, limit)
             else:
+                return
+            ts = open_ns
+        elif order.order_type is OrderType.STP:
+            raw = _stop_trigger_price(buy, float(order.stop_price or 0.0), o, h, lo)
+            if raw is None:
                 return
             ts = open_ns
         elif order.order_type is OrderType.MOC:
@@ -206,6 +244,8 @@ class SimulatedExecutor:
             self._spent_this_bar += quantity * price + commission
         exec_id = f"SIM-{next(self._exec_ids)}"
         managed.apply_fill(exec_id, quantity, price, commission, ts)
+        if managed.is_terminal:
+            self.ended_ns[order.client_order_id] = ts
         self._put(
             FillEvent(
                 ts_event_ns=ts,
@@ -226,6 +266,7 @@ class SimulatedExecutor:
 
     def _fail(self, managed: ManagedOrder, status: OrderStatus, reason: str) -> None:
         order = managed.order
+        self.ended_ns[order.client_order_id] = self._now_ns()
         self._put(
             OrderFailedEvent(
                 ts_event_ns=self._now_ns(),
@@ -238,3 +279,11 @@ class SimulatedExecutor:
                 filled_quantity=managed.filled_quantity,
             )
         )
+
+
+def _stop_trigger_price(buy: bool, stop: float, o: float, h: float, lo: float) -> float | None:
+    """The raw price a stop executes at in a session, or None if the session never reached it: at the stop when
+    the range crosses it, at the open when the open is already through it (a gap)."""
+    if buy:
+        return max(o, stop) if h >= stop else None
+    return min(o, stop) if lo <= stop else None

@@ -4,6 +4,10 @@ Pure functions of (order, quote, time) plus a seeded generator, so a run with th
 - MKT: the touch (buy at the ask, sell at the bid), whole quantity at once.
 - LMT: fills at the touch when marketable (price improvement kept), otherwise rests and fills at the touch
   when a later quote crosses the limit.
+- STP (stop-market): rests until the replayed market trades through its stop (``auxPrice``): a sell stop once the
+  last price is at or below it, a buy stop at or above; then it fills like MKT, at the touch of that moment. A
+  price that jumps past the stop (a new session's open, a price shock) fills at the touch after the jump: a gap
+  costs what it costs at a real venue.
 - MOC / LOC: at the session's closing price when the clock reaches the close, moved against the order by the
   cost profile's close-auction impact; LOC only if that price satisfies the limit (else cancelled at the close),
   and it may also fail the profile's non-fill draw. Orders after the cut-off are rejected.
@@ -35,7 +39,7 @@ from ibsim.market import Quote
 log = logging.getLogger(__name__)
 
 CLOSE_AUCTION_TYPES = frozenset({"MOC", "LOC"})
-SUPPORTED_TYPES = frozenset({"MKT", "LMT", "MOC", "LOC"})
+SUPPORTED_TYPES = frozenset({"MKT", "LMT", "MOC", "LOC", "STP"})
 SUPPORTED_ALGOS = frozenset({"", "ADAPTIVE", "TWAP"})
 
 
@@ -45,9 +49,16 @@ def touch_price(order: SimOrder, quote: Quote) -> float:
 
 def limit_allows(order: SimOrder, price: float) -> bool:
     """True if ``price`` is at or better than the order's limit (always for MKT-like orders)."""
-    if order.lmt_price is None or order.order_type in ("MKT", "MOC"):
+    if order.lmt_price is None or order.order_type in ("MKT", "MOC", "STP"):
         return True
     return price <= order.lmt_price + 1e-9 if order.action == "BUY" else price >= order.lmt_price - 1e-9
+
+
+def stop_triggered(order: SimOrder, quote: Quote) -> bool:
+    """True once a STP order's stop has been traded through (always for other types)."""
+    if order.order_type != "STP" or order.aux_price is None:
+        return True
+    return quote.last <= order.aux_price + 1e-9 if order.action == "SELL" else quote.last >= order.aux_price - 1e-9
 
 
 def marketable_price(order: SimOrder, quote: Quote) -> float | None:

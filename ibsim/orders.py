@@ -194,6 +194,10 @@ class OrderDesk:
             return f"order type {order.order_type} is not supported by ibsim (use {sorted(fills.SUPPORTED_TYPES)})"
         if order.order_type in ("LMT", "LOC") and (order.lmt_price is None or order.lmt_price <= 0):
             return f"{order.order_type} order needs a positive lmtPrice (got {order.lmt_price})"
+        if order.order_type == "STP" and (order.aux_price is None or order.aux_price <= 0):
+            return f"STP order needs a positive auxPrice, its stop price (got {order.aux_price})"
+        if order.order_type == "STP" and order.algo_strategy:
+            return f"STP order takes no algoStrategy (got {order.algo_strategy})"
         if order.algo_strategy.upper() not in fills.SUPPORTED_ALGOS:
             return f"algoStrategy {order.algo_strategy} is not supported by ibsim (use Adaptive or Twap)"
         if order.order_type in fills.CLOSE_AUCTION_TYPES:
@@ -219,6 +223,7 @@ class OrderDesk:
             return
         order.quantity = req.total_quantity
         order.lmt_price = req.lmt_price
+        order.aux_price = req.aux_price
         self._ack(order)
         self.try_fill(order)
 
@@ -239,6 +244,8 @@ class OrderDesk:
             return  # fault: the remainder stays working until cancelled
         idx, now = self.market.position()
         quote = self.market.quote_at(order.stock.symbol, idx, now)
+        if not fills.stop_triggered(order, quote):
+            return  # a stop rests until the market trades through it
         algo = order.algo_strategy.upper()
         if algo == "TWAP":
             self._fill_twap_slices(order, quote, now)

@@ -428,8 +428,8 @@ def _route(parts: EngineParts) -> None:
     table[IbDataStale] = [md.on_data_stale]
     table[MarketEvent] = [live.on_mark, daily.on_intraday]  # intraday bars; daily ones come from `daily`
     table[SignalEvent] = [live.on_signal]
-    table[FillEvent] = [live.on_fill, store.on_fill_booked, flat.on_fill]
-    table[OrderFailedEvent] = [live.on_order_failed, store.on_failure_booked]
+    table[FillEvent] = [live.on_fill, store.on_fill_booked, flat.on_fill, live.on_order_booked]
+    table[OrderFailedEvent] = [live.on_order_failed, store.on_failure_booked, live.on_order_booked]
     if parts.session_features is not None:
         table[SessionFeaturesWritten] = [parts.session_features.on_written]  # then the close's decision runs
     for kind, handlers in table.items():

@@ -325,6 +325,10 @@ class LiveManager:
     def on_order_failed(self, event: OrderFailedEvent) -> None:
         self.portfolio.on_order_failed(event)
 
+    def on_order_booked(self, event: FillEvent | OrderFailedEvent) -> None:
+        """After the order store booked a fill or an end: an exit held for its protective stops may go now."""
+        self.portfolio.on_order_booked(event)
+
     def on_timer(self, now_ns: int) -> None:
         """Settle due proceeds, roll the fills-today day, append a risk-log row, rewrite the snapshot."""
         self.portfolio.ledger.settle(now_ns)

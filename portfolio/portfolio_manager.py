@@ -19,6 +19,10 @@ Decision rules:
 - On HALTED (drawdown or external) working orders are cancelled (``cancel_all`` on the router, the same path as
   the orders) and, if the policy says so, every position is closed with market orders that bypass the risk gate
   (they only reduce exposure).
+- Protective stops (a strategy's ``stop: atr``): an entry carries the strategy's stop distance; each of its
+  executions places a real STP order, and an exit on a symbol with open stops cancels them first and is decided
+  only once their ends are booked (``portfolio.protective_stops``: placement, the no-overshoot rule, restarts).
+  ``stop: none`` (the default) changes nothing.
 - Orders go to the executor synchronously (``OrderRouter.submit``) and working orders are read back from its order
   store (``WorkingOrders``): this object keeps no list of its own, so orders adopted after a restart count for
   one-working-order-per-symbol, reserved cash and flatten coverage like any other.
@@ -54,6 +58,7 @@ from portfolio.monthly_counter import MonthlyTradeCounter
 from portfolio.optimizer import VolatilityTargeter
 from portfolio.order_ids import OrderIdFactory
 from portfolio.pre_trade import PreTradeGate, Rejection
+from portfolio.protective_stops import ProtectiveStops
 from portfolio.risk_manager import RiskManager
 from portfolio.shared_sizing_logic import PositionSizer
 from portfolio.veto import SignalVeto
@@ -137,6 +142,7 @@ class PortfolioManager:
         self._flatten_via = flatten_via or self.flatten
         self._wheel = wheel  # how orders of ``order_type: WHEEL`` strategies are worked
         self.veto = veto  # entries only (see the module docstring); None: nothing is vetoed
+        self._stops = ProtectiveStops(router, working, now_ns, lambda: self.risk.state)
         _require_wheel(strategies, wheel)
         self._init_history(adv_lookback_days, len(symbols))
         self._positions = LedgerPositions(ledger)
@@ -208,6 +214,7 @@ class PortfolioManager:
         self.equity_values.append(equity)
         self.gross_exposure_values.append(gross)
         self._after_risk_update(previous_state, state, event.ts_event_ns)
+        self._stops.place_deferred()
 
     def record_history(self, event: MarketEvent) -> None:
         """A past daily bar seen only for its volume (the live engine's warm-up): ADV needs the history.
@@ -232,6 +239,7 @@ class PortfolioManager:
         previous_state = self.risk.state
         state = self.risk.update(equity, event.ts_event_ns, flat=None)
         self._after_risk_update(previous_state, state, event.ts_event_ns)
+        self._stops.place_deferred()
 
     def _after_risk_update(self, previous_state: TradingState, state: TradingState, ts_ns: int) -> None:
         """Record a state change; a move to HALTED cancels and (by policy) flattens."""
@@ -253,7 +261,7 @@ class PortfolioManager:
             return
         position = self.ledger.position(symbol)
         order = self._order_for(signal, position)
-        if order is None:
+        if order is None or (order.reduce_only and self._stops.hold_exit(signal)):
             return
         order = self._clip_to_limits(order)
         rejection = self._first_rejection(order)
@@ -271,8 +279,29 @@ class PortfolioManager:
         self._send(order)
 
     def on_fill(self, fill: FillEvent) -> None:
+        is_new = not self.ledger.has_exec_id(fill.exec_id)
         self.ledger.apply_fill(fill, self._settles_at_ns(fill.ts_event_ns))
         self.fills.append(fill)
+        if is_new:
+            self._stops.on_entry_fill(fill)
+
+    def on_order_booked(self, event: FillEvent | OrderFailedEvent) -> None:
+        """Routed after the order store's booking handlers: an exit held for its protective stops is decided now
+        that their ends (a cancel, or the fill that made the position smaller or flat) are in the books."""
+        released = self._stops.released_exit(event.symbol)
+        if released is not None:
+            log.info("event=held_exit_released strategy_id=%s symbol=%s position=%d", released.strategy_id,
+                     released.symbol, self.ledger.position(released.symbol))  # fmt: skip
+            self.on_signal(released)
+        elif isinstance(event, OrderFailedEvent) and self._stop_cancelled_after_halt(event):
+            # the halt's flatten counted this stop as covering its shares while the broker might still fill it;
+            # now that it is gone, flatten again (idempotent: what working flatten orders cover is not sent twice)
+            self._flatten_via(f"protective stop {event.client_order_id} ended after the halt")
+
+    def _stop_cancelled_after_halt(self, event: OrderFailedEvent) -> bool:
+        order = self._orders.order_event(event.client_order_id)
+        return (order is not None and order.order_type is OrderType.STP and self.risk.state is TradingState.HALTED
+                and self.config.risk.flatten_on_halt)  # fmt: skip
 
     def on_order_failed(self, event: OrderFailedEvent) -> None:
         log.info(
@@ -303,7 +332,8 @@ class PortfolioManager:
         the monitor's FLATTEN can all ask within milliseconds, before the first flatten's fills reach the ledger;
         sending the full position each time would turn a long into a short. Coverage is netted the way the
         positions were learned: the books' working view against the ledger, what the broker may still fill
-        against the broker's positions.
+        against the broker's positions; the latter also counts the shares of protective stops the broker may still
+        fill (a halt's cancel of them not yet confirmed), so a stop filling in that window cannot make a short.
         """
         now = self._now_ns()
         held = self.ledger.open_positions() if positions is None else positions
@@ -317,7 +347,8 @@ class PortfolioManager:
                 continue
             side = Side.SELL if quantity > 0 else Side.BUY
             covered = (self._orders.working_quantity(symbol, side, FLATTEN_STRATEGY_ID) if positions is None
-                       else self._orders.working_at_broker(symbol, side, FLATTEN_STRATEGY_ID))  # fmt: skip
+                       else self._orders.working_at_broker(symbol, side, FLATTEN_STRATEGY_ID)
+                       + self._orders.stops_at_broker(symbol, side))  # a stop not yet confirmed cancelled  # fmt: skip
             remaining = abs(quantity) - covered
             if remaining <= 0:
                 log.info("event=flatten_already_working symbol=%s position=%d covered=%d", symbol, quantity, covered)
@@ -414,7 +445,7 @@ class PortfolioManager:
             if order_type in (OrderType.LMT, OrderType.LOC):
                 offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
                 limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
-        return self._make_order(
+        order = self._make_order(
             signal.strategy_id,
             signal.symbol,
             side,
@@ -427,6 +458,13 @@ class PortfolioManager:
             reason=signal.direction.name,
             execution=execution,
         )
+        if reduce_only or strategy_cfg is None or strategy_cfg.stop != "atr":
+            return order
+        if signal.stop_distance is None:
+            log.warning("event=entry_without_protective_stop strategy_id=%s symbol=%s reason=no_stop_distance",
+                        signal.strategy_id, signal.symbol)  # fmt: skip
+            return order
+        return replace(order, protective_stop_distance=signal.stop_distance)
 
     def _make_order(
         self,

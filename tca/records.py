@@ -43,6 +43,7 @@ class Algo(StrEnum):
     LMT = "LMT"
     MOC = "MOC"
     LOC = "LOC"
+    STP = "STP"  # a protective stop (its shortfall is measured from the stop price: the gap past it)
     ADAPTIVE = "ADAPTIVE"
     TWAP = "TWAP"
 

@@ -47,7 +47,7 @@ def test_contract_refuses_empty_symbol_and_smart_primary_exchange() -> None:
         to_ib_contract("AAPL", primary_exchange="SMART")
 
 
-@pytest.mark.parametrize("order_type", list(OrderType))
+@pytest.mark.parametrize("order_type", [t for t in OrderType if t is not OrderType.STP])  # STP: its own tests
 @pytest.mark.parametrize("side", list(Side))
 def test_order_fields_for_every_type_and_side(order_type: OrderType, side: Side) -> None:
     limit = 101.25 if order_type in (OrderType.LMT, OrderType.LOC) else None
@@ -342,3 +342,34 @@ def test_any_arrival_order_yields_exactly_one_fill_per_exec_id(messages: list[tu
             assert mf.fill.commission == 1.0 + int(mf.fill.exec_id[1])
     # every execution is emitted, with IB's commission whenever the report came before the fill went out
     assert m.pending_executions == 0 and len(ids) == len(execs_seen)
+
+
+@pytest.mark.parametrize("side", list(Side))
+def test_a_protective_stop_is_an_ib_stp_order_with_its_stop_price_in_aux_price_and_gtc(side: Side) -> None:
+    stop = replace(make_order(symbol="AAPL", side=side, quantity=12, order_type=OrderType.STP),
+                   stop_price=95.37, time_in_force=TimeInForce.GTC, reduce_only=True)  # fmt: skip
+    ib = to_ib_order(stop, 9, account="DU111111")
+    assert (ib.orderType, ib.auxPrice, ib.tif, ib.action, ib.totalQuantity) == ("STP", 95.37, "GTC", side.value, 12)
+    assert ib.lmtPrice == UNSET_DOUBLE  # a stop-market order: no limit
+    assert ib.orderRef == stop.client_order_id and ib.transmit is True
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"order_type": OrderType.STP, "stop_price": None}, "STP needs a positive stop price"),
+        ({"order_type": OrderType.STP, "stop_price": -1.0}, "STP needs a positive stop price"),
+        ({"order_type": OrderType.STP, "stop_price": float("nan")}, "STP needs a positive stop price"),
+        ({"order_type": OrderType.STP, "stop_price": 10.0, "limit_price": 9.0}, "STP takes no limit price"),
+        ({"order_type": OrderType.MKT, "stop_price": 10.0}, "MKT takes no stop price"),
+    ],
+)
+def test_stop_prices_only_on_stop_orders(changes: dict[str, object], match: str) -> None:
+    with pytest.raises(OrderRejected, match=match):
+        to_ib_order(replace(make_order(), **changes), 1)
+
+
+def test_a_stop_takes_no_algo() -> None:
+    stop = replace(make_order(order_type=OrderType.STP), stop_price=9.5)
+    with pytest.raises(OrderRejected, match="STP order takes no algo"):
+        to_ib_order(stop, 1, algo="Adaptive")

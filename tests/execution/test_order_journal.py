@@ -261,3 +261,19 @@ def test_any_single_byte_change_is_an_error_or_a_torn_tail(ops: list[tuple], dat
         else:
             with pytest.raises(StateCorruptError, match=r"j\.jsonl:\d+"):
                 replay_journal(path)
+
+
+def test_stop_fields_are_journaled_where_set_and_a_plain_order_is_journaled_as_before(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    entry = _order("entry-1", protective_stop_distance=2.5)
+    stop = _order("entry-1.STP.abc", side=Side.SELL, order_type=OrderType.STP, stop_price=97.5, reduce_only=True)
+    plain = _order("plain-1")
+    with OrderJournal(path) as journal:
+        for ib_id, order in enumerate((entry, stop, plain), start=1):
+            journal.record_intent(order, ib_id)
+    state = replay_journal(path)
+    assert state.orders["entry-1"].order.protective_stop_distance == 2.5
+    assert (state.orders["entry-1.STP.abc"].order.order_type, state.orders["entry-1.STP.abc"].order.stop_price) == (
+        OrderType.STP, 97.5)  # fmt: skip
+    plain_body = json.loads(path.read_text().splitlines()[2])["order"]
+    assert "stop_price" not in plain_body and "protective_stop_distance" not in plain_body
