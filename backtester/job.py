@@ -68,6 +68,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "sizing",
     "trade_stats",
     "stops",
+    "stop",
 )
 
 
@@ -139,6 +140,7 @@ def _summary(
         "mode": "backtest",
         "params": strategy_cfg.params.model_dump(mode="json"),
         "order_type": strategy_cfg.order_type,
+        "stop": strategy_cfg.stop,
         "config_id": config_id(config),
         "data_fingerprint": loaded.panel.fingerprint(),
         "data_source": loaded.description,

@@ -55,6 +55,7 @@ def run_table(summary: Mapping[str, Any]) -> str:
              if overrides else '<span class="muted">none</span>')]
     for key, label in (("data_source", "Data source"), ("adjust_prices", "Prices back-adjusted"),
                        ("benchmark", "Benchmark"), ("order_type", "Order type"),
+                       ("stop", "Protective stop"), ("stops", "Stops placed / filled / cancelled"),
                        ("commission_model", "Commission model"), ("slippage", "Slippage model"),
                        ("sizing", "Sizing"), ("risk_limits", "Risk limits"), ("seed", "Seed"),
                        ("config_id", "Config id"), ("data_fingerprint", "Data fingerprint")):

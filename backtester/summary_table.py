@@ -46,10 +46,33 @@ def print_summary(summary: Mapping[str, Any], console: Console | None = None) ->
             table.add_row("period", f"{summary['start']} .. {summary['end']} ({len(summary['symbols'])} symbols)")
         else:
             table.add_row(label, format_value(summary.get(key), kind))
-    for label, value in attention_rows(summary):
+    for label, value in state_rows(summary) + attention_rows(summary):
         table.add_row(label, value, style="yellow")
+    for label, value in stop_rows(summary):
+        table.add_row(label, value)
     console.print(table)
     print_veto_ab(summary, console)
+
+
+def state_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The trading-state changes (REDUCING, HALTED, back to ACTIVE) by date, when there were any: a run that sat
+    in cash after a halt must say so beside its figures (the report's banner shows the same periods)."""
+    changes = summary.get("trading_state_changes") or []
+    moves = [f"{c['to']} {c['date']}" for c in changes if c.get("to") in ("REDUCING", "HALTED", "ACTIVE")
+             and c.get("from") != "STARTING"]
+    if not moves:
+        return []
+    shown = moves if len(moves) <= 8 else [*moves[:7], f"... {len(moves) - 7} more (summary.json)"]
+    return [("trading state", ", ".join(shown) + f"; final {summary.get('final_trading_state', '?')}")]
+
+
+def stop_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Protective stops placed, filled and cancelled, for a strategy run with ``stop: atr``."""
+    stops = summary.get("stops") or {}
+    if not stops.get("placed"):
+        return []
+    return [("protective stops", f"placed {stops['placed']}, filled {stops.get('filled', 0)}, "
+                                 f"cancelled {stops.get('cancelled', 0)}")]
 
 
 def attention_rows(summary: Mapping[str, Any]) -> list[tuple[str, str]]:

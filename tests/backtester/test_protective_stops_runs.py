@@ -87,3 +87,20 @@ def test_issue_15_the_mean_reversion_trade_that_lost_32_percent_is_stopped_near_
 @pytest.mark.skipif(not DATA.is_file(), reason=f"needs {DATA} (real market data; CI has it)")
 def test_issue_15_on_real_bars_stops_keep_every_loss_near_its_budget_except_through_gaps(tmp_path: Path) -> None:
     check_run(tmp_path, "momentum", str(DATA), worst_without=1.5)
+
+
+def test_the_console_and_the_report_count_the_stops(tmp_path: Path) -> None:
+    """A run with ``stop: atr`` says how many stops it placed, filled and cancelled, in the console and the report."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "run_backtest.py", "--strategy", "mean_reversion", "--out", str(out),
+                           "--set", "strategies.mean_reversion.stop=atr"], capture_output=True, text=True,
+                          cwd=REPO, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    counts = summary["stops"]
+    assert counts["placed"] > 0 and counts["filled"] > 0 and summary["stop"] == "atr"
+    assert f"placed {counts['placed']}, filled {counts['filled']}" in done.stdout
+    assert "Protective stop" in (out / "report.html").read_text()

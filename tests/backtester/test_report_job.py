@@ -95,3 +95,17 @@ def test_benchmark_not_in_the_data_is_a_usage_error_naming_the_flag(tmp_path: Pa
     assert proc.returncode == 2
     assert "--benchmark: 'SPY' is not a symbol of the run's data" in proc.stderr and "AAA, BBB" in proc.stderr
     assert not (tmp_path / "out").exists()  # refused before anything ran or was written
+
+
+def test_the_console_table_lists_the_state_changes_and_the_final_state(halted_run: JobOutput) -> None:
+    from io import StringIO
+
+    from rich.console import Console
+
+    from backtester.summary_table import print_summary
+
+    out = StringIO()
+    print_summary(halted_run.summary, Console(file=out, width=400))
+    row = next(line for line in out.getvalue().splitlines() if "trading state" in line)
+    halt_day = next(c["date"] for c in halted_run.summary["trading_state_changes"] if c["to"] == "HALTED")
+    assert f"HALTED {halt_day}" in row and "REDUCING" in row and "final HALTED" in row
