@@ -430,14 +430,6 @@ class StrategyConfigBase(Section):
             raise ValueError("each value must suit its param: " + "; ".join(problems))
         return grid
 
-
-def _rule_text(error: Any) -> str:
-    """A pydantic error as "must ..." without its own "(got ...)" (the grid message names each value once)."""
-    if error["type"] == "finite_number":
-        return "must be a finite number"
-    text = error["msg"].removeprefix("Value error, ")
-    return re.sub(r" \(got .*\)$", "", text)
-
     @model_validator(mode="after")
     def _grid_names_params(self) -> StrategyConfigBase:
         params_model = type(getattr(self, "params", None))
@@ -449,6 +441,14 @@ def _rule_text(error: Any) -> str:
         if empty:
             raise ValueError(f"grid values must be non-empty lists (empty: {empty})")
         return self
+
+
+def _rule_text(error: Any) -> str:
+    """A pydantic error as "must ..." without its own "(got ...)" (the grid message names each value once)."""
+    if error["type"] == "finite_number":
+        return "must be a finite number"
+    text = error["msg"].removeprefix("Value error, ")
+    return re.sub(r" \(got .*\)$", "", text)
 
 
 class MomentumConfig(StrategyConfigBase):

@@ -146,6 +146,14 @@ def test_grid_values_are_checked_against_their_param(tmp_path: Path) -> None:
     assert "entry_roc_pct" in text_all and "inf" in text_all
 
 
+def test_a_grid_naming_an_unknown_param_is_refused_with_the_known_ones(tmp_path: Path) -> None:
+    """The rule sat after a ``return`` in another function (dead code): a misspelt grid key was swept as nothing."""
+    problems = problems_of(write(tmp_path, "strategies:\n  momentum:\n    grid:\n      rocc_period: [5, 10]\n"))
+    text_all = "\n".join(problems)
+    assert "strategies.momentum" in text_all and "unknown params ['rocc_period']" in text_all
+    assert "roc_period" in text_all.split("params are", 1)[1]
+
+
 # -- the file itself --------------------------------------------------------------------------------------------
 
 
