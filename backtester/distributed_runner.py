@@ -33,11 +33,11 @@ from rich.progress import (
 from rich.text import Text
 
 from backtester.sweep import DataRef, TrialResult, TrialSpec, run_trial
+from backtester.trial_batches import TrialTask, batch_outcome, call_task, run_batch, split_batches
 from core.config_models import DistributedConfig
 
 log = logging.getLogger(__name__)
 
-TrialTask = Callable[[str, DataRef, TrialSpec], TrialResult]
 LOOPBACK = "127.0.0.1"
 WORKER_START_TIMEOUT_S = 120.0
 WORKER_PROFILER = "distributed.worker.profile.enabled"
@@ -72,11 +72,11 @@ class SerialRunner:
         with progress_bar(description, len(ordered), self.progress) as advance:
             for trial in ordered:
                 attempt = 1
-                result = _call_task(self._task, payload, data, trial)
+                result = call_task(self._task, payload, data, trial)
                 while not result.ok and attempt <= self.retries:
                     _log_retry(trial, attempt, result)
                     attempt += 1
-                    result = _call_task(self._task, payload, data, trial)
+                    result = call_task(self._task, payload, data, trial)
                 results.append(_final(result, attempt))
                 advance()
         wall = time.perf_counter() - started
@@ -89,13 +89,15 @@ class DaskRunner:
 
     With no ``scheduler`` a LocalCluster of ``workers`` (default: one per core) single-threaded worker
     processes is started on 127.0.0.1 with no dashboard, and closed when the run ends. With
-    ``scheduler="tcp://HOST:PORT"`` a Client connects to that cluster, which is left running. Only small values
-    travel (the config payload, the ``DataRef``, the ``TrialSpec``): each worker builds the panel once through
-    ``DataRef.load``'s per-process cache. Task keys are ``run_trial-<trial_id>-<attempt>-<run token>`` so the
-    scheduler's logs name the trial. A trial whose result has an error, or whose task failed (a worker died, the
-    task could not be unpickled), is resubmitted up to ``retries`` times. ``last_run_info`` describes the last
-    run (start-up, sweep and shutdown seconds separately, for benchmarks and summaries). Raises only before any
-    trial has run: ValueError for repeated trial ids, OSError or TimeoutError when the scheduler cannot be
+    ``scheduler="tcp://HOST:PORT"`` a Client connects to that cluster, which is left running. The bars are loaded
+    here and scattered to every worker once; a task carries only small values (the config payload, the
+    ``DataRef``, a batch of ``TrialSpec``s): the sweep is cut into ``TASKS_PER_WORKER`` batches per worker
+    (``backtester.trial_batches``). Task keys are ``run_trials-<first trial_id>-n<trials>-<attempt>-<run
+    token>`` so the scheduler's logs name the batch. A trial whose result has an error, or whose task failed (a
+    worker died, the task could not be unpickled), is resubmitted (with the batch's other failures) up to
+    ``retries`` times. ``last_run_info`` describes the last run (start-up, sweep and shutdown seconds
+    separately, for benchmarks and summaries). Raises only before any trial has run: ValueError for repeated
+    trial ids, OSError or TimeoutError when the scheduler cannot be
     reached (30 s) or the local workers do not start.
     """
 
@@ -168,34 +170,58 @@ class DaskRunner:
     def _sweep(
         self, client: Any, payload: str, data: DataRef, trials: list[TrialSpec], description: str
     ) -> dict[int, TrialResult]:
-        """Submit every trial, resubmit failures while attempts remain, and drive the bar as trials finish."""
+        """Scatter the bars, submit the trials in batches, resubmit failed trials while attempts remain, and
+        drive the bar as batches finish."""
         from distributed import as_completed
 
         token = uuid.uuid4().hex[:12]
-        in_flight: dict[str, tuple[TrialSpec, int]] = {}
+        loaded = _scatter_bars(client, data)
+        in_flight: dict[str, tuple[list[TrialSpec], int]] = {}
 
-        def submit(trial: TrialSpec, attempt: int) -> Any:
-            key = f"run_trial-{trial.trial_id}-{attempt}-{token}"
-            in_flight[key] = (trial, attempt)
-            return client.submit(self._task, payload, data, trial, key=key, pure=False, retries=0)
+        def submit(batch: list[TrialSpec], attempt: int) -> Any:
+            key = f"run_trials-{batch[0].trial_id}-n{len(batch)}-{attempt}-{token}"
+            in_flight[key] = (batch, attempt)
+            return client.submit(run_batch, self._task, payload, data, batch, loaded, key=key, pure=False, retries=0)
 
         final: dict[int, TrialResult] = {}
-        pending = as_completed([submit(t, 1) for t in trials])
+        batches = split_batches(trials, len(client.nthreads()))
+        pending = as_completed([submit(b, 1) for b in batches])
         with progress_bar(description, len(trials), self.progress) as advance:
             for future in pending:
-                trial, attempt = in_flight.pop(future.key)
-                result = _future_outcome(future, trial)
+                batch, attempt = in_flight.pop(future.key)
+                results = batch_outcome(future, batch)
                 future.release()
-                if not result.ok and attempt <= self.retries:
-                    _log_retry(trial, attempt, result)
-                    try:
-                        pending.add(submit(trial, attempt + 1))
+                again = [t for t, r in zip(batch, results, strict=True) if not r.ok and attempt <= self.retries]
+                for trial, result in zip(batch, results, strict=True):
+                    if trial in again:
+                        _log_retry(trial, attempt, result)
                         continue
-                    except Exception as exc:  # the client itself is gone: keep the trial as failed
-                        result = _failed(trial, f"resubmission failed: {type(exc).__name__}: {exc}")
-                final[trial.trial_id] = _final(result, attempt)
-                advance()
+                    final[trial.trial_id] = _final(result, attempt)
+                    advance()
+                if again:
+                    self._resubmit(pending, submit, again, attempt, final, advance)
         return final
+
+    @staticmethod
+    def _resubmit(pending: Any, submit: Callable[[list[TrialSpec], int], Any], again: list[TrialSpec], attempt: int,
+                  final: dict[int, TrialResult], advance: Callable[[], None]) -> None:  # fmt: skip
+        """The failed trials of a batch as one new task; if the client itself is gone they stay failed."""
+        try:
+            pending.add(submit(again, attempt + 1))
+        except Exception as exc:
+            for trial in again:
+                final[trial.trial_id] = _final(_failed(trial, f"resubmission failed: {type(exc).__name__}: {exc}"),
+                                               attempt)  # fmt: skip
+                advance()
+
+
+def _scatter_bars(client: Any, data: DataRef) -> Any:
+    """The sweep's bars loaded here once and copied to every worker now (one ~2 MB transfer per worker for the
+    default 20 symbols x 10 years), so no task carries them and no worker reads or generates them. None when
+    there is no worker yet (a cluster still growing): the workers then load the data themselves, once each."""
+    if not client.nthreads():
+        return None
+    return client.scatter(data.load(), broadcast=True, hash=False)
 
 
 def start_local_cluster(n_workers: int) -> Any:
@@ -372,30 +398,6 @@ def _checked_retries(retries: int) -> int:
     if retries < 0:
         raise ValueError(f"retries must be >= 0 (got {retries})")
     return retries
-
-
-def _call_task(task: TrialTask, payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
-    """``run_trial`` never raises, but an injected task might: treat that like any failed attempt."""
-    try:
-        return task(payload, data, trial)
-    except Exception as exc:
-        return _failed(trial, f"{type(exc).__name__}: {exc}")
-
-
-def _future_outcome(future: Any, trial: TrialSpec) -> TrialResult:
-    """The trial's result, or a failed result saying why the task produced none (error, lost, cancelled)."""
-    try:
-        if future.status == "finished":
-            result = future.result()
-            if isinstance(result, TrialResult) and result.trial_id == trial.trial_id:
-                return result
-            return _failed(trial, f"task returned {type(result).__name__}, not this trial's TrialResult")
-        if future.status == "error":
-            exc = future.exception()
-            return _failed(trial, f"task failed on the cluster: {type(exc).__name__}: {exc}")
-        return _failed(trial, f"task ended with status {future.status!r} (scheduler or worker lost)")
-    except Exception as exc:
-        return _failed(trial, f"could not fetch the result: {type(exc).__name__}: {exc}")
 
 
 def _failed(trial: TrialSpec, error: str) -> TrialResult:

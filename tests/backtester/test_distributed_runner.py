@@ -29,6 +29,7 @@ from distributed import Client
 
 from backtester.distributed_runner import AutoRunner, DaskRunner, SerialRunner, make_runner, start_local_cluster
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, expand_grid, run_trial
+from backtester.trial_batches import split_batches
 from core.config_loader import load_config
 from core.config_models import DistributedConfig
 from testkit.waiting import eventually, free_port
@@ -209,9 +210,11 @@ def test_dask_runner_runs_on_the_separate_scheduler_it_is_given(
         keys = probe.run_on_scheduler(scheduler_trial_keys)
         executed_after = probe.run(executed_count)[worker_address]
         assert len(probe.nthreads()) == 1  # the runner left someone else's cluster running
-    done_ids = {int(k.split("-")[1]) for k in keys if k.startswith("run_trial-")}
-    assert done_ids >= {t.trial_id for t in trials}, keys
-    assert executed_after - executed_before == len(trials)
+    batches = split_batches(trials, 1)  # one worker: TASKS_PER_WORKER tasks of several trials each
+    assert 1 < len(batches) < len(trials)
+    done = {k.rsplit("-", 2)[0] for k in keys if k.startswith("run_trials-")}
+    assert done >= {f"run_trials-{b[0].trial_id}-n{len(b)}" for b in batches}, keys
+    assert executed_after - executed_before == len(batches)
     assert external_cluster.scheduler.poll() is None and external_cluster.worker.poll() is None
 
 
