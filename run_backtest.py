@@ -79,14 +79,15 @@ def _backtest(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir
 
 
 def _research(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir: Path) -> int:
-    from backtester.distributed_runner import make_runner
     from backtester.grid_search import parse_grid_overrides
     from backtester.research import ResearchContext
     from backtester.research_output import print_mode_summary, run_mode, write_outputs
+    from backtester.runner_choice import make_runner
     from backtester.sweep import DataRef
 
     grid = parse_grid_overrides(args.grid)
-    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
+    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial,
+                         local_cluster=args.local_cluster)  # fmt: skip
     data = DataRef.from_config(config, **choice)
     ctx = ResearchContext(config, args.strategy, data, runner, grid)
     output = run_mode(args.mode, ctx)

@@ -34,7 +34,6 @@ from rich.text import Text
 
 from backtester.sweep import DataRef, TrialResult, TrialSpec, run_trial
 from backtester.trial_batches import TrialTask, batch_outcome, call_task, run_batch, split_batches
-from core.config_models import DistributedConfig
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +65,7 @@ class SerialRunner:
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]:
-        ordered = _ordered(trials)
+        ordered = ordered_trials(trials)
         started = time.perf_counter()
         results: list[TrialResult] = []
         with progress_bar(description, len(ordered), self.progress) as advance:
@@ -120,16 +119,18 @@ class DaskRunner:
         self.progress = progress
         self.last_run_info: dict[str, Any] = {}
         self._task = task
+        self._n_tasks = 0
 
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]:
-        ordered = _ordered(trials)
+        ordered = ordered_trials(trials)
         if not ordered:
             kind = "dask-remote" if self.scheduler else "dask-local"
             self.last_run_info = _run_info(kind, self.scheduler, 0, [], startup_s=0.0, sweep_s=0.0, shutdown_s=0.0)
             return []
         started = time.perf_counter()
+        self._n_tasks = 0
         with self._client() as (client, local):
             n_workers = len(client.nthreads())
             address = client.scheduler.address
@@ -151,6 +152,7 @@ class DaskRunner:
         kind = "dask-local" if local else "dask-remote"
         shutdown_s = time.perf_counter() - closing
         self.last_run_info = _run_info(kind, address, n_workers, results, startup_s, sweep_s, shutdown_s)
+        self.last_run_info["n_tasks"] = self._n_tasks  # batches submitted, resubmissions included
         return results
 
     @contextmanager
@@ -158,6 +160,7 @@ class DaskRunner:
         """A Client, and whether it runs on a LocalCluster of ours (closed on exit) or on someone else's cluster."""
         from distributed import Client
 
+        follow_root_log_level()
         if self.scheduler is not None:
             with Client(self.scheduler, timeout="30s") as client:  # closing a Client leaves its cluster running
                 yield client, False
@@ -181,6 +184,7 @@ class DaskRunner:
         def submit(batch: list[TrialSpec], attempt: int) -> Any:
             key = f"run_trials-{batch[0].trial_id}-n{len(batch)}-{attempt}-{token}"
             in_flight[key] = (batch, attempt)
+            self._n_tasks += 1
             return client.submit(run_batch, self._task, payload, data, batch, loaded, key=key, pure=False, retries=0)
 
         final: dict[int, TrialResult] = {}
@@ -235,9 +239,7 @@ def start_local_cluster(n_workers: int) -> Any:
     """
     from distributed import LocalCluster
 
-    if not log.isEnabledFor(logging.DEBUG):  # Dask's INFO lines (33-97 per run) only when asked for
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-
+    level = follow_root_log_level()
     return LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
@@ -247,93 +249,9 @@ def start_local_cluster(n_workers: int) -> Any:
         dashboard_address=None,  # no dashboard; the scheduler's small HTTP server (health, metrics) still starts:
         scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},  # on loopback and a free port, never :8787
         worker_dashboard_address=None,
-        silence_logs=logging.WARNING,
+        silence_logs=level,  # the workers' own Dask logging
         config={WORKER_PROFILER: False},  # the nanny hands it to each worker process, restarted ones included
     )
-
-
-LOCAL_CLUSTER_STARTUP_S = 3.0  # LocalCluster start + warm-up + close on the 2-core reference machine (measured 2.5-4 s)
-PAYOFF_MARGIN = 1.5  # Dask must be expected to win by this factor of its start-up cost to be chosen
-
-
-class AutoRunner:
-    """A local sweep on Dask only when workers pay for themselves, else in this process.
-
-    The rule (measured on the 2-core reference machine: a 27-trial grid took 2.7 s serial against 4.2 s on the
-    default LocalCluster): run the first trial here and time it, estimate the rest's serial time, and start a
-    LocalCluster only when the time it would save, ``rest x (1 - 1/workers)``, exceeds ``PAYOFF_MARGIN x
-    LOCAL_CLUSTER_STARTUP_S``; one core means serial. The pilot trial's result is kept, never run twice.
-    ``--scheduler`` (an existing cluster) never comes here: everything goes to it.
-    """
-
-    def __init__(self, workers: int | None, retries: int = 1, progress: bool = True, *,
-                 task: TrialTask = run_trial) -> None:  # fmt: skip
-        self.workers = workers or os.cpu_count() or 1
-        self._serial = SerialRunner(retries=retries, progress=progress, task=task)
-        self._dask = DaskRunner(workers=self.workers, retries=retries, progress=progress, task=task)
-        self.last_run_info: dict[str, Any] = {}
-
-    def run(
-        self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
-    ) -> list[TrialResult]:
-        ordered = _ordered(trials)
-        if len(ordered) < 3 or self.workers < 2:
-            return self._finish(self._serial.run(payload, data, ordered, description=description), "too small")
-        pilot = self._serial.run(payload, data, ordered[:1], description=f"{description} (pilot)")  # loads the data
-        started = time.perf_counter()
-        pilot += self._serial.run(payload, data, ordered[1:2], description=f"{description} (pilot)")
-        per_trial = time.perf_counter() - started  # the second trial: data already loaded, as on a warm worker
-        rest = ordered[2:]
-        use_dask, why = auto_choice(per_trial, len(rest), self.workers)
-        if not use_dask:
-            return self._finish(pilot + self._serial.run(payload, data, rest, description=description), why)
-        results = pilot + self._dask.run(payload, data, rest, description=description)
-        return self._finish(results, why, self._dask.last_run_info)
-
-    def _finish(self, results: list[TrialResult], why: str, info: dict[str, Any] | None = None) -> list[TrialResult]:
-        self.last_run_info = {**(info or self._serial.last_run_info), "n_trials": len(results), "auto_choice": why}
-        log.info("event=sweep_runner_chosen choice=%r trials=%d", why, len(results))
-        return results
-
-
-def auto_choice(per_trial_s: float, n_trials: int, workers: int) -> tuple[bool, str]:
-    """Whether ``n_trials`` more trials of ``per_trial_s`` each should go to a LocalCluster of ``workers``, and why
-    (``AutoRunner``'s rule)."""
-    saved = per_trial_s * n_trials * (1.0 - 1.0 / workers) if workers > 1 else 0.0
-    where = f"{n_trials} x {per_trial_s:.3f} s would save {saved:.1f} s on {workers} workers"
-    if saved <= PAYOFF_MARGIN * LOCAL_CLUSTER_STARTUP_S:
-        return False, f"serial: {where} (start-up {LOCAL_CLUSTER_STARTUP_S:g} s x {PAYOFF_MARGIN:g})"
-    return True, f"dask: {where}"
-
-
-def make_runner(
-    cfg: DistributedConfig,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    serial: bool = False,
-    progress: bool = True,
-) -> SweepRunner:
-    """The runner the config asks for, with command-line flags (when given) taking precedence over it.
-
-    ``serial`` beats a scheduler set in the config; together with an explicit ``scheduler`` it is a usage error
-    (ValueError), since the two flags ask for opposite things.
-    """
-    if serial and scheduler:
-        raise ValueError(f"--serial and --scheduler {scheduler} contradict each other; give one of them")
-    for key, flag, configured in (("scheduler", scheduler, cfg.scheduler), ("workers", workers, cfg.workers)):
-        if flag is not None and configured is not None and flag != configured:
-            log.info("event=config_override key=backtest.distributed.%s config=%s flag=%s", key, configured, flag)
-    if serial:
-        if cfg.scheduler:
-            log.info("event=config_override key=backtest.distributed.scheduler config=%s flag=--serial", cfg.scheduler)
-        return SerialRunner(retries=cfg.retries, progress=progress)
-    address = scheduler or cfg.scheduler
-    n_workers = workers if workers is not None else cfg.workers
-    if address and n_workers is not None:
-        log.info("event=workers_ignored workers=%d scheduler=%s: the cluster decides its workers", n_workers, address)
-    if address:
-        return DaskRunner(scheduler=address, workers=n_workers, retries=cfg.retries, progress=progress)
-    return AutoRunner(n_workers, retries=cfg.retries, progress=progress)
 
 
 class _RateColumn(ProgressColumn):
@@ -365,6 +283,14 @@ def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callab
         yield lambda: bar.advance(task_id)
 
 
+def follow_root_log_level() -> int:
+    """Put Dask's ``distributed`` logger at the root logger's level (the entry point's ``--log-level``) and
+    return it; called after ``distributed`` is imported, since importing it installs Dask's own level (INFO)."""
+    level = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("distributed").setLevel(level)
+    return level
+
+
 def _warm_up(client: Any) -> None:
     """Import the trial code on every worker now, so start-up cost is not counted as sweep time.
 
@@ -386,7 +312,7 @@ def _import_sweep_module() -> None:
     logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
 
 
-def _ordered(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
+def ordered_trials(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
     ordered = sorted(trials, key=lambda t: t.trial_id)
     duplicates = sorted(i for i, n in Counter(t.trial_id for t in ordered).items() if n > 1)
     if duplicates:
