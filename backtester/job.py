@@ -15,6 +15,7 @@ from backtester.cli_common import jsonable, write_json
 from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
+from backtester.run_warnings import run_warnings
 from backtester.sweep import state_history_iso
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
 from backtester.veto_ab import disabled, job_veto, veto_ab
@@ -59,6 +60,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "overrides",
     "seed",
     "veto",
+    "warnings",
 )
 
 
@@ -108,6 +110,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
         risk_free_rate_pct=config.backtest.risk_free_rate_pct,
     )
     summary = _summary(config, request, loaded, result, metrics)
+    summary["warnings"] = run_warnings(config, request.strategy, loaded)  # the entry point prints them too
     summary["veto"] = disabled() if veto is None else veto_ab(config, request.strategy, loaded.panel, veto, result,
                                                               metrics)  # fmt: skip
     records = _costs(backtest, result, request, summary)
