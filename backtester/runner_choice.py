@@ -49,13 +49,15 @@ class AutoRunner:
         self._serial = SerialRunner(retries=retries, progress=progress, task=task)
         self._dask = DaskRunner(workers=self.workers, retries=retries, progress=progress, task=task)
         self.last_run_info: dict[str, Any] = {}
+        self.choices: list[dict[str, Any]] = []  # every sweep's choice (a walk-forward runs three sweeps)
 
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]:
         ordered = ordered_trials(trials)
         if len(ordered) < 3 or self.workers < 2:
-            return self._finish(self._serial.run(payload, data, ordered, description=description), "too small")
+            return self._finish(self._serial.run(payload, data, ordered, description=description), "too small",
+                                description)  # fmt: skip
         pilot_run = self._serial.run
         first = f"{description} (pilot)"
         pilot, others_cores = busy_elsewhere(lambda: pilot_run(payload, data, ordered[:1], description=first))
@@ -63,15 +65,18 @@ class AutoRunner:
         pilot += pilot_run(payload, data, ordered[1:2], description=first)
         per_trial = time.perf_counter() - started  # the second trial: data already loaded, as on a warm worker
         rest = ordered[2:]
-        free = (os.cpu_count() or 1) - others_cores
-        use_dask, why = auto_choice(per_trial, len(rest), self.workers, free)
+        use_dask, why = auto_choice(per_trial, len(rest), self.workers, free_cores(others_cores))
         if not use_dask:
-            return self._finish(pilot + self._serial.run(payload, data, rest, description=description), why)
+            return self._finish(pilot + self._serial.run(payload, data, rest, description=description), why,
+                                description)  # fmt: skip
         results = pilot + self._dask.run(payload, data, rest, description=description)
-        return self._finish(results, why, self._dask.last_run_info)
+        return self._finish(results, why, description, self._dask.last_run_info)
 
-    def _finish(self, results: list[TrialResult], why: str, info: dict[str, Any] | None = None) -> list[TrialResult]:
-        self.last_run_info = {**(info or self._serial.last_run_info), "n_trials": len(results), "auto_choice": why}
+    def _finish(self, results: list[TrialResult], why: str, description: str, info: dict[str, Any] | None = None
+                ) -> list[TrialResult]:  # fmt: skip
+        self.choices.append({"sweep": description, "n_trials": len(results), "auto_choice": why})
+        self.last_run_info = {**(info or self._serial.last_run_info), "n_trials": len(results), "auto_choice": why,
+                              "sweeps": list(self.choices)}  # fmt: skip
         log.info("event=sweep_runner_chosen choice=%r trials=%d", why, len(results))
         return results
 
@@ -88,6 +93,19 @@ def auto_choice(per_trial_s: float, n_trials: int, workers: int, free_cores: flo
     if saved <= PAYOFF_MARGIN * cost:
         return False, f"serial: {where} (x {PAYOFF_MARGIN:g} needed)"
     return True, f"dask: {where}"
+
+
+def free_cores(others_cores_now: float) -> float:
+    """Cores a LocalCluster could use: the machine's, less what other processes keep busy, taking the worse of
+    the moment just measured (the pilot's fraction of a second) and the last minute's load average (whose count
+    includes this process, hence the 1): a burst between two helpers' test runs must not look like a free machine.
+    """
+    cores = float(os.cpu_count() or 1)
+    try:
+        minute_load = os.getloadavg()[0]
+    except OSError:  # not on this platform
+        minute_load = 1.0
+    return cores - max(others_cores_now, minute_load - 1.0, 0.0)
 
 
 def busy_elsewhere(run: Callable[[], T]) -> tuple[T, float]:
