@@ -109,7 +109,8 @@ def setup_logging(level: str) -> None:
     (``backtester.distributed_runner.follow_root_log_level``)."""
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if level != "DEBUG":  # a sweep runs thousands of backtests: their per-run state changes are not news
-        logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
+        for name in ("portfolio.risk_manager", "portfolio.trading_state"):  # per-run state changes
+            logging.getLogger(name).setLevel(logging.ERROR)
     logging.getLogger("distributed").setLevel(level)
 
 

@@ -309,7 +309,8 @@ def _import_sweep_module() -> None:
 
     import backtester.sweep  # noqa: F401
 
-    logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
+    for name in ("portfolio.risk_manager", "portfolio.trading_state"):  # per-run state changes
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def ordered_trials(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
