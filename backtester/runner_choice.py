@@ -38,9 +38,12 @@ class AutoRunner:
     machine's cores less those other processes kept busy during the pilot; the saving is ``rest x per-trial x
     (1 - 1/parallel) x DASK_EFFICIENCY``, the cost ``LOCAL_CLUSTER_COST_S x workers / parallel`` (start-up is
     CPU work, slower on busy cores); Dask when the saving exceeds ``PAYOFF_MARGIN x cost``. Measured on the
-    2-core machine: a 27-trial grid (~0.1 s a trial, quiet) saves ~1.2 s, never worth a 4 s cluster; the
-    ~459-trial walk-forward saves ~20 s on a quiet machine and nothing when another process holds a core. The
-    two pilot trials' results are kept, never run twice.
+    2-core machine while other processes held ~1.4 cores (bench/sweep_scaling.py, medians of 3): the default
+    27-trial grid took 28.9 s serial, 25.5 s with this runner (it chose serial) and 62.2 s on a forced 2-worker
+    LocalCluster; 200 trials took 173 s serial and 165 s on the cluster plus 16 s of start-up (the machine's
+    parallel ceiling was 0.76x then). On a quiet machine a 27-trial grid (~0.1 s a trial) would save ~1.2 s,
+    never worth a ~4 s cluster, and the ~459-trial walk-forward ~50 s. The two pilot trials' results are kept,
+    never run twice.
     """
 
     def __init__(self, workers: int | None, retries: int = 1, progress: bool = True, *,
@@ -105,7 +108,7 @@ def free_cores(others_cores_now: float) -> float:
         minute_load = os.getloadavg()[0]
     except OSError:  # not on this platform
         minute_load = 1.0
-    return cores - max(others_cores_now, minute_load - 1.0, 0.0)
+    return max(cores - max(others_cores_now, minute_load - 1.0, 0.0), 0.0)
 
 
 def busy_elsewhere(run: Callable[[], T]) -> tuple[T, float]:
