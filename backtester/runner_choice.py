@@ -40,9 +40,11 @@ class AutoRunner:
     CPU work, slower on busy cores); Dask when the saving exceeds ``PAYOFF_MARGIN x cost``. Measured on the
     2-core machine while other processes held ~1.4 cores (bench/sweep_scaling.py, medians of 3): the default
     27-trial grid took 28.9 s serial, 25.5 s with this runner (it chose serial) and 62.2 s on a forced 2-worker
-    LocalCluster; 200 trials took 173 s serial and 165 s on the cluster plus 16 s of start-up (the machine's
-    parallel ceiling was 0.76x then). On a quiet machine a 27-trial grid (~0.1 s a trial) would save ~1.2 s,
-    never worth a ~4 s cluster, and the ~459-trial walk-forward ~50 s. The two pilot trials' results are kept,
+    LocalCluster; the default walk-forward (459 trials) 58.1 s serial, 65.4 s with this runner (serial; load
+    noise) and 80.9 s on the cluster; 200 trials took 173 s serial and 165 s on the cluster plus 16 s of
+    start-up (the machine's parallel ceiling was 0.76x then). On a quiet machine a 27-trial grid (~0.1 s a
+    trial) would save ~1.2 s, never worth a ~4 s cluster, and the ~459-trial walk-forward ~50 s. The two pilot
+    trials' results are kept,
     never run twice.
     """
 
