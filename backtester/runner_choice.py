@@ -44,8 +44,7 @@ class AutoRunner:
     noise) and 80.9 s on the cluster; 200 trials took 173 s serial and 165 s on the cluster plus 16 s of
     start-up (the machine's parallel ceiling was 0.76x then). On a quiet machine a 27-trial grid (~0.1 s a
     trial) would save ~1.2 s, never worth a ~4 s cluster, and the ~459-trial walk-forward ~50 s. The two pilot
-    trials' results are kept,
-    never run twice.
+    trials' results are kept, never run twice.
     """
 
     def __init__(self, workers: int | None, retries: int = 1, progress: bool = True, *,
