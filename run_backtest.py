@@ -75,27 +75,39 @@ def _backtest(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir
                          benchmark=args.benchmark, **choice)
     output = run_backtest_job(config, request, out_dir)
     print_summary(output.summary)
+    print_warnings(output.summary["warnings"])
     print(f"results: {output.out_dir}")
     return 0
 
 
 def _research(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir: Path) -> int:
-    from backtester.distributed_runner import make_runner
     from backtester.grid_search import parse_grid_overrides
     from backtester.research import ResearchContext
     from backtester.research_output import print_mode_summary, run_mode, write_outputs
+    from backtester.run_warnings import run_warnings
+    from backtester.runner_choice import make_runner
     from backtester.sweep import DataRef
 
     grid = parse_grid_overrides(args.grid)
-    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
+    runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial,
+                         local_cluster=args.local_cluster)  # fmt: skip
     data = DataRef.from_config(config, **choice)
+    warnings = run_warnings(config, args.strategy, data.load())  # loaded here: a bad window is refused up front
     ctx = ResearchContext(config, args.strategy, data, runner, grid)
     output = run_mode(args.mode, ctx)
     output.summary["overrides"] = list(args.overrides)
+    output.summary["warnings"] = warnings
     write_outputs(out_dir, args.mode, output)
     print_mode_summary(args.mode, output.summary)
+    print_warnings(warnings)
     print(f"results: {out_dir}")
     return 0
+
+
+def print_warnings(warnings: list[str]) -> None:
+    """Each warning of the run on stderr, after the summary table (they are in summary.json too)."""
+    for line in warnings:
+        print(f"run_backtest: warning: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -44,13 +44,13 @@ def git_commit() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from backtester.cli_common import data_choice, setup_logging, write_json
-    from backtester.distributed_runner import make_runner
     from backtester.grid_search import parse_grid_overrides
     from backtester.job import default_out_dir
     from backtester.mandate import load_mandate
     from backtester.recalibration import recalibrate
     from backtester.recalibration_report import print_verdicts, write_recalibration_report
     from backtester.research import ResearchContext
+    from backtester.runner_choice import make_runner
     from backtester.sweep import DataRef
     from core.config_loader import load_config
     from core.errors import ConfigError, DataError, StateCorruptError
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out_dir = Path(args.out) if args.out else default_out_dir(config.system.results_dir, "recalibration", args.strategy)
     try:
-        runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial)
+        runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial,
+                             local_cluster=args.local_cluster)  # fmt: skip
         data = DataRef.from_config(config, **data_choice(args, config))
         ctx = ResearchContext(config, args.strategy, data, runner, grid)
         outcome = recalibrate(

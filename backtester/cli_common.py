@@ -66,12 +66,23 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=positive_int_arg, default=None,
                         help="LocalCluster workers (default: one per core)")  # fmt: skip
     parser.add_argument("--serial", action="store_true", help="run trials in this process (no Dask)")
+    parser.add_argument(
+        "--local-cluster",
+        action="store_true",
+        help="run trials on a Dask LocalCluster of --workers processes even when the automatic choice "
+        "(in this process unless workers pay for their start-up) would not",
+    )
 
 
 def check_research_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     """Rules between arguments (exit 2 naming them, like a single bad argument)."""
     if args.start is not None and args.end is not None and args.end < args.start:
         parser.error(f"argument --end: must not be before --start (got --start {args.start} --end {args.end})")
+    runners = [flag for flag, on in (("--serial", getattr(args, "serial", False)),
+                                     ("--local-cluster", getattr(args, "local_cluster", False)),
+                                     ("--scheduler", getattr(args, "scheduler", None))) if on]  # fmt: skip
+    if len(runners) > 1:
+        parser.error(f"argument {runners[1]}: not allowed with {runners[0]}; they ask for different runners, give one")
     return args
 
 
@@ -103,10 +114,15 @@ def scheduler_arg(text: str) -> str:
 
 
 def setup_logging(level: str) -> None:
+    """Our lines at ``level`` on stderr; Dask's at ``level`` too (WARNING by default: its INFO lines, 33-97 per
+    LocalCluster run, only with ``--log-level INFO`` or DEBUG). Dask installs its own handler and level for the
+    ``distributed`` logger when it is first imported, so the sweep runner applies this again after importing it
+    (``backtester.distributed_runner.follow_root_log_level``)."""
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if level != "DEBUG":  # a sweep runs thousands of backtests: their per-run state changes are not news
-        logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
-        logging.getLogger("distributed").setLevel(logging.ERROR)
+        for name in ("portfolio.risk_manager", "portfolio.trading_state"):  # per-run state changes
+            logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("distributed").setLevel(level)
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

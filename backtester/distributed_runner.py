@@ -33,11 +33,10 @@ from rich.progress import (
 from rich.text import Text
 
 from backtester.sweep import DataRef, TrialResult, TrialSpec, run_trial
-from core.config_models import DistributedConfig
+from backtester.trial_batches import TrialTask, batch_outcome, call_task, run_batch, split_batches
 
 log = logging.getLogger(__name__)
 
-TrialTask = Callable[[str, DataRef, TrialSpec], TrialResult]
 LOOPBACK = "127.0.0.1"
 WORKER_START_TIMEOUT_S = 120.0
 WORKER_PROFILER = "distributed.worker.profile.enabled"
@@ -66,17 +65,17 @@ class SerialRunner:
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]:
-        ordered = _ordered(trials)
+        ordered = ordered_trials(trials)
         started = time.perf_counter()
         results: list[TrialResult] = []
         with progress_bar(description, len(ordered), self.progress) as advance:
             for trial in ordered:
                 attempt = 1
-                result = _call_task(self._task, payload, data, trial)
+                result = call_task(self._task, payload, data, trial)
                 while not result.ok and attempt <= self.retries:
                     _log_retry(trial, attempt, result)
                     attempt += 1
-                    result = _call_task(self._task, payload, data, trial)
+                    result = call_task(self._task, payload, data, trial)
                 results.append(_final(result, attempt))
                 advance()
         wall = time.perf_counter() - started
@@ -89,13 +88,15 @@ class DaskRunner:
 
     With no ``scheduler`` a LocalCluster of ``workers`` (default: one per core) single-threaded worker
     processes is started on 127.0.0.1 with no dashboard, and closed when the run ends. With
-    ``scheduler="tcp://HOST:PORT"`` a Client connects to that cluster, which is left running. Only small values
-    travel (the config payload, the ``DataRef``, the ``TrialSpec``): each worker builds the panel once through
-    ``DataRef.load``'s per-process cache. Task keys are ``run_trial-<trial_id>-<attempt>-<run token>`` so the
-    scheduler's logs name the trial. A trial whose result has an error, or whose task failed (a worker died, the
-    task could not be unpickled), is resubmitted up to ``retries`` times. ``last_run_info`` describes the last
-    run (start-up, sweep and shutdown seconds separately, for benchmarks and summaries). Raises only before any
-    trial has run: ValueError for repeated trial ids, OSError or TimeoutError when the scheduler cannot be
+    ``scheduler="tcp://HOST:PORT"`` a Client connects to that cluster, which is left running. The bars are loaded
+    here and scattered to every worker once; a task carries only small values (the config payload, the
+    ``DataRef``, a batch of ``TrialSpec``s): the sweep is cut into ``TASKS_PER_WORKER`` batches per worker
+    (``backtester.trial_batches``). Task keys are ``run_trials-<first trial_id>-n<trials>-<attempt>-<run
+    token>`` so the scheduler's logs name the batch. A trial whose result has an error, or whose task failed (a
+    worker died, the task could not be unpickled), is resubmitted (with the batch's other failures) up to
+    ``retries`` times. ``last_run_info`` describes the last run (start-up, sweep and shutdown seconds
+    separately, for benchmarks and summaries). Raises only before any trial has run: ValueError for repeated
+    trial ids, OSError or TimeoutError when the scheduler cannot be
     reached (30 s) or the local workers do not start.
     """
 
@@ -118,16 +119,18 @@ class DaskRunner:
         self.progress = progress
         self.last_run_info: dict[str, Any] = {}
         self._task = task
+        self._n_tasks = 0
 
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]:
-        ordered = _ordered(trials)
+        ordered = ordered_trials(trials)
         if not ordered:
             kind = "dask-remote" if self.scheduler else "dask-local"
             self.last_run_info = _run_info(kind, self.scheduler, 0, [], startup_s=0.0, sweep_s=0.0, shutdown_s=0.0)
             return []
         started = time.perf_counter()
+        self._n_tasks = 0
         with self._client() as (client, local):
             n_workers = len(client.nthreads())
             address = client.scheduler.address
@@ -149,6 +152,7 @@ class DaskRunner:
         kind = "dask-local" if local else "dask-remote"
         shutdown_s = time.perf_counter() - closing
         self.last_run_info = _run_info(kind, address, n_workers, results, startup_s, sweep_s, shutdown_s)
+        self.last_run_info["n_tasks"] = self._n_tasks  # batches submitted, resubmissions included
         return results
 
     @contextmanager
@@ -156,6 +160,7 @@ class DaskRunner:
         """A Client, and whether it runs on a LocalCluster of ours (closed on exit) or on someone else's cluster."""
         from distributed import Client
 
+        follow_root_log_level()
         if self.scheduler is not None:
             with Client(self.scheduler, timeout="30s") as client:  # closing a Client leaves its cluster running
                 yield client, False
@@ -168,34 +173,59 @@ class DaskRunner:
     def _sweep(
         self, client: Any, payload: str, data: DataRef, trials: list[TrialSpec], description: str
     ) -> dict[int, TrialResult]:
-        """Submit every trial, resubmit failures while attempts remain, and drive the bar as trials finish."""
+        """Scatter the bars, submit the trials in batches, resubmit failed trials while attempts remain, and
+        drive the bar as batches finish."""
         from distributed import as_completed
 
         token = uuid.uuid4().hex[:12]
-        in_flight: dict[str, tuple[TrialSpec, int]] = {}
+        loaded = _scatter_bars(client, data)
+        in_flight: dict[str, tuple[list[TrialSpec], int]] = {}
 
-        def submit(trial: TrialSpec, attempt: int) -> Any:
-            key = f"run_trial-{trial.trial_id}-{attempt}-{token}"
-            in_flight[key] = (trial, attempt)
-            return client.submit(self._task, payload, data, trial, key=key, pure=False, retries=0)
+        def submit(batch: list[TrialSpec], attempt: int) -> Any:
+            key = f"run_trials-{batch[0].trial_id}-n{len(batch)}-{attempt}-{token}"
+            in_flight[key] = (batch, attempt)
+            self._n_tasks += 1
+            return client.submit(run_batch, self._task, payload, data, batch, loaded, key=key, pure=False, retries=0)
 
         final: dict[int, TrialResult] = {}
-        pending = as_completed([submit(t, 1) for t in trials])
+        batches = split_batches(trials, len(client.nthreads()))
+        pending = as_completed([submit(b, 1) for b in batches])
         with progress_bar(description, len(trials), self.progress) as advance:
             for future in pending:
-                trial, attempt = in_flight.pop(future.key)
-                result = _future_outcome(future, trial)
+                batch, attempt = in_flight.pop(future.key)
+                results = batch_outcome(future, batch)
                 future.release()
-                if not result.ok and attempt <= self.retries:
-                    _log_retry(trial, attempt, result)
-                    try:
-                        pending.add(submit(trial, attempt + 1))
+                again = [t for t, r in zip(batch, results, strict=True) if not r.ok and attempt <= self.retries]
+                for trial, result in zip(batch, results, strict=True):
+                    if trial in again:
+                        _log_retry(trial, attempt, result)
                         continue
-                    except Exception as exc:  # the client itself is gone: keep the trial as failed
-                        result = _failed(trial, f"resubmission failed: {type(exc).__name__}: {exc}")
-                final[trial.trial_id] = _final(result, attempt)
-                advance()
+                    final[trial.trial_id] = _final(result, attempt)
+                    advance()
+                if again:
+                    self._resubmit(pending, submit, again, attempt, final, advance)
         return final
+
+    @staticmethod
+    def _resubmit(pending: Any, submit: Callable[[list[TrialSpec], int], Any], again: list[TrialSpec], attempt: int,
+                  final: dict[int, TrialResult], advance: Callable[[], None]) -> None:  # fmt: skip
+        """The failed trials of a batch as one new task; if the client itself is gone they stay failed."""
+        try:
+            pending.add(submit(again, attempt + 1))
+        except Exception as exc:
+            for trial in again:
+                final[trial.trial_id] = _final(_failed(trial, f"resubmission failed: {type(exc).__name__}: {exc}"),
+                                               attempt)  # fmt: skip
+                advance()
+
+
+def _scatter_bars(client: Any, data: DataRef) -> Any:
+    """The sweep's bars loaded here once and copied to every worker now (one ~2 MB transfer per worker for the
+    default 20 symbols x 10 years), so no task carries them and no worker reads or generates them. None when
+    there is no worker yet (a cluster still growing): the workers then load the data themselves, once each."""
+    if not client.nthreads():
+        return None
+    return client.scatter(data.load(), broadcast=True, hash=False)
 
 
 def start_local_cluster(n_workers: int) -> Any:
@@ -209,9 +239,7 @@ def start_local_cluster(n_workers: int) -> Any:
     """
     from distributed import LocalCluster
 
-    if not log.isEnabledFor(logging.DEBUG):  # Dask's INFO lines (33-97 per run) only when asked for
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-
+    level = follow_root_log_level()
     return LocalCluster(
         n_workers=n_workers,
         threads_per_worker=1,
@@ -221,93 +249,9 @@ def start_local_cluster(n_workers: int) -> Any:
         dashboard_address=None,  # no dashboard; the scheduler's small HTTP server (health, metrics) still starts:
         scheduler_kwargs={"dashboard_address": f"{LOOPBACK}:0"},  # on loopback and a free port, never :8787
         worker_dashboard_address=None,
-        silence_logs=logging.WARNING,
+        silence_logs=level,  # the workers' own Dask logging
         config={WORKER_PROFILER: False},  # the nanny hands it to each worker process, restarted ones included
     )
-
-
-LOCAL_CLUSTER_STARTUP_S = 3.0  # LocalCluster start + warm-up + close on the 2-core reference machine (measured 2.5-4 s)
-PAYOFF_MARGIN = 1.5  # Dask must be expected to win by this factor of its start-up cost to be chosen
-
-
-class AutoRunner:
-    """A local sweep on Dask only when workers pay for themselves, else in this process.
-
-    The rule (measured on the 2-core reference machine: a 27-trial grid took 2.7 s serial against 4.2 s on the
-    default LocalCluster): run the first trial here and time it, estimate the rest's serial time, and start a
-    LocalCluster only when the time it would save, ``rest x (1 - 1/workers)``, exceeds ``PAYOFF_MARGIN x
-    LOCAL_CLUSTER_STARTUP_S``; one core means serial. The pilot trial's result is kept, never run twice.
-    ``--scheduler`` (an existing cluster) never comes here: everything goes to it.
-    """
-
-    def __init__(self, workers: int | None, retries: int = 1, progress: bool = True, *,
-                 task: TrialTask = run_trial) -> None:  # fmt: skip
-        self.workers = workers or os.cpu_count() or 1
-        self._serial = SerialRunner(retries=retries, progress=progress, task=task)
-        self._dask = DaskRunner(workers=self.workers, retries=retries, progress=progress, task=task)
-        self.last_run_info: dict[str, Any] = {}
-
-    def run(
-        self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
-    ) -> list[TrialResult]:
-        ordered = _ordered(trials)
-        if len(ordered) < 3 or self.workers < 2:
-            return self._finish(self._serial.run(payload, data, ordered, description=description), "too small")
-        pilot = self._serial.run(payload, data, ordered[:1], description=f"{description} (pilot)")  # loads the data
-        started = time.perf_counter()
-        pilot += self._serial.run(payload, data, ordered[1:2], description=f"{description} (pilot)")
-        per_trial = time.perf_counter() - started  # the second trial: data already loaded, as on a warm worker
-        rest = ordered[2:]
-        use_dask, why = auto_choice(per_trial, len(rest), self.workers)
-        if not use_dask:
-            return self._finish(pilot + self._serial.run(payload, data, rest, description=description), why)
-        results = pilot + self._dask.run(payload, data, rest, description=description)
-        return self._finish(results, why, self._dask.last_run_info)
-
-    def _finish(self, results: list[TrialResult], why: str, info: dict[str, Any] | None = None) -> list[TrialResult]:
-        self.last_run_info = {**(info or self._serial.last_run_info), "n_trials": len(results), "auto_choice": why}
-        log.info("event=sweep_runner_chosen choice=%r trials=%d", why, len(results))
-        return results
-
-
-def auto_choice(per_trial_s: float, n_trials: int, workers: int) -> tuple[bool, str]:
-    """Whether ``n_trials`` more trials of ``per_trial_s`` each should go to a LocalCluster of ``workers``, and why
-    (``AutoRunner``'s rule)."""
-    saved = per_trial_s * n_trials * (1.0 - 1.0 / workers) if workers > 1 else 0.0
-    where = f"{n_trials} x {per_trial_s:.3f} s would save {saved:.1f} s on {workers} workers"
-    if saved <= PAYOFF_MARGIN * LOCAL_CLUSTER_STARTUP_S:
-        return False, f"serial: {where} (start-up {LOCAL_CLUSTER_STARTUP_S:g} s x {PAYOFF_MARGIN:g})"
-    return True, f"dask: {where}"
-
-
-def make_runner(
-    cfg: DistributedConfig,
-    scheduler: str | None = None,
-    workers: int | None = None,
-    serial: bool = False,
-    progress: bool = True,
-) -> SweepRunner:
-    """The runner the config asks for, with command-line flags (when given) taking precedence over it.
-
-    ``serial`` beats a scheduler set in the config; together with an explicit ``scheduler`` it is a usage error
-    (ValueError), since the two flags ask for opposite things.
-    """
-    if serial and scheduler:
-        raise ValueError(f"--serial and --scheduler {scheduler} contradict each other; give one of them")
-    for key, flag, configured in (("scheduler", scheduler, cfg.scheduler), ("workers", workers, cfg.workers)):
-        if flag is not None and configured is not None and flag != configured:
-            log.info("event=config_override key=backtest.distributed.%s config=%s flag=%s", key, configured, flag)
-    if serial:
-        if cfg.scheduler:
-            log.info("event=config_override key=backtest.distributed.scheduler config=%s flag=--serial", cfg.scheduler)
-        return SerialRunner(retries=cfg.retries, progress=progress)
-    address = scheduler or cfg.scheduler
-    n_workers = workers if workers is not None else cfg.workers
-    if address and n_workers is not None:
-        log.info("event=workers_ignored workers=%d scheduler=%s: the cluster decides its workers", n_workers, address)
-    if address:
-        return DaskRunner(scheduler=address, workers=n_workers, retries=cfg.retries, progress=progress)
-    return AutoRunner(n_workers, retries=cfg.retries, progress=progress)
 
 
 class _RateColumn(ProgressColumn):
@@ -339,6 +283,14 @@ def progress_bar(description: str, total: int, enabled: bool) -> Iterator[Callab
         yield lambda: bar.advance(task_id)
 
 
+def follow_root_log_level() -> int:
+    """Put Dask's ``distributed`` logger at the root logger's level (the entry point's ``--log-level``) and
+    return it; called after ``distributed`` is imported, since importing it installs Dask's own level (INFO)."""
+    level = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("distributed").setLevel(level)
+    return level
+
+
 def _warm_up(client: Any) -> None:
     """Import the trial code on every worker now, so start-up cost is not counted as sweep time.
 
@@ -357,10 +309,11 @@ def _import_sweep_module() -> None:
 
     import backtester.sweep  # noqa: F401
 
-    logging.getLogger("portfolio.risk_manager").setLevel(logging.ERROR)
+    for name in ("portfolio.risk_manager", "portfolio.trading_state"):  # per-run state changes
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _ordered(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
+def ordered_trials(trials: Sequence[TrialSpec]) -> list[TrialSpec]:
     ordered = sorted(trials, key=lambda t: t.trial_id)
     duplicates = sorted(i for i, n in Counter(t.trial_id for t in ordered).items() if n > 1)
     if duplicates:
@@ -372,30 +325,6 @@ def _checked_retries(retries: int) -> int:
     if retries < 0:
         raise ValueError(f"retries must be >= 0 (got {retries})")
     return retries
-
-
-def _call_task(task: TrialTask, payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
-    """``run_trial`` never raises, but an injected task might: treat that like any failed attempt."""
-    try:
-        return task(payload, data, trial)
-    except Exception as exc:
-        return _failed(trial, f"{type(exc).__name__}: {exc}")
-
-
-def _future_outcome(future: Any, trial: TrialSpec) -> TrialResult:
-    """The trial's result, or a failed result saying why the task produced none (error, lost, cancelled)."""
-    try:
-        if future.status == "finished":
-            result = future.result()
-            if isinstance(result, TrialResult) and result.trial_id == trial.trial_id:
-                return result
-            return _failed(trial, f"task returned {type(result).__name__}, not this trial's TrialResult")
-        if future.status == "error":
-            exc = future.exception()
-            return _failed(trial, f"task failed on the cluster: {type(exc).__name__}: {exc}")
-        return _failed(trial, f"task ended with status {future.status!r} (scheduler or worker lost)")
-    except Exception as exc:
-        return _failed(trial, f"could not fetch the result: {type(exc).__name__}: {exc}")
 
 
 def _failed(trial: TrialSpec, error: str) -> TrialResult:

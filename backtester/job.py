@@ -16,6 +16,7 @@ from backtester.cli_common import jsonable, write_json
 from backtester.engine import Backtest, BacktestResult, build_backtest
 from backtester.performance import compute_metrics, round_trips_from_fills
 from backtester.report import write_report
+from backtester.run_warnings import run_warnings
 from backtester.sweep import state_history_iso
 from backtester.tca_rows import backtest_run_id, tca_records, write_backtest_tca
 from backtester.trade_stats import trade_statistics
@@ -69,6 +70,7 @@ SUMMARY_KEYS: tuple[str, ...] = (
     "trade_stats",
     "stops",
     "stop",
+    "warnings",
 )
 
 
@@ -123,6 +125,7 @@ def run_backtest_job(config: AppConfig, request: JobRequest, out_dir: Path) -> J
     summary = _summary(config, request, loaded, result, metrics)
     summary["trade_stats"] = jsonable(trade_statistics(trades, result.equity, benchmark=benchmark,
                                                        gross_exposure=result.gross_exposure))
+    summary["warnings"] = run_warnings(config, request.strategy, loaded)  # the entry point prints them too
     summary["veto"] = disabled() if veto is None else veto_ab(config, request.strategy, loaded.panel, veto, result,
                                                               metrics)  # fmt: skip
     records = _costs(backtest, result, request, summary)

@@ -2,8 +2,8 @@
 
 A trial is (data reference, strategy, params, window, seed) -> metrics and daily returns. ``run_trial`` is the
 task the serial runner calls in-process and the Dask runner ships to workers: everything it needs travels in
-small frozen values (the config as a plain dict, a ``DataRef`` that says how to obtain the bars), and each
-worker process loads a given data set once (``DataRef.load`` is cached per process).
+small frozen values (the config as a plain dict, a ``DataRef`` that says how to obtain the bars); the bars
+themselves reach each worker process once (the Dask runner scatters them; ``DataRef.load`` is cached per process).
 """
 
 from __future__ import annotations
@@ -63,11 +63,32 @@ class DataRef:
         )
 
     def load(self) -> LoadedData:
-        return _load_cached(self)
+        """The bars, built once per process: a worker handed them by the runner (``remember_loaded``) reuses
+        those; otherwise they are loaded here and kept for the next trial."""
+        loaded = _LOADED.get(self)
+        if loaded is None:
+            loaded = remember_loaded(self, _load(self))
+        return loaded
 
 
-@functools.lru_cache(maxsize=4)
-def _load_cached(ref: DataRef) -> LoadedData:
+_LOADED: dict[DataRef, LoadedData] = {}
+_LOADED_KEPT = 4  # data sets kept per process (a walk-forward uses one; a recalibration a few)
+
+
+def remember_loaded(ref: DataRef, loaded: LoadedData) -> LoadedData:
+    """Keep ``loaded`` as this process's bars for ``ref`` (the Dask runner scatters the panel once and each worker
+    stores it here, so no worker reads or generates the data itself); the oldest data set is dropped beyond
+    ``_LOADED_KEPT``. The arrays are made read-only again (unpickling drops the flag)."""
+    for name in ("ts_event_ns", "open", "high", "low", "close", "volume"):
+        getattr(loaded.panel, name).setflags(write=False)
+    _LOADED.pop(ref, None)
+    _LOADED[ref] = loaded
+    while len(_LOADED) > _LOADED_KEPT:
+        _LOADED.pop(next(iter(_LOADED)))
+    return loaded
+
+
+def _load(ref: DataRef) -> LoadedData:
     from core.config_models import SyntheticDataConfig
 
     synthetic = SyntheticDataConfig(n_symbols=ref.synthetic_n_symbols, start=ref.synthetic_start, end=ref.synthetic_end)

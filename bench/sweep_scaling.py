@@ -1,6 +1,12 @@
 """Sweep scaling benchmark (not a test): parameter sets per second, serial vs a Dask LocalCluster, in one run.
 
     .venv/bin/python bench/sweep_scaling.py [--quick] [--workers 2] [--seed 42]
+    .venv/bin/python bench/sweep_scaling.py --cli grid_search,walk_forward [--repeat 3]
+
+``--cli MODES`` instead times ``run_backtest.py --strategy momentum --mode MODE`` as a user runs it (default
+config, a subprocess each, wall time from start to exit) with the default runner, ``--serial`` and
+``--local-cluster --workers N``, ``--repeat`` times each (interleaved), and prints the median, the runner the
+default chose and the cores other processes kept busy meanwhile.
 
 The sweep is a 200-combination momentum grid (roc_period x entry_roc_pct x trend_sma_period x exit_roc_pct, all
 passing the params rules) over synthetic data, 10 symbols x 10 years (seeded). It runs once through
@@ -27,6 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -202,6 +209,58 @@ def print_report(
     return same
 
 
+CLI_RUNNERS: dict[str, tuple[str, ...]] = {"default": (), "--serial": ("--serial",), "local-cluster": ()}
+
+
+def _cli_once(mode: str, runner: str, workers: int, out: str) -> tuple[float, float, str]:
+    """One ``run_backtest.py`` run: wall seconds, others' busy cores meanwhile, and the runner it used."""
+    import json
+    import subprocess
+
+    flags = ("--local-cluster", "--workers", str(workers)) if runner == "local-cluster" else CLI_RUNNERS[runner]
+    command = [sys.executable, "run_backtest.py", "--strategy", STRATEGY, "--mode", mode, "--out", out, *flags]
+    box: dict[str, Any] = {}
+
+    def run() -> list[TrialResult]:
+        box["proc"] = subprocess.run(command, capture_output=True, text=True, check=False)
+        return []
+
+    _, phase = measured(run)
+    if box["proc"].returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed: {box['proc'].stderr[-2000:]}")
+    info = json.loads((Path(out) / "summary.json").read_text()).get("runner", {})
+    return phase.seconds, phase.others_cores, str(info.get("auto_choice") or info.get("runner"))
+
+
+def cli_table(modes: Sequence[str], repeat: int, workers: int) -> None:
+    """Median wall time of each mode under each runner (runs interleaved, so load drifts hit all alike)."""
+    import statistics
+    import tempfile
+
+    times: dict[tuple[str, str], list[float]] = {}
+    others: dict[tuple[str, str], list[float]] = {}
+    chosen: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in modes:
+            for k in range(repeat):
+                for runner in CLI_RUNNERS:
+                    seconds, busy, why = _cli_once(mode, runner, workers, f"{tmp}/{mode}-{runner}-{k}")
+                    times.setdefault((mode, runner), []).append(seconds)
+                    others.setdefault((mode, runner), []).append(busy)
+                    if runner == "default":
+                        chosen.setdefault(mode, set()).add(why)
+                    print(f"  {mode:14} {runner:14} run {k + 1}: {seconds:7.1f} s (others {busy:.2f} cores)",
+                          flush=True)
+    print(f"\n{'mode':14} {'runner':24} {'median s':>9} {'runs':>24} {'others cores':>13}")
+    for (mode, runner), values in times.items():
+        label = f"local-cluster x{workers}" if runner == "local-cluster" else runner
+        runs = ",".join(f"{v:.1f}" for v in values)
+        print(f"{mode:14} {label:24} {statistics.median(values):9.1f} {runs:>24} "
+              f"{statistics.mean(others[(mode, runner)]):13.2f}")  # fmt: skip
+    for mode, whys in chosen.items():
+        print(f"default runner's choice for {mode}: {' | '.join(sorted(whys))}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Parameter sets per second of a momentum sweep: serial vs a Dask LocalCluster.",
@@ -211,11 +270,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes")
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic data")
     parser.add_argument("--config", default="config.yaml", help="config file (costs, risk and base params)")
+    parser.add_argument("--cli", default=None, metavar="MODES",
+                        help="time run_backtest.py MODES (comma-separated, e.g. grid_search,walk_forward) instead")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per mode and runner with --cli (median shown)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         print(f"--workers must be >= 1 (got {args.workers})", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.cli:
+        print_machine(args.workers)
+        cli_table([m.strip() for m in args.cli.split(",") if m.strip()], max(1, args.repeat), args.workers)
+        return 0
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -156,6 +157,10 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str], problems: lis
         if not sep or not key_path.strip():
             problems.append(f"--set {item!r}: expected KEY.PATH=VALUE (e.g. portfolio.initial_capital=50000)")
             continue
+        unknown = unknown_override_key(key_path.strip())
+        if unknown:
+            problems.append(f"--set {item!r}: {unknown}")
+            continue
         value = _override_value(item, value_text, problems)
         node = result
         parts = key_path.strip().split(".")
@@ -170,6 +175,56 @@ def apply_overrides(raw: dict[str, Any], overrides: Iterable[str], problems: lis
         else:
             node[parts[-1]] = value
     return result
+
+
+def unknown_override_key(key_path: str) -> str | None:
+    """Why ``key_path`` names no setting, with the closest real keys; None when it does (or leads into a
+    free-form mapping such as a strategy's ``grid``, whose keys the field's own rule judges)."""
+    model: type[BaseModel] = AppConfig
+    parts = key_path.split(".")
+    for depth, part in enumerate(parts):
+        field = model.model_fields.get(part)
+        if field is None:
+            where = ".".join(parts[:depth]) or "the top level"
+            close = _closest_keys(key_path, part)
+            if close:
+                return f"unknown key {part!r} in {where}; did you mean {' or '.join(repr(c) for c in close)}?"
+            return (f"unknown key {part!r} in {where}; allowed there: {', '.join(sorted(model.model_fields))} "
+                    "(KEY.PATH is the full path from the top, e.g. portfolio.initial_capital)")  # fmt: skip
+        annotation = field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return None
+
+
+@functools.cache
+def all_key_paths() -> tuple[str, ...]:
+    """Every setting's full dotted path (``strategies.momentum.params.roc_period``...), for "did you mean"."""
+    paths: list[str] = []
+    stack: list[tuple[type[BaseModel], str]] = [(AppConfig, "")]
+    while stack:
+        model, prefix = stack.pop()
+        for name, field in model.model_fields.items():
+            path = f"{prefix}{name}"
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                stack.append((annotation, f"{path}."))
+            else:
+                paths.append(path)
+    return tuple(sorted(paths))
+
+
+def _closest_keys(key_path: str, part: str, n: int = 3) -> list[str]:
+    """Settings whose last name is ``part`` (``roc_period`` -> ``strategies.momentum.params.roc_period``), else
+    whose last name or full path is close to it (difflib)."""
+    paths = all_key_paths()
+    exact = [p for p in paths if p.rsplit(".", 1)[-1] == part]
+    if exact:
+        return exact[:n]
+    by_leaf = {p.rsplit(".", 1)[-1]: p for p in paths}
+    close = [by_leaf[leaf] for leaf in difflib.get_close_matches(part, list(by_leaf), n=n, cutoff=0.75)]
+    return close or difflib.get_close_matches(key_path, paths, n=n, cutoff=0.6)
 
 
 def _override_value(item: str, value_text: str, problems: list[str]) -> Any:
@@ -217,6 +272,8 @@ def _unknown_key_message(loc: list[str], value: Any) -> str:
     close = difflib.get_close_matches(loc[-1], allowed, n=1, cutoff=0.6)
     if close:
         hint = f"; did you mean {'.'.join([*loc[:-1], close[0]])!r}?"
+    elif elsewhere := _closest_keys(path, loc[-1]):  # a setting put in the wrong section
+        hint = f"; did you mean {' or '.join(repr(c) for c in elsewhere)}?"
     return f"{path}: unknown key (got {_got(value)}); allowed here: {', '.join(sorted(allowed))}{hint}"
 
 

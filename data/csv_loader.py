@@ -89,8 +89,9 @@ def load_csv_folder(
     """Load every ``*.csv`` / ``*.txt`` in ``directory`` (or only ``symbols``), keyed by symbol.
 
     Symbols come from file names (``symbol_from_path``). Two files naming the same symbol are ambiguous and
-    raise ``DataError`` naming both; pass ``files={"YHOO": "yhoo-1996-2015.txt", ...}`` (paths relative to
-    ``directory`` or absolute) to choose explicitly, in which case the folder is not scanned.
+    raise ``AmbiguousSymbolFiles`` (a ``DataError``) naming all of them; pass ``files={"YHOO":
+    "yhoo-1996-2015.txt", ...}`` (paths relative to ``directory`` or absolute) to choose explicitly, in which case
+    the folder is not scanned.
     """
     directory = Path(directory)
     if files is not None:
@@ -106,23 +107,34 @@ def load_csv_folder(
     return {sym: load_csv(p, symbol=sym, adjust=adjust, calendar=calendar) for sym, p in sorted(chosen.items())}
 
 
+class AmbiguousSymbolFiles(DataError):
+    """Two or more files in a folder name the same symbol; ``files`` maps each such symbol to all its files."""
+
+    def __init__(self, directory: Path, files: dict[str, list[Path]]) -> None:
+        self.directory = directory
+        self.files = files
+        listed = "; ".join(f"{sym}: {', '.join(p.name for p in paths)}" for sym, paths in sorted(files.items()))
+        example = next(iter(sorted(files)))
+        super().__init__(
+            f"{directory}: several files map to one symbol ({listed}); pass "
+            f"files={{'{example}': <one of them>}} to choose, or remove the others from the folder"
+        )
+
+
 def _scan_folder(directory: Path, wanted: set[str] | None) -> dict[str, Path]:
     if not directory.is_dir():
         raise DataError(f"{directory}: not a directory; expected a folder of per-symbol CSV files")
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for path in sorted(directory.iterdir()):
         if not path.is_file() or path.suffix.lower() not in CSV_SUFFIXES or path.name.startswith("."):
             continue
         sym = symbol_from_path(path)
-        if wanted is not None and sym not in wanted:
-            continue
-        if sym in found:
-            raise DataError(
-                f"{directory}: files {found[sym].name} and {path.name} both map to symbol {sym}; "
-                f"pass files={{'{sym}': <one of them>}} to choose"
-            )
-        found[sym] = path
-    return found
+        if wanted is None or sym in wanted:
+            found.setdefault(sym, []).append(path)
+    ambiguous = {sym: paths for sym, paths in found.items() if len(paths) > 1}
+    if ambiguous:
+        raise AmbiguousSymbolFiles(directory, ambiguous)
+    return {sym: paths[0] for sym, paths in found.items()}
 
 
 def _delimiter(path: Path) -> str:

@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
             bars, description = loaded.panel, loaded.description
         features = bar_features(bars, created_ns=WallClock().now_ns())
         materialized = repo.publish(features)
+    except ConfigError as exc:  # e.g. a --start/--end outside the data (load_panel names the flag)
+        print(f"refresh_features.py: {exc}", file=sys.stderr)
+        return 2
     except DataError as exc:
         print(f"refresh_features.py: {exc}", file=sys.stderr)
         return 1

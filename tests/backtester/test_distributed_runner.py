@@ -27,8 +27,10 @@ import psutil
 import pytest
 from distributed import Client
 
-from backtester.distributed_runner import AutoRunner, DaskRunner, SerialRunner, make_runner, start_local_cluster
+from backtester.distributed_runner import DaskRunner, SerialRunner, start_local_cluster
+from backtester.runner_choice import AutoRunner, make_runner
 from backtester.sweep import DataRef, TrialResult, TrialSpec, config_payload, expand_grid, run_trial
+from backtester.trial_batches import TASKS_PER_WORKER, split_batches
 from core.config_loader import load_config
 from core.config_models import DistributedConfig
 from testkit.waiting import eventually, free_port
@@ -209,9 +211,11 @@ def test_dask_runner_runs_on_the_separate_scheduler_it_is_given(
         keys = probe.run_on_scheduler(scheduler_trial_keys)
         executed_after = probe.run(executed_count)[worker_address]
         assert len(probe.nthreads()) == 1  # the runner left someone else's cluster running
-    done_ids = {int(k.split("-")[1]) for k in keys if k.startswith("run_trial-")}
-    assert done_ids >= {t.trial_id for t in trials}, keys
-    assert executed_after - executed_before == len(trials)
+    batches = split_batches(trials, 1)  # one worker: TASKS_PER_WORKER tasks of several trials each
+    assert 1 < len(batches) < len(trials)
+    done = {k.rsplit("-", 2)[0] for k in keys if k.startswith("run_trials-")}
+    assert done >= {f"run_trials-{b[0].trial_id}-n{len(b)}" for b in batches}, keys
+    assert executed_after - executed_before == len(batches)
     assert external_cluster.scheduler.poll() is None and external_cluster.worker.poll() is None
 
 
@@ -229,16 +233,30 @@ def test_separate_cluster_processes_listen_on_loopback_only(external_cluster: Ex
 # ---------------------------------------------------------------- LocalCluster
 
 
-def test_serial_and_local_cluster_results_are_identical(payload: str, serial_results: list[TrialResult]) -> None:
+def test_serial_and_local_cluster_results_are_identical(payload: str) -> None:
+    """20 trials on 2 workers go as 6 tasks of 3-4 trials (the bars scattered once), and the table is the serial
+    runner's to the last bit."""
+    trials = momentum_trials({"roc_period": [20, 40, 60, 90], "entry_roc_pct": [0.0, 2.0, 5.0, 10.0, 15.0]})
+    serial = SerialRunner(retries=0, progress=False).run(payload, DATA, trials)
     runner = DaskRunner(workers=2, retries=0, progress=False)
-    trials = list(reversed(momentum_trials()))  # submitted out of order, returned in trial_id order
-    results = bounded(lambda: runner.run(payload, DATA, trials))
+    results = bounded(lambda: runner.run(payload, DATA, list(reversed(trials))))  # returned in trial_id order
 
-    assert_same_results(results, serial_results)
+    assert_same_results(results, serial)
     assert all(r.ok for r in results)
     info = runner.last_run_info
-    assert (info["runner"], info["n_workers"], info["n_trials"], info["n_failed"]) == ("dask-local", 2, 6, 0)
+    assert (info["runner"], info["n_workers"], info["n_trials"], info["n_failed"]) == ("dask-local", 2, 20, 0)
+    assert info["n_tasks"] == 2 * TASKS_PER_WORKER
     assert info["scheduler"].startswith("tcp://127.0.0.1:")
+
+
+def test_batches_deal_every_trial_once_and_fairly() -> None:
+    trials = momentum_trials({"roc_period": list(range(2, 102))})  # 100 trials
+    batches = split_batches(trials, 2)
+    assert len(batches) == 2 * TASKS_PER_WORKER
+    assert sorted(t.trial_id for b in batches for t in b) == list(range(100))
+    assert {len(b) for b in batches} <= {16, 17}
+    assert all([t.trial_id for t in b] == sorted(t.trial_id for t in b) for b in batches)
+    assert [len(b) for b in split_batches(trials[:4], 2)] == [1, 1, 1, 1]  # never an empty task
 
 
 def profiler_enabled() -> bool:
@@ -385,6 +403,11 @@ def test_make_runner_flags_override_the_config() -> None:
     with pytest.raises(ValueError, match="contradict"):
         make_runner(cfg, scheduler="tcp://127.0.0.1:9999", serial=True)
 
+    forced = make_runner(cfg, workers=2, local_cluster=True)  # a LocalCluster, not the configured scheduler
+    assert isinstance(forced, DaskRunner) and (forced.scheduler, forced.workers) == (None, 2)
+    with pytest.raises(ValueError, match="--serial and --local-cluster contradict"):
+        make_runner(cfg, serial=True, local_cluster=True)
+
 
 
 
@@ -398,15 +421,17 @@ def test_issue_15_a_fast_sweep_runs_in_this_process_with_the_serial_results(payl
     assert [r.metrics for r in results] == [r.metrics for r in serial_results]
 
 
-@pytest.mark.parametrize(("per_trial_s", "n", "workers", "dask"), [
-    (0.1, 25, 2, False),   # a 27-trial grid on 2 cores: 1.2 s saved, start-up 3 s
-    (0.25, 457, 2, True),  # a walk-forward's training sweep: 57 s saved
-    (1.0, 8, 2, False),    # 4 s saved, not worth 1.5 x 3 s
-    (1.0, 10, 2, True),    # 5 s saved
-    (5.0, 100, 1, False),  # one core: never
+@pytest.mark.parametrize(("per_trial_s", "n", "workers", "free_cores", "dask"), [
+    (0.1, 25, 2, 2.0, False),    # a 27-trial grid on 2 quiet cores: ~1.1 s saved, the cluster costs ~4 s
+    (0.25, 457, 2, 2.0, True),   # a walk-forward's training sweep: ~51 s saved
+    (0.25, 457, 2, 1.0, False),  # the same while another process holds a core: nothing to gain
+    (0.25, 457, 2, 1.5, True),   # half a core taken: ~34 s saved against a ~5.3 s (slower) start-up
+    (1.0, 13, 2, 2.0, False),    # 5.9 s saved, not worth 1.5 x 4 s
+    (1.0, 14, 2, 2.0, True),     # 6.3 s saved
+    (5.0, 100, 1, 2.0, False),   # one worker: never
 ])  # fmt: skip
-def test_issue_15_the_auto_rule(per_trial_s: float, n: int, workers: int, dask: bool) -> None:
-    from backtester.distributed_runner import auto_choice
+def test_issue_15_the_auto_rule(per_trial_s: float, n: int, workers: int, free_cores: float, dask: bool) -> None:
+    from backtester.runner_choice import auto_choice
 
-    use_dask, why = auto_choice(per_trial_s, n, workers)
+    use_dask, why = auto_choice(per_trial_s, n, workers, free_cores)
     assert use_dask is dask and why.startswith("dask" if dask else "serial")
