@@ -23,7 +23,8 @@ from backtester.summary_table import attention_rows
 def attention_banner(summary: Mapping[str, Any], last_date: pd.Timestamp | None) -> str:
     """The banner's HTML, "" when nothing needs attention."""
     items = _state_items(summary, last_date) + [
-        f"<b>{html.escape(label.capitalize())}</b>: {html.escape(value)}" for label, value in attention_rows(summary)]
+        f"<b>{html.escape(label.capitalize())}</b>: {html.escape(value)}" for label, value in attention_rows(summary)
+    ] + [f"<b>Warning</b>: {html.escape(str(text))}" for text in summary.get("warnings") or ()]
     if not items:
         return ""
     halted = str(summary.get("final_trading_state")) == "HALTED"
