@@ -98,6 +98,29 @@ def position_rows(lots: Mapping[object, Lot], marks: Mapping[str, float]) -> lis
     return rows
 
 
+def symbol_rows(ledger: Mapping[str, Mapping[str, float | None]] | None, lots: Mapping[str, Lot],
+                broker: Mapping[str, float]) -> list[dict[str, object]]:  # fmt: skip
+    """One row per symbol held by the engine, the broker or the order log's book, or with realized P&L.
+
+    Quantity, average cost and mark are the engine ledger's (``ledger``: STATUS's ``book.symbols``, the owner of
+    positions, reconciled with the broker at start) when known, else the order log's book; realized P&L is the
+    order log's (gross of commissions); ``broker_quantity`` is what the monitor's own IB connection sees.
+    """
+    rows = []
+    for symbol in sorted(set(lots) | set(broker) | set(ledger or {})):
+        lot, line = lots.get(symbol, Lot()), (ledger or {}).get(symbol)
+        quantity = float(line["quantity"] or 0.0) if line is not None else lot.quantity
+        avg_cost = line.get("avg_cost") if line is not None else (lot.avg_cost if abs(lot.quantity) >= _EPS else None)
+        mark = None if line is None else line.get("mark")
+        if abs(quantity) < _EPS and abs(lot.realized_pnl) < _EPS and abs(broker.get(symbol, 0.0)) < _EPS:
+            continue
+        unrealized = None if mark is None or avg_cost is None else (mark - avg_cost) * quantity
+        rows.append({"symbol": symbol, "quantity": quantity, "broker_quantity": float(broker.get(symbol, 0.0)),
+                     "avg_cost": avg_cost, "mark": mark, "unrealized_pnl": unrealized,
+                     "realized_pnl": lot.realized_pnl, "source": "engine" if line is not None else "order log"})
+    return rows
+
+
 def _number(text: str | None) -> float | None:
     try:
         return float(text) if text not in (None, "") else None

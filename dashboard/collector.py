@@ -17,7 +17,7 @@ from typing import Any
 
 from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig
-from dashboard.book import position_rows
+from dashboard.book import position_rows, symbol_rows
 from dashboard.engine_link import EngineLink
 from dashboard.sources import OrderLogView, RiskMarks, daily_equity, engine_heartbeat, monitor_heartbeat
 
@@ -115,7 +115,8 @@ class Collector:
             "monitor": {k: monitor.get(k) for k in ("mark", "detail", "age_s", "state", "engine_status",
                                                      "engine_detail", "breaches", "alarms", "kill", "pid", "seq")},
             "trading": _trading(engine, status, self._status_ns, now_ns),
-            "positions": position_rows(book.by_symbol, marks),
+            "positions": symbol_rows((status.get("book") or {}).get("symbols"), book.by_symbol,
+                                     broker.get("positions") or {}),
             "positions_by_strategy": position_rows(book.by_strategy, marks),
             "broker_positions": broker.get("positions") or {},
             "working_orders": list(book.working.values()),

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "e2e" / "standin_engine.py"
 RUNTIME_DIRS = {"logs", "state", "flags", "results"}
 SKIPPED = {".git", ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache"}
-ROLES = ("ibsim", "main", "risk_monitor")
+ROLES = ("ibsim", "main", "risk_monitor", "dashboard")
 USE_STANDIN = not (REPO / "main.py").exists() or os.environ.get("E2E_ENGINE") == "standin"
 
 
@@ -46,6 +46,7 @@ def make_workdir(root: Path) -> Path:
     config["symbols"] = list(DEFAULT_SYMBOLS[:3])  # the live engine needs a universe that ibsim serves
     config["operational_risk"]["heartbeat_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
     config["operational_risk"]["command_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
+    config["dashboard"]["port"] = free_port()
     (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return work
 
