@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,14 @@ def build_app(collector: Collector, link: EngineLink, token: str, *, command_tim
         return StreamingResponse(_event_stream(request, collector, refresh_s), media_type="text/event-stream",
                                  headers={**NO_STORE, "X-Accel-Buffering": "no"})  # fmt: skip
 
+    _add_command_route(app, require, collector, link, command_timeout_s)
+    return app
+
+
+def _add_command_route(app: FastAPI, require: Callable[..., None], collector: Collector, link: EngineLink,
+                       command_timeout_s: float) -> None:  # fmt: skip
+    """``POST /api/command`` (see the module docstring): checked, sent, logged, the reply folded into the page."""
+
     @app.post("/api/command")
     async def command(request: Request) -> JSONResponse:
         require(request, header_only=True)
@@ -108,8 +116,6 @@ def build_app(collector: Collector, link: EngineLink, token: str, *, command_tim
         if result["ok"] and result["data"].get("state"):
             await run_in_threadpool(collector.note_status, result["data"])
         return JSONResponse({"action": action, **{k: result[k] for k in ("ok", "code", "message")}})
-
-    return app
 
 
 async def _json_body(request: Request) -> dict[str, Any]:

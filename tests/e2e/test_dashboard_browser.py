@@ -119,7 +119,7 @@ def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
 
             eventually(settled, 30, "the page's positions to equal ibsim's with nothing working")
             avg_at_broker = broker_avg_costs(ib_port)
-            for symbol, (quantity, avg) in page_positions(page).items():
+            for symbol, (_, avg) in page_positions(page).items():
                 # ibsim's avgCost includes the commissions (IB Fixed: >= $1 an order, here 5 shares an order), the
                 # ledger's is gross of them: equal up to the commission per share
                 assert avg is not None and abs(avg_at_broker[symbol] - avg) <= 1.0, (symbol, avg, avg_at_broker)
