@@ -19,6 +19,7 @@ from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig
 from dashboard.book import position_rows, symbol_rows
 from dashboard.engine_link import EngineLink
+from dashboard.market_clock import MarketClock
 from dashboard.sources import OrderLogView, RiskMarks, daily_equity, engine_heartbeat, monitor_heartbeat
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Collector:
         self._status: dict[str, Any] | None = None
         self._status_ns: int | None = None
         self._next_status_ns = 0
+        self._market = MarketClock()
         self._charts_version = 0
         self._version = 0
         self._snapshot: dict[str, Any] = {"version": 0}
@@ -83,8 +85,10 @@ class Collector:
             self._next_status_ns = now_ns + int(self._config.dashboard.status_interval_s * NS_PER_SECOND)
             reply = self._link.send("STATUS", STATUS_TIMEOUT_S, reason="dashboard")
             if reply["ok"]:
+                data = reply["data"]
+                self._market.observe(data.get("market_time_ns"), data.get("next_close_ns"), now_ns)
                 with self._lock:
-                    self._status, self._status_ns = reply["data"], now_ns
+                    self._status, self._status_ns = data, now_ns
         self._refresh_charts()
         self._orders.refresh()
         with self._lock:
@@ -115,6 +119,7 @@ class Collector:
             "monitor": {k: monitor.get(k) for k in ("mark", "detail", "age_s", "state", "engine_status",
                                                      "engine_detail", "breaches", "alarms", "kill", "pid", "seq")},
             "trading": _trading(engine, status, self._status_ns, now_ns),
+            "market_clock": self._market.view(now_ns),
             "positions": symbol_rows((status.get("book") or {}).get("symbols"), book.by_symbol,
                                      broker.get("positions") or {}),
             "positions_by_strategy": position_rows(book.by_strategy, marks),

@@ -82,6 +82,7 @@ class OperatorControls:
         portfolio, monitor, beat = self._live.portfolio, self._monitor, self._monitor.last
         trading = self._trading.describe()
         last_bar = self._daily_bars.last_date
+        market_time_ns, next_close_ns = self._daily_bars.market_clock()
         return {
             **self._live.heartbeat_fields(),
             "halt_reason": trading["halt_cause"],
@@ -98,6 +99,8 @@ class OperatorControls:
             "fills_today": self._live.fills_today(self._clock.now_ns()),
             "last_daily_bar": None if last_bar is None else str(last_bar.date()),
             "session_decisions": self._daily_bars.decisions,
+            "market_time_ns": market_time_ns,
+            "next_close_ns": next_close_ns,
             "monitor_policy": monitor.policy,
             "monitor_stale": None if beat is None else beat.stale,
             "monitor_age_s": None if beat is None else beat.age_s,
