@@ -17,8 +17,10 @@ No route removes a kill flag: that stays an operator's shell action (README, "Ki
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from functools import cache
 from pathlib import Path
@@ -41,16 +43,22 @@ NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Fr
 
 
 @cache
-def plotly_js() -> str:
-    """plotly.js as bundled in the installed ``plotly`` package (the one the backtest report embeds)."""
+def plotly_js() -> tuple[bytes, bytes]:
+    """plotly.js as bundled in the installed ``plotly`` package (the one the backtest report embeds): (plain, gzip).
+
+    Compressed once: 4.6 MB of script shrinks to ~1.4 MB, and the first page load is not spent on either step.
+    """
     from plotly.offline import get_plotlyjs
 
-    return get_plotlyjs()
+    plain = get_plotlyjs().encode()
+    return plain, gzip.compress(plain, compresslevel=6)
 
 
 def build_app(collector: Collector, link: EngineLink, token: str, *, command_timeout_s: float,
               refresh_s: float) -> FastAPI:  # fmt: skip
-    """The FastAPI application; ``collector`` runs on its own thread (started by the caller)."""
+    """The FastAPI application; ``collector`` runs on its own thread (started by the caller). plotly.js is read and
+    compressed on a thread at once, so the first page does not wait for it."""
+    threading.Thread(target=plotly_js, name="dashboard-plotly-warm", daemon=True).start()
     app = FastAPI(title="ibkr-event-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     def require(request: Request, *, header_only: bool = False) -> None:
@@ -71,7 +79,12 @@ def build_app(collector: Collector, link: EngineLink, token: str, *, command_tim
     @app.get("/static/plotly.min.js")
     def plotly(request: Request) -> Response:
         require(request)
-        return Response(plotly_js(), media_type="application/javascript", headers={"Cache-Control": "private"})
+        plain, packed = plotly_js()
+        headers = {"Cache-Control": "private, max-age=86400", "Vary": "Accept-Encoding"}
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            return Response(packed, media_type="application/javascript", headers=headers)
+        return Response(plain, media_type="application/javascript", headers=headers)
 
     @app.get("/api/state")
     def state(request: Request) -> JSONResponse:

@@ -1,11 +1,12 @@
-"""One thread keeps the page's picture: re-reads the files every ``dashboard.refresh_s``, asks STATUS every
-``dashboard.status_interval_s`` (only while the engine's heartbeat is alive: a frozen engine would make every ask
-wait out its timeout), and publishes an immutable JSON-ready snapshot with a version number.
+"""One thread keeps the page's picture: it re-reads the files every ``dashboard.refresh_s`` and publishes an
+immutable JSON-ready snapshot with a version number.
 
 Readers (the web handlers, on uvicorn's event loop) only take ``latest()``: a dict replaced whole under a lock,
-never mutated after publication, so no reader sees half an update. A command's reply carries the engine's status
-after the command (``live.commands``): ``note_status`` folds it in at once, so the page shows the new state without
-waiting for the next STATUS.
+never mutated after publication, so no reader sees half an update. A second thread asks STATUS every
+``dashboard.status_interval_s`` (only while the engine's heartbeat is alive: a frozen engine would make every ask
+wait out its timeout) for the reasons, the ledger's marks and the market clock. A command's reply carries the
+engine's status after the command (``live.commands``): ``note_status`` folds it in at once, so the page shows the
+new state without waiting for the next STATUS.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class Collector:
         self._lock = threading.Lock()
         self._status: dict[str, Any] | None = None
         self._status_ns: int | None = None
-        self._next_status_ns = 0
         self._market = MarketClock()
         self._charts_version = 0
         self._version = 0
@@ -65,12 +65,29 @@ class Collector:
         self.refresh()
 
     def run(self, stop: threading.Event) -> None:
+        """Re-read the files every ``refresh_s`` until ``stop``; STATUS is asked on a thread of its own, so an engine
+        that does not answer (frozen, before its heartbeat is stale) never delays the files' picture."""
+        poller = threading.Thread(target=self._poll_status, args=(stop,), name="dashboard-status", daemon=True)
+        poller.start()
         while not stop.is_set():
             try:
                 self.refresh()
             except Exception:  # a reader bug must not freeze the page: logged, and the next turn tries again
                 log.exception("event=dashboard_refresh_failed")
             stop.wait(self._config.dashboard.refresh_s)
+        poller.join(timeout=STATUS_TIMEOUT_S + 1)
+
+    def _poll_status(self, stop: threading.Event) -> None:
+        while not stop.wait(self._config.dashboard.status_interval_s):
+            if self.latest().get("engine", {}).get("mark") != "ALIVE":
+                continue  # a silent engine would only make every ask wait out its timeout
+            reply = self._link.send("STATUS", STATUS_TIMEOUT_S, reason="dashboard")
+            if reply["ok"]:
+                now_ns = self._clock.now_ns()
+                data = reply["data"]
+                with self._lock:
+                    self._market.observe(data.get("market_time_ns"), data.get("next_close_ns"), now_ns)
+                    self._status, self._status_ns = data, now_ns
 
     def refresh(self) -> None:
         with self._work:
@@ -81,14 +98,6 @@ class Collector:
         ops = self._config.operational_risk
         engine = engine_heartbeat(Path(ops.heartbeat_flag_path), ops.heartbeat_interval_s, now_ns)
         monitor = monitor_heartbeat(Path(ops.monitor_heartbeat_path), ops.heartbeat_interval_s, now_ns)
-        if engine["mark"] == "ALIVE" and now_ns >= self._next_status_ns:
-            self._next_status_ns = now_ns + int(self._config.dashboard.status_interval_s * NS_PER_SECOND)
-            reply = self._link.send("STATUS", STATUS_TIMEOUT_S, reason="dashboard")
-            if reply["ok"]:
-                data = reply["data"]
-                self._market.observe(data.get("market_time_ns"), data.get("next_close_ns"), now_ns)
-                with self._lock:
-                    self._status, self._status_ns = data, now_ns
         self._refresh_charts()
         self._orders.refresh()
         with self._lock:
