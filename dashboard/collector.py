@@ -19,6 +19,7 @@ from typing import Any
 from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig
 from dashboard.book import position_rows, symbol_rows
+from dashboard.costs import COSTS_REFRESH_S, read_costs
 from dashboard.engine_link import EngineLink
 from dashboard.market_clock import MarketClock
 from dashboard.sources import OrderLogView, RiskMarks, daily_equity, engine_heartbeat, monitor_heartbeat
@@ -44,6 +45,8 @@ class Collector:
         self._status: dict[str, Any] | None = None
         self._status_ns: int | None = None
         self._market = MarketClock()
+        self._tca_path = Path(system.results_dir) / "tca_log.duckdb"
+        self._costs: dict[str, Any] = {"available": False, "detail": "not read yet"}
         self._charts_version = 0
         self._version = 0
         self._snapshot: dict[str, Any] = {"version": 0}
@@ -78,7 +81,11 @@ class Collector:
         poller.join(timeout=STATUS_TIMEOUT_S + 1)
 
     def _poll_status(self, stop: threading.Event) -> None:
+        next_costs_ns = 0
         while not stop.wait(self._config.dashboard.status_interval_s):
+            if self._clock.now_ns() >= next_costs_ns:  # the TCA log: rare, and on this thread, off the files' loop
+                next_costs_ns = self._clock.now_ns() + int(COSTS_REFRESH_S * NS_PER_SECOND)
+                self._read_costs()
             if self.latest().get("engine", {}).get("mark") != "ALIVE":
                 continue  # a silent engine would only make every ask wait out its timeout
             reply = self._link.send("STATUS", STATUS_TIMEOUT_S, reason="dashboard")
@@ -88,6 +95,14 @@ class Collector:
                 with self._lock:
                     self._market.observe(data.get("market_time_ns"), data.get("next_close_ns"), now_ns)
                     self._status, self._status_ns = data, now_ns
+
+    def _read_costs(self) -> None:
+        costs = read_costs(self._tca_path)
+        with self._lock:
+            if costs["available"] or not self._costs.get("available"):
+                self._costs = {**costs, "read_ns": self._clock.now_ns()}
+            else:  # busy or unreadable now: keep the last good panel, say why it is old
+                self._costs = {**self._costs, "detail": f"{costs['detail']} (showing the previous read)"}
 
     def refresh(self) -> None:
         with self._work:
@@ -141,6 +156,7 @@ class Collector:
             "risk": self._risk.latest,
             "flags": {"kill": Path(system.kill_flag_path).exists(),
                       "kill_now": Path(system.kill_now_flag_path).exists()},
+            "costs": self._costs,
             "ledger": {k: (status.get("book") or {}).get(k) for k in ("realized_pnl", "commissions_paid", "cash")},
         }  # fmt: skip
 
