@@ -57,8 +57,10 @@ def plotly_js() -> tuple[bytes, bytes]:
 def build_app(collector: Collector, link: EngineLink, token: str, *, command_timeout_s: float,
               refresh_s: float) -> FastAPI:  # fmt: skip
     """The FastAPI application; ``collector`` runs on its own thread (started by the caller). plotly.js is read and
-    compressed on a thread at once, so the first page does not wait for it."""
-    threading.Thread(target=plotly_js, name="dashboard-plotly-warm", daemon=True).start()
+    compressed on a thread when the page is first asked for (not at start, when the engine is starting too), so
+    the page's later request for it finds it ready."""
+    warm = threading.Thread(target=plotly_js, name="dashboard-plotly-warm", daemon=True)
+    warm_lock = threading.Lock()
     app = FastAPI(title="ibkr-event-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     def require(request: Request, *, header_only: bool = False) -> None:
@@ -72,6 +74,9 @@ def build_app(collector: Collector, link: EngineLink, token: str, *, command_tim
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> Response:
         require(request)
+        with warm_lock:
+            if warm.ident is None:
+                warm.start()
         response = HTMLResponse(PAGE.read_text(encoding="utf-8"), headers=NO_STORE)
         response.set_cookie(COOKIE, token, httponly=True, samesite="strict")
         return response

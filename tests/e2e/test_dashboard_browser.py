@@ -11,6 +11,7 @@ from the page ends flat at ibsim. Screenshots go to ``results/test_artifacts/``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import time
@@ -109,7 +110,8 @@ def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
             clicked = time.monotonic()
             page.click("#btn-HALT")
             page.wait_for_function("document.querySelector('#trading-state').textContent === 'HALTED'", timeout=2_000)
-            assert time.monotonic() - clicked < 2.0
+            figures = {"halt_click_to_page_s": round(time.monotonic() - clicked, 3)}
+            assert figures["halt_click_to_page_s"] < 2.0
             page.wait_for_function("document.querySelector('#result').textContent.startsWith('HALT: OK')")
 
             def settled() -> bool:  # no working order left at ibsim, and the page shows what ibsim holds
@@ -131,7 +133,8 @@ def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
             try:
                 page.wait_for_function("document.querySelector('#engine-mark').textContent === 'STALE'",
                                        timeout=2_000 * HEARTBEAT_INTERVAL_S + 1_000)  # fmt: skip
-                assert time.monotonic() - stopped <= 2 * HEARTBEAT_INTERVAL_S + 0.3
+                figures["sigstop_to_stale_s"] = round(time.monotonic() - stopped, 3)
+                assert figures["sigstop_to_stale_s"] <= 2 * HEARTBEAT_INTERVAL_S
                 page.screenshot(path=str(ARTIFACTS / "dashboard_engine_stale.png"), full_page=True)
             finally:
                 os.kill(engine_pid, signal.SIGCONT)
@@ -144,3 +147,4 @@ def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
             eventually(lambda: broker_book(ib_port) == ({}, []), 60, "ibsim flat after KILL_NOW from the page")
             page.wait_for_function("document.querySelector('#flags').textContent.includes('KILL_NOW')")
             page.screenshot(path=str(ARTIFACTS / "dashboard_after_kill_now.png"), full_page=True)
+    (ARTIFACTS / "dashboard_figures.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
