@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 FILL_EVENTS = frozenset({"partial", "fill"})
+FLATTEN_STRATEGY_ID = "flatten"  # portfolio.portfolio_manager's id for the orders a flatten sends
 TERMINAL_EVENTS = frozenset({"fill", "cancel", "reject", "expire"})
 _EPS = 1e-9
 
@@ -78,11 +79,29 @@ class OrderBook:
         sign = 1.0 if row.get("side") == "BUY" else -1.0
         symbol, strategy = row.get("symbol", ""), row.get("strategy_id", "") or "-"
         self.by_symbol.setdefault(symbol, Lot()).apply(sign * shares, price)
-        self.by_strategy.setdefault((strategy, symbol), Lot()).apply(sign * shares, price)
+        if strategy == FLATTEN_STRATEGY_ID:
+            self._close_strategies(symbol, sign * shares, price)
+        else:
+            self.by_strategy.setdefault((strategy, symbol), Lot()).apply(sign * shares, price)
         self.fills.append({"ts_utc": row.get("ts_utc"), "ts_ns": _int(row.get("ts_ns")), "symbol": symbol,
                            "strategy_id": strategy, "side": row.get("side"), "shares": shares, "price": price,
                            "client_order_id": order_id})  # fmt: skip
         del self.fills[: -self.max_fills_kept]
+
+
+    def _close_strategies(self, symbol: str, signed_shares: float, price: float) -> None:
+        """A flatten's fill closes the strategies' lots of ``symbol`` pro rata (their realized P&L is booked on
+        them); shares beyond what they hold go to a ``flatten`` line."""
+        opposite = {k: lot for k, lot in self.by_strategy.items()
+                    if k[1] == symbol and lot.quantity * signed_shares < -_EPS}  # fmt: skip
+        held = sum(abs(lot.quantity) for lot in opposite.values())
+        closing = min(abs(signed_shares), held)
+        direction = 1.0 if signed_shares > 0 else -1.0
+        for lot in opposite.values():
+            lot.apply(direction * closing * abs(lot.quantity) / held, price)
+        rest = abs(signed_shares) - closing
+        if rest > _EPS:
+            self.by_strategy.setdefault((FLATTEN_STRATEGY_ID, symbol), Lot()).apply(direction * rest, price)
 
 
 def position_rows(lots: Mapping[object, Lot], marks: Mapping[str, float]) -> list[dict[str, object]]:
@@ -99,19 +118,21 @@ def position_rows(lots: Mapping[object, Lot], marks: Mapping[str, float]) -> lis
 
 
 def symbol_rows(ledger: Mapping[str, Mapping[str, float | None]] | None, lots: Mapping[str, Lot],
-                broker: Mapping[str, float]) -> list[dict[str, object]]:  # fmt: skip
+                broker: Mapping[str, float], marks: Mapping[str, float] | None = None) -> list[dict[str, object]]:
     """One row per symbol held by the engine, the broker or the order log's book, or with realized P&L.
 
-    Quantity, average cost and mark are the engine ledger's (``ledger``: STATUS's ``book.symbols``, the owner of
-    positions, reconciled with the broker at start) when known, else the order log's book; realized P&L is the
-    order log's (gross of commissions); ``broker_quantity`` is what the monitor's own IB connection sees.
+    Quantity and average cost are the engine ledger's (``ledger``: STATUS's ``book.symbols``, the owner of
+    positions, reconciled with the broker at start) when the caller has a current one, else the order log's book
+    (the engine gone, frozen, or a fill newer than its last STATUS); marks are the ledger's last prices (``marks``,
+    or the ledger's own); realized P&L is the order log's (gross of commissions); ``broker_quantity`` is what the
+    monitor's own IB connection sees.
     """
     rows = []
     for symbol in sorted(set(lots) | set(broker) | set(ledger or {})):
         lot, line = lots.get(symbol, Lot()), (ledger or {}).get(symbol)
         quantity = float(line["quantity"] or 0.0) if line is not None else lot.quantity
         avg_cost = line.get("avg_cost") if line is not None else (lot.avg_cost if abs(lot.quantity) >= _EPS else None)
-        mark = None if line is None else line.get("mark")
+        mark = (marks or {}).get(symbol) if line is None else line.get("mark")
         if abs(quantity) < _EPS and abs(lot.realized_pnl) < _EPS and abs(broker.get(symbol, 0.0)) < _EPS:
             continue
         unrealized = None if mark is None or avg_cost is None else (mark - avg_cost) * quantity

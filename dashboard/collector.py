@@ -127,6 +127,19 @@ class Collector:
             self._charts_version += 1
             self._charts = {"version": self._charts_version, **charts}
 
+    def _current_ledger(self, status: dict[str, Any]) -> dict[str, Any] | None:
+        """STATUS's ledger lines while they are current: answered within two intervals and after the order log's
+        newest fill; else None (the order log's book stands in: the engine is gone, frozen or just filled)."""
+        if self._status_ns is None:
+            return None
+        age_ns = self._clock.now_ns() - self._status_ns
+        newest_fill = self._orders.book.fills[-1]["ts_ns"] if self._orders.book.fills else None
+        if age_ns > 2 * self._config.dashboard.status_interval_s * NS_PER_SECOND:
+            return None
+        if isinstance(newest_fill, int) and newest_fill > self._status_ns:
+            return None
+        return (status.get("book") or {}).get("symbols")
+
     def _build(self, now_ns: int, engine: dict[str, Any], monitor: dict[str, Any]) -> dict[str, Any]:
         status = self._status or {}
         book = self._orders.book
@@ -144,8 +157,8 @@ class Collector:
                                                      "engine_detail", "breaches", "alarms", "kill", "pid", "seq")},
             "trading": _trading(engine, status, self._status_ns, now_ns),
             "market_clock": self._market.view(now_ns),
-            "positions": symbol_rows((status.get("book") or {}).get("symbols"), book.by_symbol,
-                                     broker.get("positions") or {}),
+            "positions": symbol_rows(self._current_ledger(status), book.by_symbol, broker.get("positions") or {},
+                                     marks),
             "positions_by_strategy": position_rows(book.by_strategy, marks),
             "broker_positions": broker.get("positions") or {},
             "working_orders": list(book.working.values()),

@@ -77,3 +77,15 @@ def test_without_the_engine_the_order_log_book_gives_quantity_and_cost() -> None
     rows = symbol_rows(None, {"SPY": Lot(quantity=5, avg_cost=100.0)}, {})
     assert rows == [{"symbol": "SPY", "quantity": 5, "broker_quantity": 0.0, "avg_cost": 100.0, "mark": None,
                      "unrealized_pnl": None, "realized_pnl": 0.0, "source": "order log"}]  # fmt: skip
+
+
+def test_a_flatten_closes_the_strategies_lots_pro_rata() -> None:
+    book = OrderBook()
+    book.apply_row(row("fill", "a", filled="6", price="100"))
+    book.apply_row(row("fill", "b", filled="2", price="100", strategy="mean_reversion"))
+    book.apply_row(row("fill", "f", side="SELL", filled="8", price="110", strategy="flatten"))
+    assert book.by_strategy[("momentum", "SPY")].quantity == pytest.approx(0)
+    assert book.by_strategy[("momentum", "SPY")].realized_pnl == pytest.approx(60)
+    assert book.by_strategy[("mean_reversion", "SPY")].realized_pnl == pytest.approx(20)
+    assert ("flatten", "SPY") not in book.by_strategy
+    assert book.by_symbol["SPY"].quantity == 0 and book.by_symbol["SPY"].realized_pnl == pytest.approx(80)
