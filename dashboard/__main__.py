@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     from dashboard.app import build_app
     from dashboard.collector import Collector
     from dashboard.engine_link import EngineLink
+    from dashboard.server import StoppingServer
     from utils.logger import setup_logging, shutdown_logging
 
     setup_logging(config.system.log_dir, "dashboard", config.system.log_level, console=False)
@@ -63,9 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     thread = threading.Thread(target=collector.run, args=(stop,), name="dashboard-collector", daemon=True)
     thread.start()
-    app = build_app(collector, link, token, command_timeout_s=dash.command_timeout_s, refresh_s=dash.refresh_s)
-    server = uvicorn.Server(uvicorn.Config(app, host=dash.host, port=dash.port, log_level="warning",
-                                           access_log=False, lifespan="off"))  # fmt: skip
+    app = build_app(collector, link, token, command_timeout_s=dash.command_timeout_s, refresh_s=dash.refresh_s,
+                    stopping=stop)  # fmt: skip
+    server = StoppingServer(uvicorn.Config(app, host=dash.host, port=dash.port, log_level="warning",
+                                           access_log=False, lifespan="off", timeout_graceful_shutdown=3), stop)
+    for sig in (signal.SIGTERM, signal.SIGINT):  # uvicorn restores these after its run and re-raises the signal
+        signal.signal(sig, lambda _signum, _frame: stop.set())  # that stopped it: then it lands here, exit 0
     log.info("event=dashboard_started host=%s port=%d token_path=%s", dash.host, dash.port, dash.token_path)
     try:
         server.run()  # handles SIGTERM/SIGINT itself: finishes open responses, then returns

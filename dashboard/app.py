@@ -55,10 +55,11 @@ def plotly_js() -> tuple[bytes, bytes]:
 
 
 def build_app(collector: Collector, link: EngineLink, token: str, *, command_timeout_s: float,
-              refresh_s: float) -> FastAPI:  # fmt: skip
+              refresh_s: float, stopping: threading.Event) -> FastAPI:  # fmt: skip
     """The FastAPI application; ``collector`` runs on its own thread (started by the caller). plotly.js is read and
     compressed on a thread when the page is first asked for (not at start, when the engine is starting too), so
-    the page's later request for it finds it ready."""
+    the page's later request for it finds it ready. ``stopping`` set ends the event streams (a server shutting
+    down waits for open responses, and an open page's stream would otherwise never end)."""
     warm = threading.Thread(target=plotly_js, name="dashboard-plotly-warm", daemon=True)
     warm_lock = threading.Lock()
     app = FastAPI(title="ibkr-event-trader dashboard", docs_url=None, redoc_url=None, openapi_url=None)
@@ -104,7 +105,7 @@ def build_app(collector: Collector, link: EngineLink, token: str, *, command_tim
     @app.get("/events")
     async def events(request: Request) -> StreamingResponse:
         require(request)
-        return StreamingResponse(_event_stream(request, collector, refresh_s), media_type="text/event-stream",
+        return StreamingResponse(_event_stream(request, collector, refresh_s, stopping), media_type="text/event-stream",
                                  headers={**NO_STORE, "X-Accel-Buffering": "no"})  # fmt: skip
 
     _add_command_route(app, require, collector, link, command_timeout_s)
@@ -146,11 +147,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-async def _event_stream(request: Request, collector: Collector, refresh_s: float) -> AsyncIterator[str]:
-    """One ``data:`` event per new snapshot, checked twice per refresh; ends when the browser goes away."""
+async def _event_stream(request: Request, collector: Collector, refresh_s: float,
+                        stopping: threading.Event) -> AsyncIterator[str]:  # fmt: skip
+    """One ``data:`` event per new snapshot, checked twice per refresh; ends when the browser goes away or the
+    server stops (the page's EventSource then retries every second and shows "feed lost")."""
     sent = -1
     yield "retry: 1000\n\n"
-    while not await request.is_disconnected():
+    while not stopping.is_set() and not await request.is_disconnected():
         snapshot = collector.latest()
         if snapshot.get("version", 0) != sent:
             sent = snapshot.get("version", 0)

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -168,3 +169,13 @@ def test_the_event_stream_sends_snapshots(dashboard: Dashboard) -> None:
 
 def test_the_token_file_is_private(dashboard: Dashboard) -> None:
     assert os.stat(dashboard.root / "state" / "keys" / "dashboard.token").st_mode & 0o777 == 0o600
+
+
+def test_sigterm_ends_the_process_promptly_with_a_page_open(dashboard: Dashboard) -> None:
+    req = urllib.request.Request(dashboard.base + "/events", headers={"X-Dashboard-Token": dashboard.token})
+    with urllib.request.urlopen(req, timeout=10) as stream:
+        assert stream.readline()  # the stream is open, as with a page left open in a browser
+        began = time.monotonic()
+        dashboard.proc.terminate()
+        assert dashboard.proc.wait(8) == 0
+    assert time.monotonic() - began < 2.5  # the stream ends at once, not after the 3-s graceful-shutdown cap
