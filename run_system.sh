@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Operate the live system: ibsim (when ib_connection.mode is sim), the engine (main.py) and the risk monitor.
+# Operate the live system: ibsim (when ib_connection.mode is sim), the engine (main.py), the risk monitor and the
+# operator dashboard (dashboard/, when dashboard.enabled).
 #
 #   ./run_system.sh [start] [--config FILE] [--port PORT] [--duration SECONDS] [--timeout SECONDS]
-#   ./run_system.sh status  [--config FILE] [--port PORT]
+#   ./run_system.sh status  [--config FILE] [--port PORT] [--json | --watch [SECONDS]]
 #   ./run_system.sh stop    [--config FILE] [--port PORT] [--timeout SECONDS]
 #
 # start     bootstraps .venv if missing, validates the config (exit 2 with every problem), starts ibsim on
@@ -11,13 +12,16 @@
 #           risk_monitor.py in the background. In sim mode with a strategy's signal veto enabled, it first publishes
 #           the features of ibsim's history to the Feast store (scripts/refresh_features.py --data ibsim: applies the
 #           repo and materializes; log <log_dir>/features.log); the engine writes each later session's itself.
-#           Logs: <log_dir>/{ibsim,main,risk_monitor}.log; pid files: <state_dir>/pids/{ibsim,main,risk_monitor}.pid.
+#           Then the dashboard (python -m dashboard) on 127.0.0.1:<dashboard.port>; its link, with the token from
+#           <dashboard.token_path> (created 0600 on the first run), is printed once the page answers.
+#           Logs: <log_dir>/{ibsim,main,risk_monitor,dashboard}.log; pid files: <state_dir>/pids/<same>.pid.
 #           Refuses to start while a pid file names a live process.
 #           With --duration S (the demo): runs S seconds, stops everything gracefully, prints a summary, exits 0
 #           (1 if a process died on its own before the end).
-# status    scripts/system_status.py: processes, heartbeats, positions, STATUS over the command channel.
+# status    scripts/system_status.py: processes, heartbeats, positions with cost and P&L, STATUS over the command
+#           channel; --json prints one machine-readable object, --watch [SECONDS] refreshes in the terminal.
 #           Exit 0 when every process is running, 1 otherwise.
-# stop      SIGTERM to the monitor, the engine, then ibsim (each to its process group); each gets --timeout
+# stop      SIGTERM to the dashboard, the monitor, the engine, then ibsim (each to its process group); each gets --timeout
 #           seconds (default 10) to exit, then SIGKILL (said so). Pid files are removed. Exit 0.
 #
 # --port PORT overrides ib_connection.port (1-65535) for every process: ibsim, main.py and risk_monitor.py.
@@ -50,6 +54,7 @@ port_override=""
 port_given=""
 duration=""
 stop_timeout="10"
+status_args=()
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --config) [ "$#" -ge 2 ] || die_usage "--config needs a file"; config="$2"; shift 2 ;;
@@ -60,6 +65,11 @@ while [ "$#" -gt 0 ]; do
     --duration=*) duration="${1#--duration=}"; shift ;;
     --timeout) [ "$#" -ge 2 ] || die_usage "--timeout needs seconds"; stop_timeout="$2"; shift 2 ;;
     --timeout=*) stop_timeout="${1#--timeout=}"; shift ;;
+    --json) status_args+=(--json); shift ;;
+    --watch)
+      if [ "$#" -ge 2 ] && [[ "$2" =~ ^[0-9]+([.][0-9]+)?$ ]]; then status_args+=(--watch "$2"); shift 2
+      else status_args+=(--watch 2); shift; fi ;;
+    --watch=*) status_args+=(--watch "${1#--watch=}"); shift ;;
     -h | --help) usage; exit 0 ;;
     *) die_usage "unknown argument '$1'" ;;
   esac
@@ -69,6 +79,7 @@ if [ -n "$duration" ]; then
   [ "$command_name" = "start" ] || die_usage "--duration applies to start only"
   is_positive_int "$duration" || die_usage "--duration must be a whole number of seconds > 0 (got '$duration')"
 fi
+[ "${#status_args[@]}" -eq 0 ] || [ "$command_name" = "status" ] || die_usage "--json and --watch apply to status only"
 is_positive_int "$stop_timeout" || die_usage "--timeout must be a whole number of seconds > 0 (got '$stop_timeout')"
 if [ -n "$port_given" ]; then
   { [[ "$port_override" =~ ^[0-9]{1,5}$ ]] && [ "$port_override" -ge 1 ] && [ "$port_override" -le 65535 ]; } \
@@ -103,7 +114,8 @@ vetoed = [n for n in type(c.strategies).model_fields
           if getattr(c.strategies, n).enabled and getattr(c.strategies, n).veto.enabled]
 print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection.port), c.system.log_dir,
                  c.system.state_dir, repr(c.ibsim.speed), repr(c.ibsim.demo_speed), str(c.ibsim.seed), c.ibsim.data,
-                 repr(c.portfolio.initial_capital), c.ibsim.cost_profile, ",".join(vetoed) or "-"]))
+                 repr(c.portfolio.initial_capital), c.ibsim.cost_profile, ",".join(vetoed) or "-",
+                 "1" if c.dashboard.enabled else "0", c.dashboard.host, str(c.dashboard.port)]))
 ' "$config" "$port_override")" || rc=$?
   if [ "$rc" -eq 2 ]; then
     echo "run_system.sh: invalid config, nothing started" >&2
@@ -113,13 +125,13 @@ print("\t".join([c.ib_connection.mode, c.ib_connection.host, str(c.ib_connection
     exit 1
   fi
   IFS=$'\t' read -r ib_mode ib_host ib_port log_dir state_dir sim_speed sim_demo_speed sim_seed sim_data \
-    sim_cash sim_cost_profile veto_strategies <<<"$out"
+    sim_cash sim_cost_profile veto_strategies dash_enabled dash_host dash_port <<<"$out"
   pid_dir="$state_dir/pids"
 }
 
 # --- processes -------------------------------------------------------------------------------------------------------
-ROLES_START=(ibsim main risk_monitor)
-ROLES_STOP=(risk_monitor main ibsim)
+ROLES_START=(ibsim main risk_monitor dashboard)
+ROLES_STOP=(dashboard risk_monitor main ibsim)
 ROLE_TAG=IBKR_SYSTEM_ROLE  # set in each started process's environment: a reused pid is never mistaken for ours
 
 pid_file() { echo "$pid_dir/$1.pid"; }
@@ -319,6 +331,35 @@ refresh_sim_features() {  # a signal veto reads Feast's online store: apply it a
   grep -E '^(features|latest session close):' "$log" | tail -n 2 | sed 's/^/  /'
 }
 
+dash_probe_host() {  # where to knock for the dashboard: its loopback host (bash's /dev/tcp takes names and ::1)
+  case "$dash_host" in
+    localhost) echo 127.0.0.1 ;;
+    *) echo "$dash_host" ;;
+  esac
+}
+
+launch_dashboard() {  # refuses a taken port before starting; the token is created now, printed once the page answers
+  if (exec 3<>"/dev/tcp/$(dash_probe_host)/$dash_port") 2>/dev/null; then
+    local holder
+    holder="$("$PY" scripts/port_holder.py "$dash_port" 2>/dev/null || true)"
+    start_failed "dashboard port $dash_host:$dash_port already accepts connections (held by ${holder:-a process" \
+      "this user cannot see}); choose another dashboard.port or set dashboard.enabled: false"
+  fi
+  launch dashboard "$log_dir/dashboard.log" "$PY" -m dashboard --config "$config"
+}
+
+wait_for_dashboard() {  # prints the ready link once the page accepts connections
+  local waited=0 limit=$((${DASHBOARD_START_TIMEOUT_S:-30} * 10)) url
+  until (exec 3<>"/dev/tcp/$(dash_probe_host)/$dash_port") 2>/dev/null; do
+    check_still_running dashboard >/dev/null || { log_tail dashboard; start_failed "the dashboard exited before serving"; }
+    [ "$waited" -lt "$limit" ] || { log_tail dashboard; start_failed "the dashboard did not serve on port $dash_port"; }
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  url="$("$PY" -m dashboard --config "$config" --print-url)"
+  echo "dashboard ready: $url"
+}
+
 do_start() {
   local engine_cmd=() roles=(main risk_monitor) dead waited=0 since_ns
   read_config
@@ -364,6 +405,10 @@ do_start() {
   fi
   launch main "$log_dir/main.log" "${engine_cmd[@]}" --config "$config" --port "$ib_port"
   launch risk_monitor "$log_dir/risk_monitor.log" "$PY" risk_monitor.py --config "$config" --port "$ib_port"
+  if [ "$dash_enabled" = "1" ]; then
+    launch_dashboard
+    roles+=(dashboard)
+  fi
   while [ "$waited" -lt $((${START_GRACE_S:-2} * 10)) ]; do
     if ! dead="$(check_still_running "${roles[@]}")"; then
       log_tail "$dead"
@@ -372,6 +417,7 @@ do_start() {
     sleep 0.1
     waited=$((waited + 1))
   done
+  [ "$dash_enabled" != "1" ] || wait_for_dashboard
   if [ -z "$duration" ]; then
     trap - INT TERM
     echo "system running (config $config); ./run_system.sh status | ./run_system.sh stop"
@@ -404,7 +450,7 @@ case "$command_name" in
   start) do_start ;;
   status)
     read_config
-    exec "$PY" scripts/system_status.py --config "$config"
+    exec "$PY" scripts/system_status.py --config "$config" ${status_args[@]+"${status_args[@]}"}
     ;;
   stop)
     read_config

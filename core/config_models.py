@@ -213,7 +213,7 @@ class OperationalRiskConfig(Section):
     heartbeat_endpoint: str = "ipc://state/run/heartbeat.sock"
     command_endpoint: str = "ipc://state/run/command.sock"
     command_keys_dir: str = "state/keys"
-    command_authorized_clients: tuple[str, ...] = ("risk_monitor", "operator")
+    command_authorized_clients: tuple[str, ...] = ("risk_monitor", "operator", "dashboard")
     command_max_age_s: Float = Field(default=5.0, gt=0)
     risk_log_interval_s: Float = Field(default=5.0, gt=0)
     monitor_heartbeat_path: str = "logs/risk_monitor_heartbeat.json"
@@ -281,6 +281,28 @@ class SystemConfig(Section):
     state_dir: str = "state"
     results_dir: str = "results"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DashboardConfig(Section):
+    """The operator's web page (``dashboard/``): loopback only, a token in ``token_path`` created on first run."""
+
+    enabled: Bool = Field(default=True, description="run_system.sh starts the dashboard with the engine and monitor")
+    host: str = Field(default="127.0.0.1", description="loopback only: 127.0.0.1, localhost or ::1")
+    port: Port = 8765
+    token_path: str = Field(default="state/keys/dashboard.token", description="created 0600 on first run")
+    client_name: str = Field(default="dashboard", pattern=CLIENT_NAME_PATTERN,
+                             description="its key on the command channel (in command_authorized_clients)")  # fmt: skip
+    refresh_s: Float = Field(default=0.25, gt=0, le=5, description="how often the page's files are re-read")
+    status_interval_s: Float = Field(default=2.0, gt=0, description="how often the engine is asked for STATUS")
+    command_timeout_s: Float = Field(default=3.0, gt=0, description="wait for the engine's answer to a command")
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        """The page can halt and flatten the account: it is never served beyond this host."""
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"must be a loopback address: 127.0.0.1, localhost or ::1 (got {host!r})")
+        return host
 
 
 class MomentumParams(Section):
@@ -683,6 +705,7 @@ class AppConfig(Section):
     pre_trade: PreTradeConfig = PreTradeConfig()
     algo_wheel: AlgoWheelConfig = AlgoWheelConfig()
     features: FeaturesConfig = FeaturesConfig()
+    dashboard: DashboardConfig = DashboardConfig()
 
     @field_validator("symbols")
     @classmethod

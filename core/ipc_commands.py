@@ -333,8 +333,9 @@ class CommandServer:
         self._last_nonce[client] = command.nonce
         reply = self._call_handler(command)
         self.handled_count += 1
-        log.info("event=command_handled client=%s verb=%s nonce=%d code=%s reason=%r", client, command.verb,
-                 command.nonce, reply.code, command.reason)
+        level = logging.DEBUG if command.verb is CommandVerb.STATUS else logging.INFO  # STATUS is polled
+        log.log(level, "event=command_handled client=%s verb=%s nonce=%d code=%s reason=%r", client, command.verb,
+                command.nonce, reply.code, command.reason)
         return dataclasses.replace(reply, verb=command.verb.value, nonce=command.nonce)
 
     def _call_handler(self, command: Command) -> CommandReply:

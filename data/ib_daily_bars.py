@@ -132,6 +132,17 @@ class DailyBarFeed:
     def last_date(self) -> pd.Timestamp | None:
         return self._last_date
 
+    def market_clock(self) -> tuple[int | None, int | None]:
+        """(the newest 5-s bar's time, the next session close after it), UTC epoch ns; None while unknown.
+
+        The market's clock as the engine sees it: against ibsim the sim clock (running ``ibsim.speed`` times the
+        wall clock), against a real gateway the exchange's. For the operator's view (STATUS, the dashboard).
+        """
+        latest = self._latest_intraday_ns
+        if latest is None or self._last_completed_session(latest) is None or self._completed_cache is None:
+            return latest, None
+        return latest, self._completed_cache[1]
+
     # ---------------------------------------------------------------- routing targets
     def on_connected(self, _msg: IbConnected) -> None:
         """Every session (first or reconnect) starts with a history request: it also fills any gap."""

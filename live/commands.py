@@ -52,8 +52,10 @@ class CommandHandler:
         reason = f"command {command.verb} from {command.client_name}" + (
             f": {command.reason}" if command.reason else ""
         )
-        log.warning("event=command_received verb=%s client=%s nonce=%d reason=%r", command.verb,
-                    command.client_name, command.nonce, command.reason)  # fmt: skip
+        # STATUS is read-only and polled (the dashboard asks every few seconds): kept out of the warnings
+        level = logging.DEBUG if command.verb is CommandVerb.STATUS else logging.WARNING
+        log.log(level, "event=command_received verb=%s client=%s nonce=%d reason=%r", command.verb,
+                command.client_name, command.nonce, command.reason)  # fmt: skip
         if command.verb is CommandVerb.STATUS:
             return CommandReply.accepted("status", self._engine.status())
         if command.verb is CommandVerb.HALT:

@@ -7,6 +7,7 @@ the broker first (``live.broker_flatten``) and closes only what it holds net of 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,8 +17,22 @@ from execution.ib_executor import IbExecutor
 from live.broker_flatten import BrokerFlatten
 from live.broker_sync import BrokerSync
 from live.monitor_watch import MonitorWatch
+from portfolio.ledger import Ledger
 from portfolio.live_manager import LiveManager
 from portfolio.trading_state import Reason, TradingStateMachine
+
+
+def ledger_book(ledger: Ledger) -> dict[str, Any]:
+    """The ledger's marks for the dashboard: per symbol held or priced, shares, average cost and last price (None
+    when unknown), and the realized P&L and commissions of the process's life (USD)."""
+    symbols = {}
+    for symbol, quantity, avg_cost, mark in zip(ledger.symbols, ledger.quantities, ledger.avg_cost,
+                                                ledger.last_prices, strict=True):  # fmt: skip
+        if quantity or math.isfinite(mark):
+            symbols[symbol] = {"quantity": float(quantity), "avg_cost": float(avg_cost) if quantity else None,
+                               "mark": float(mark) if math.isfinite(mark) else None}  # fmt: skip
+    return {"symbols": symbols, "realized_pnl": round(ledger.realized_pnl, 2),
+            "commissions_paid": round(ledger.commissions_paid, 2), "cash": round(ledger.cash, 2)}  # fmt: skip
 
 
 class OperatorControls:
@@ -67,6 +82,7 @@ class OperatorControls:
         portfolio, monitor, beat = self._live.portfolio, self._monitor, self._monitor.last
         trading = self._trading.describe()
         last_bar = self._daily_bars.last_date
+        market_time_ns, next_close_ns = self._daily_bars.market_clock()
         return {
             **self._live.heartbeat_fields(),
             "halt_reason": trading["halt_cause"],
@@ -79,9 +95,12 @@ class OperatorControls:
             "working_symbols": sorted(portfolio.working_symbols()),
             "ignored_signals": dict(portfolio.ignored_signals),
             "position_by_symbol": portfolio.ledger.open_positions(),
+            "book": ledger_book(portfolio.ledger),
             "fills_today": self._live.fills_today(self._clock.now_ns()),
             "last_daily_bar": None if last_bar is None else str(last_bar.date()),
             "session_decisions": self._daily_bars.decisions,
+            "market_time_ns": market_time_ns,
+            "next_close_ns": next_close_ns,
             "monitor_policy": monitor.policy,
             "monitor_stale": None if beat is None else beat.stale,
             "monitor_age_s": None if beat is None else beat.age_s,

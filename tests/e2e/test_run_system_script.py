@@ -9,6 +9,7 @@ Every started process group is killed in ``finally``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -29,7 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "e2e" / "standin_engine.py"
 RUNTIME_DIRS = {"logs", "state", "flags", "results"}
 SKIPPED = {".git", ".pytest_cache", ".ruff_cache", ".hypothesis", ".import_linter_cache"}
-ROLES = ("ibsim", "main", "risk_monitor")
+ROLES = ("ibsim", "main", "risk_monitor", "dashboard")
 USE_STANDIN = not (REPO / "main.py").exists() or os.environ.get("E2E_ENGINE") == "standin"
 
 
@@ -46,6 +47,7 @@ def make_workdir(root: Path) -> Path:
     config["symbols"] = list(DEFAULT_SYMBOLS[:3])  # the live engine needs a universe that ibsim serves
     config["operational_risk"]["heartbeat_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
     config["operational_risk"]["command_endpoint"] = f"tcp://127.0.0.1:{free_port()}"
+    config["dashboard"]["port"] = free_port()
     (work / "test_config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     return work
 
@@ -143,11 +145,35 @@ def test_status_prints_every_section(system: Path) -> None:
     for section in ("== processes", "== engine heartbeat", "== risk monitor heartbeat", "== positions",
                     "== engine STATUS"):  # fmt: skip
         assert section in out, out
-    assert out.count(" alive ") == 3, out
+    assert out.count(" alive ") == 4, out
     assert "trading_state" in out and "monitor_state" in out and "can_stop_engine True" in out, out
     assert "PLACEHOLDER" not in out, out
     if USE_STANDIN:
         assert "OK: stand-in engine" in out and "positions 1" in out, out
+
+
+def test_issue_16_status_json_is_machine_readable_and_watch_refreshes(system: Path) -> None:
+    eventually(lambda: (system / "logs" / "risk_log.csv").exists(), 30, "the engine's risk log")
+    result = run_script(system, "status", "--config", "test_config.yaml", "--json", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["processes"]) == set(ROLES) and all(p["alive"] for p in report["processes"].values())
+    assert report["engine"]["mark"] == "ALIVE" and isinstance(report["engine"]["equity"], float)
+    assert isinstance(report["risk_log"]["drawdown_pct"], float)
+    assert isinstance(report["positions"], list) and "broker_net_liquidation" in report["equity"]
+    text = run_script(system, "status", "--config", "test_config.yaml", timeout=60).stdout
+    assert re.search(r"equity \d{1,3}(,\d{3})*\.\d\d ", text), text  # 100,000.00, not 100000.0
+    assert not re.search(r"(?<![\d:.])\d+\.\d{5,}", text), text  # no unformatted floats (0.18787340181630074)
+    watch = subprocess.Popen(["./run_system.sh", "status", "--config", "test_config.yaml", "--watch", "0.5"],
+                             cwd=system, env=script_env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        seen: list[str] = []
+        eventually(lambda: seen.append(watch.stdout.readline()) or sum("== processes" in x for x in seen) >= 2, 30,
+                   "two redraws of status --watch")  # fmt: skip
+    finally:
+        watch.send_signal(signal.SIGINT)
+        watch.wait(10)
+    assert watch.returncode == 0
 
 
 def test_second_start_is_refused_and_leaves_the_running_system_alone(system: Path) -> None:
@@ -174,6 +200,9 @@ def test_stop_terminates_everything_within_the_timeout_and_removes_pid_files(tmp
         assert "SIGKILL" not in result.stdout + result.stderr
         second = run_script(work, "stop", "--config", "test_config.yaml", timeout=60)
         assert second.returncode == 0
+        status = run_script(work, "status", "--config", "test_config.yaml", timeout=60)
+        assert status.returncode == 1
+        assert "ENGINE STOPPED" in status.stdout and "MONITOR STOPPED" in status.stdout, status.stdout
 
 
 def test_stop_kills_an_engine_that_ignores_sigterm(tmp_path: Path) -> None:
