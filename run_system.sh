@@ -305,9 +305,13 @@ check_still_running() {  # roles...: prints the first dead role and fails
 }
 
 archive_sim_books() {  # a new ibsim is a new, flat account: the books of the previous sim run cannot match it
+  # the order and risk logs go too: the dashboard and status would otherwise count the last run's fills as this one's
   local f dest files=()
   for f in order_journal.jsonl portfolio_snapshot.json daily_equity.csv risk_monitor_marks.json; do
     [ -e "$state_dir/$f" ] && files+=("$state_dir/$f")
+  done
+  for f in order_submissions.csv risk_log.csv; do
+    [ -e "$log_dir/$f" ] && files+=("$log_dir/$f")
   done
   [ "${#files[@]}" -gt 0 ] || return 0
   dest="$state_dir/sim_runs/$(date -u +%Y%m%dT%H%M%SZ)"

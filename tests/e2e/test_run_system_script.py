@@ -304,6 +304,9 @@ def test_sim_start_moves_the_previous_sim_runs_books_aside(tmp_path: Path) -> No
     old = {"portfolio_snapshot.json": "not the new account's books\n", "order_journal.jsonl": "{}\n"}
     for name, text in old.items():
         (work / "state" / name).write_text(text)
+    old_fill = "2020-01-02T15:59:00Z,x,FILLED,previous-sim-run,momentum,ZZZZ,BUY,7,MKT,,7,1.0,FILLED,old\n"
+    (work / "logs").mkdir(exist_ok=True)
+    (work / "logs" / "order_submissions.csv").write_text(old_fill)
     with cleaned_up(work) as seen:
         result = run_script(work, "--config", "test_config.yaml", "--duration", "6", timeout=120)
         seen.extend(int(pid) for pid in re.findall(r"^started \w+: pid (\d+),", result.stdout, re.MULTILINE))
@@ -312,6 +315,10 @@ def test_sim_start_moves_the_previous_sim_runs_books_aside(tmp_path: Path) -> No
         moved = list((work / "state" / "sim_runs").glob("*/portfolio_snapshot.json"))
         assert len(moved) == 1 and moved[0].read_text() == old["portfolio_snapshot.json"]
         assert (moved[0].parent / "order_journal.jsonl").read_text() == old["order_journal.jsonl"]
+        # the last run's order log went with its books: this run's log (status, dashboard) has none of its fills
+        assert (moved[0].parent / "order_submissions.csv").read_text() == old_fill
+        current = work / "logs" / "order_submissions.csv"
+        assert not current.exists() or "previous-sim-run" not in current.read_text()
         assert "state_corrupt" not in (work / "logs" / "main.log").read_text()
 
 

@@ -79,9 +79,9 @@ def test_kill_flag_at_start_up_journals_nothing_before_reconcile_then_flat(tmp_p
         (work / "flags").mkdir(exist_ok=True)
         (work / "flags" / "KILL.flag").write_text("operator: stop\n")
         rows_before = len(journal_rows(work))
-        refuse_s = 3.0
-        sim.refuse_connections(refuse_s)
-        refused_until_ns = time.time_ns() + int(refuse_s * 1e9)
+        # refused until the restarted engine has shown it is up without the broker (a fixed window raced the
+        # engine's start-up: on a slower machine it connected after the window and the wait below never held)
+        sim.refuse_connections(120.0)
         ed.start()
 
         def beat_while_refused() -> Any:
@@ -91,6 +91,8 @@ def test_kill_flag_at_start_up_journals_nothing_before_reconcile_then_flat(tmp_p
 
         wait_for(beat_while_refused, 20, "the restarted engine beats, kill flag seen, not connected", ed.proc)
         assert len(journal_rows(work)) == rows_before, "journaled before it could reach the broker"
+        refused_until_ns = time.time_ns()
+        sim.refuse_connections(0.0)  # accept again
         code = ed.wait_exit(60)
         assert code == 0, ed.output[-3000:]
         new_rows = journal_rows(work)[rows_before:]
