@@ -5,7 +5,6 @@ cd "$(dirname "$0")"
 scripts/bootstrap_venv.sh dev
 echo "== ruff check" && .venv/bin/ruff check .
 echo "== import-linter" && .venv/bin/lint-imports --no-cache
-# three workers (PYTEST_WORKERS=0 for one process): most of the end-to-end tests' time is waiting on real
-# processes, so a third worker on 2 cores shortens the run; a file's tests stay on one worker (shared fixtures);
+# two workers (PYTEST_WORKERS=0 for one process); a file's tests stay on one worker, so its fixtures are shared;
 # the 30 slowest are listed at the end
-echo "== pytest" && .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-3}" --dist loadfile --durations=30 "$@"
+echo "== pytest" && .venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --durations=30 "$@"
