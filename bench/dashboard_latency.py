@@ -33,14 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.clock import WallClock  # after the sys.path line: runs from anywhere
 from core.events import TradingState
 from core.ipc_heartbeat import Heartbeat, write_heartbeat_csv
 from testkit.browser import headless_page, missing_browser_reason
+from testkit.dashboard_config import write_dashboard_config
 from testkit.waiting import eventually, free_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,20 +49,7 @@ OBSERVER = """() => { window.stateChanges = []; const badge = document.querySele
 
 
 def write_config(root: Path, port: int) -> Path:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["system"].update(log_dir=str(root / "logs"), state_dir=str(root / "state"),
-                            kill_flag_path=str(root / "flags" / "KILL.flag"),
-                            kill_now_flag_path=str(root / "flags" / "KILL_NOW.flag"))  # fmt: skip
-    config["operational_risk"].update(
-        heartbeat_flag_path=str(root / "logs" / "heartbeat.csv"),
-        monitor_heartbeat_path=str(root / "logs" / "risk_monitor_heartbeat.json"),
-        order_rate_counter_path=str(root / "logs" / "order_submissions.csv"), command_keys_dir=str(root / "keys"),
-        command_endpoint=f"tcp://127.0.0.1:{free_port()}", heartbeat_endpoint=f"tcp://127.0.0.1:{free_port()}",
-    )  # fmt: skip
-    config["dashboard"].update(port=port, token_path=str(root / "keys" / "dashboard.token"))
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_dashboard_config(root, port, root / "keys")
 
 
 def beat(path: Path, seq: int, state: TradingState) -> int:

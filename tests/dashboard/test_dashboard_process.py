@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
 from core.clock import WallClock
 from core.events import TradingState
 from core.ipc_heartbeat import Heartbeat, write_heartbeat_csv
+from testkit.dashboard_config import write_dashboard_config
 from testkit.waiting import eventually, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,22 +54,7 @@ class Dashboard:
 
 
 def write_config(root: Path, port: int, **dashboard: object) -> Path:
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    config["system"].update(log_dir=str(root / "logs"), state_dir=str(root / "state"),
-                            kill_flag_path=str(root / "flags" / "KILL.flag"),
-                            kill_now_flag_path=str(root / "flags" / "KILL_NOW.flag"))  # fmt: skip
-    config["operational_risk"].update(
-        heartbeat_flag_path=str(root / "logs" / "heartbeat.csv"),
-        monitor_heartbeat_path=str(root / "logs" / "risk_monitor_heartbeat.json"),
-        order_rate_counter_path=str(root / "logs" / "order_submissions.csv"),
-        command_keys_dir=str(root / "state" / "keys"),
-        heartbeat_endpoint=f"tcp://127.0.0.1:{free_port()}", command_endpoint=f"tcp://127.0.0.1:{free_port()}",
-    )  # fmt: skip
-    config["dashboard"].update(port=port, token_path=str(root / "state" / "keys" / "dashboard.token"),
-                               command_timeout_s=0.5, **dashboard)  # fmt: skip
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return write_dashboard_config(root, port, root / "state" / "keys", command_timeout_s=0.5, **dashboard)
 
 
 @pytest.fixture
