@@ -326,7 +326,10 @@ def _result(conn: TimedConnection, router: NotingRouter, adapter: TickAdapter, p
             "ignored": dict(portfolio.ignored_signals)}
 
 
-def fsync_floor_us(state_dir: Path, n: int = 200) -> tuple[float, float]:
+FSYNC_SAMPLES = 200
+
+
+def fsync_floor_us(state_dir: Path, n: int = FSYNC_SAMPLES) -> tuple[float, float]:
     """Median and p99 of ``os.fsync`` after a small (~200 B) append in ``state_dir``: the floor the journal's
     write-ahead fsync puts under every order's latency on this machine's file system."""
     path = state_dir / "fsync_probe.bin"
@@ -379,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = result["submit_us"]
     print(f"  of which OrderEvent dispatch -> bytes sent (executor: journal fsync, log, translate, send): "
           f"p50={np.percentile(sub, 50):.1f} p99={np.percentile(sub, 99):.1f}")
-    print(f"fsync floor (os.fsync after a 200 B append in the state dir, 200 samples): p50={fsync_p50:.1f} "
+    print(f"fsync floor (os.fsync after a 200 B append in the state dir, {FSYNC_SAMPLES} samples): p50={fsync_p50:.1f} "
           f"p99={fsync_p99:.1f} us")
     print(f"goal p50<={GOAL_P50_US:.0f}us: {_verdict(p50, GOAL_P50_US)}  "
           f"goal p99<={GOAL_P99_US:.0f}us: {_verdict(p99, GOAL_P99_US)}")

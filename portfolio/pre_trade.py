@@ -28,7 +28,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, TypeGuard
 
@@ -350,12 +350,6 @@ class OrderHistory:
 
     def _first_after(self, cutoff_ns: int) -> int:
         return bisect.bisect_right(self._ts, cutoff_ns, lo=self._head)
-
-    def recent(self, now_ns: int, window_ns: int) -> Iterator[AcceptedOrder]:
-        """Orders accepted in the last ``window_ns`` (after ``now_ns - window_ns``), newest first."""
-        first = self._first_after(now_ns - window_ns)
-        for i in range(len(self._records) - 1, first - 1, -1):
-            yield self._records[i]
 
     def count_recent(self, now_ns: int, window_ns: int) -> int:
         return len(self._records) - self._first_after(now_ns - window_ns)

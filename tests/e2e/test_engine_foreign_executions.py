@@ -47,17 +47,8 @@ def trade_as_another_client(port: int) -> None:
     try:
         wait_for(lambda: any(isinstance(m, IbConnected) for m in list(messages.queue)), 15, "client 2 connected")
         for order_id, side in ((1, Side.BUY), (2, Side.SELL)):
-            order = OrderEvent(
-                ts_event_ns=0,
-                ts_init_ns=0,
-                client_order_id=f"other-{order_id}",
-                strategy_id="other",
-                symbol="SPY",
-                side=side,
-                quantity=7,
-                order_type=OrderType.MKT,
-                reference_price=400.0,
-            )
+            order = OrderEvent(ts_event_ns=0, ts_init_ns=0, client_order_id=f"other-{order_id}", strategy_id="other",
+                               symbol="SPY", side=side, quantity=7, order_type=OrderType.MKT, reference_price=400.0)
             ib_order = to_ib_order(order, order_id, "", None, {})
             assert conn.send(lambda c, i=order_id, o=ib_order: c.placeOrder(i, to_ib_contract("SPY"), o), "placeOrder")
 
