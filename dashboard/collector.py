@@ -12,6 +12,7 @@ new state without waiting for the next STATUS.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,7 @@ class Collector:
         self._orders.refresh()
         with self._lock:
             self._version += 1
-            self._snapshot = self._build(now_ns, engine, monitor)
+            self._snapshot = json_ready(self._build(now_ns, engine, monitor))
 
     def _refresh_charts(self) -> None:
         if not self._risk.refresh() and self._charts_version:
@@ -125,7 +126,7 @@ class Collector:
         charts = {"risk_marks": list(self._risk.marks), "daily_equity": daily_equity(self._daily_path)}
         with self._lock:
             self._charts_version += 1
-            self._charts = {"version": self._charts_version, **charts}
+            self._charts = json_ready({"version": self._charts_version, **charts})
 
     def _current_ledger(self, status: dict[str, Any]) -> dict[str, Any] | None:
         """STATUS's ledger lines while they are current: answered within two intervals and after the order log's
@@ -172,6 +173,20 @@ class Collector:
             "costs": self._costs,
             "ledger": {k: (status.get("book") or {}).get(k) for k in ("realized_pnl", "commissions_paid", "cash")},
         }  # fmt: skip
+
+
+def json_ready(value: Any) -> Any:
+    """``value`` with every non-finite float as None and numpy scalars as Python ones: the page's ``JSON.parse``
+    refuses NaN (one NaN in a snapshot would freeze the page on the one before), and ``/api/state``'s encoder too."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # a numpy scalar
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _trading(engine: dict[str, Any], status: dict[str, Any], status_ns: int | None, now_ns: int) -> dict[str, Any]:

@@ -164,3 +164,17 @@ def test_sigterm_ends_the_process_promptly_with_a_page_open(dashboard: Dashboard
         dashboard.proc.terminate()
         assert dashboard.proc.wait(8) == 0
     assert time.monotonic() - began < 2.5  # the stream ends at once, not after the 3-s graceful-shutdown cap
+
+
+def test_a_non_finite_number_in_a_source_is_served_as_null(dashboard: Dashboard) -> None:
+    """The monitor's heartbeat JSON may carry NaN (Python's json writes it): the page's JSON.parse would refuse the
+    whole snapshot and freeze on the previous one, and /api/state's encoder would answer 500."""
+    body = {"ts_ns": WallClock().now_ns(), "pid": os.getpid(), "state": "NORMAL",
+            "broker": {"net_liquidation": float("nan"), "positions": {}}}  # fmt: skip
+    (dashboard.root / "logs" / "risk_monitor_heartbeat.json").write_text(json.dumps(body), encoding="utf-8")
+    eventually(lambda: dashboard.state()["monitor"]["mark"] == "ALIVE", 10, "the monitor's beat read")
+    assert dashboard.state()["equity"]["broker_net_liquidation"] is None
+    req = urllib.request.Request(dashboard.base + "/events", headers={"X-Dashboard-Token": dashboard.token})
+    with urllib.request.urlopen(req, timeout=10) as stream:
+        events = [line for line in (stream.readline().decode() for _ in range(4)) if line.startswith("data: ")]
+    assert "NaN" not in events[0] and json.loads(events[0][len("data: "):])["monitor"]["mark"] == "ALIVE"

@@ -84,6 +84,21 @@ def broker_avg_costs(port: int) -> dict[str, float]:
     return {s: avg for s, (q, avg) in got.items() if q}
 
 
+def wait_on_page(page: Any, condition: str, timeout_s: float, what: str, work: Path) -> None:
+    """``page.wait_for_function`` that, on a timeout, says what the page last showed and what the dashboard logged."""
+    try:
+        page.wait_for_function(condition, timeout=timeout_s * 1000)
+    except Exception as exc:  # playwright's TimeoutError: re-raised with what is needed to tell why
+        shown = page.evaluate("({feed: document.querySelector('#feed').textContent, engine: "
+                              "document.querySelector('#engine-mark').textContent, flags: "
+                              "document.querySelector('#flags').textContent, version: window.lastSnapshot && "
+                              "window.lastSnapshot.version})")  # fmt: skip
+        log = (work / "logs" / "dashboard.log").read_text(encoding="utf-8", errors="replace")
+        tail = "\n".join(line for line in log.splitlines() if "GET /" not in line)[-4000:]
+        message = f"not within {timeout_s} s: {what}; the page shows {shown}; dashboard.log:\n{tail}"
+        raise AssertionError(message) from exc
+
+
 def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
     require_chromium()
     work = make_workdir(tmp_path)
@@ -144,7 +159,11 @@ def test_issue_16_dashboard_drives_the_running_system(tmp_path: Path) -> None:
             page.click("#btn-KILL_NOW")
             page.wait_for_function("document.querySelector('#result').textContent.includes('FLAG_WRITTEN')")
             assert (work / "flags" / "KILL_NOW.flag").exists()
+            wait_on_page(page, "document.querySelector('#flags').textContent.includes('KILL_NOW')", 5,
+                         "the page to show the KILL_NOW flag", work)  # fmt: skip
             eventually(lambda: broker_book(ib_port) == ({}, []), 60, "ibsim flat after KILL_NOW from the page")
-            page.wait_for_function("document.querySelector('#flags').textContent.includes('KILL_NOW')")
+            wait_on_page(page, "['STOPPED', 'GONE'].includes(document.querySelector('#engine-mark').textContent) &&"
+                         " document.querySelector('#feed').textContent === 'live'", 30,
+                         "the page, still live, to show the engine stopped after KILL_NOW", work)  # fmt: skip
             page.screenshot(path=str(ARTIFACTS / "dashboard_after_kill_now.png"), full_page=True)
     (ARTIFACTS / "dashboard_figures.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
