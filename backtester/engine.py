@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from backtester.quiet_sessions import QuietSessions
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
@@ -69,6 +70,7 @@ class Backtest:
     executor: SimulatedExecutor
     portfolio: PortfolioManager
     strategies: list[Strategy]
+    skip_quiet_sessions: bool = True  # False: every session through the queue (the reference the tests compare)
 
     def run(self) -> BacktestResult:
         started = time.perf_counter()
@@ -78,7 +80,14 @@ class Backtest:
         opens, highs, lows, closes, volumes = panel.open, panel.high, panel.low, panel.close, panel.volume
         open_ns, close_ns = self.sessions.open_ns, self.sessions.close_ns
         symbols = panel.symbols
-        for t in range(len(close_ns)):
+        quiet = QuietSessions(self, closes, volumes, close_ns) if self.skip_quiet_sessions else None
+        t = 0
+        while t < len(close_ns):
+            if quiet is not None:
+                absorbed = quiet.absorb_from(t)
+                if absorbed:
+                    t += absorbed
+                    continue
             ts_close = int(close_ns[t])
             if executor.has_working_orders():
                 clock.advance_to(int(open_ns[t]))
@@ -101,6 +110,7 @@ class Backtest:
                 )
             )
             queue.run_until_empty()
+            t += 1
         wall = time.perf_counter() - started
         return self._result(wall)
 

@@ -57,6 +57,10 @@ class SimClock:
     def call_at(self, ts_ns: int, callback: Callable[[int], None]) -> None:
         self._timers.push(ts_ns, callback)
 
+    def next_timer_ns(self) -> int | None:
+        """When the earliest pending timer is due (None: no timer)."""
+        return self._timers.next_due_ns()
+
     def advance_to(self, ts_ns: int) -> None:
         """Move time forward, firing due timers at their own due time, in order."""
         if ts_ns < self._now_ns:

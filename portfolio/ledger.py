@@ -315,6 +315,10 @@ class Ledger:
             heapq.heappush(self._unsettled, (settles_at_ns, self._unsettled_seq, proceeds_net))
             self._unsettled_seq += 1
 
+    def next_settlement_ns(self) -> int | None:
+        """When the earliest unsettled amount settles (None when nothing is pending)."""
+        return self._unsettled[0][0] if self._unsettled else None
+
     def settle(self, now_ns: int) -> float:
         """Move every unsettled amount due at or before ``now_ns`` to settled cash; returns the USD moved."""
         moved = 0.0
@@ -381,6 +385,36 @@ class Ledger:
         if market_value == market_value and gross == gross:
             return self.cash + market_value, gross
         return self.equity(), self.gross_exposure()
+
+    def quiet_valuations(self, last_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``valuation()`` after each of ``last_rows`` (last prices, one row per session) with the book unchanged.
+
+        The backtester's quiet sessions value the same positions at successive prices: the numbers are those
+        ``mark`` + ``valuation`` would give row by row, bit for bit. One held symbol and finite prices everywhere
+        (the common case) is one vector product (every other term of the dot product is an exact zero); otherwise
+        each row takes ``valuation``'s own dot products, with its fallback (only the held symbols) where a flat
+        symbol's price is unknown. A held symbol with no price gives NaN, as ``valuation`` would.
+        """
+        n = last_rows.shape[0]
+        cash = self.cash
+        if self._open_count == 0:
+            return np.full(n, cash), np.zeros(n)
+        quantities, absolute = self._quantities, self._abs_quantities
+        held = np.flatnonzero(quantities)
+        if len(held) == 1 and np.isfinite(last_rows).all():
+            column = last_rows[:, held[0]]
+            return cash + quantities[held[0]] * column, absolute[held[0]] * column
+        equity, gross = np.empty(n), np.empty(n)
+        held_quantities, held_absolute = quantities[held], absolute[held]
+        for i in range(n):
+            row = last_rows[i]
+            market_value, exposure = float(quantities @ row), float(absolute @ row)
+            if market_value != market_value:
+                market_value = float(held_quantities @ row[held])
+            if exposure != exposure:
+                exposure = float(held_absolute @ row[held])
+            equity[i], gross[i] = cash + market_value, exposure
+        return equity, gross
 
     def gross_exposure(self, prices: np.ndarray | None = None) -> float:
         """Sum of absolute position values, USD (prices as in ``market_value``)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
+from collections.abc import Iterable
 
 from core.config_models import OptimizerConfig
 
@@ -45,6 +46,12 @@ class VolatilityTargeter:
         if self._last_equity is not None:
             self._append(equity / self._last_equity - 1.0)
         self._last_equity = equity
+
+    def update_many(self, equities: Iterable[float]) -> None:
+        """``update`` for each session close in order (the backtester's quiet sessions)."""
+        if self._cfg.enabled:
+            for equity in equities:
+                self.update(float(equity))
 
     def _append(self, daily_return: float) -> None:
         if len(self._returns) == self._returns.maxlen:

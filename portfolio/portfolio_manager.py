@@ -216,6 +216,42 @@ class PortfolioManager:
         self._after_risk_update(previous_state, state, event.ts_event_ns)
         self._stops.place_deferred()
 
+    def absorb_quiet(self, last_rows: np.ndarray, closes: np.ndarray, volumes: np.ndarray, ts_ns: np.ndarray) -> int:
+        """``on_market`` for a run of session closes in which nothing can happen but marks; returns how many.
+
+        The backtester calls it for sessions with no working order, no signal, no settlement due and no deferred
+        stop (``quiet_ready``), passing each session's close and volume rows, its close time, and the last-price
+        rows those closes leave (``last_rows``: the closes carried forward over NaN). The book cannot change, so
+        the equity and exposure series, the risk rules' peak and drawdowns, the optimizer's returns and the
+        history rings end where as many ``on_market`` calls would leave them. It stops before a session whose
+        equity would move the trading state (``RiskManager.absorb_quiet``); that one goes to ``on_market``.
+        """
+        equity, gross = self.ledger.quiet_valuations(last_rows)
+        n = self.risk.absorb_quiet(equity, gross == 0.0)
+        if n == 0:
+            return 0
+        self.ledger.mark(last_rows[n - 1])
+        self._record_history_rows(closes[:n], volumes[:n])
+        self._targeter.update_many(equity[:n])
+        self.equity_ts.extend(ts_ns[:n].tolist())
+        self.equity_values.extend(equity[:n].tolist())
+        self.gross_exposure_values.extend(gross[:n].tolist())
+        return n
+
+    def quiet_ready(self) -> bool:
+        """No deferred protective stop waits for the next market event (``absorb_quiet`` would not send it)."""
+        return not self._stops.has_deferred()
+
+    def _record_history_rows(self, closes: np.ndarray, volumes: np.ndarray) -> None:
+        """``_record_volume`` for consecutive sessions at once: only the rows each ring still holds are written."""
+        n = len(closes)
+        for ring, rows in ((self._volume_hist, volumes), (self._close_hist, closes)):
+            size = ring.shape[0]
+            kept = min(n, size)
+            ring[(self._bars_seen + np.arange(n - kept, n)) % size] = rows[n - kept :]
+        self._bars_seen += n
+        self._adv_cache = None
+
     def record_history(self, event: MarketEvent) -> None:
         """A past daily bar seen only for its volume (the live engine's warm-up): ADV needs the history.
 

@@ -84,6 +84,9 @@ class ProtectiveStops:
         else:
             self._place(stop)
 
+    def has_deferred(self) -> bool:
+        return bool(self._deferred)
+
     def place_deferred(self) -> None:
         """Send the stops held back while STARTING, once orders may leave (called on every market event)."""
         if not self._deferred or self._state() in (TradingState.STARTING, TradingState.HALTED):

@@ -30,12 +30,18 @@ import logging
 import math
 from collections.abc import Mapping
 
+import numpy as np
+
 from core.config_models import RiskConfig
 from core.events import OrderEvent, TradingState
 from portfolio.pre_trade import Rejection, describe, reduces_position, usable_price
 from portfolio.trading_state import Reason, TradingStateMachine, Transition
 
 log = logging.getLogger(__name__)
+
+
+def _or_minus_inf(value: float | None) -> float:
+    return -math.inf if value is None else value
 
 
 class RiskManager:
@@ -127,6 +133,47 @@ class RiskManager:
                 f"{cfg.drawdown_throttle_start_pct:g}%",
             )
         return trading.state
+
+    def absorb_quiet(self, equity: np.ndarray, flat: np.ndarray) -> int:
+        """``update`` for a run of session closes, as far as none of them would move the state; returns how many.
+
+        The backtester's quiet sessions (no order, no signal) come here in one call: the peak, the high-water
+        mark, both drawdowns and the flat-sessions count end exactly where as many ``update`` calls would leave
+        them (the same float operations, element-wise). It stops before the first session that would cross a
+        threshold, re-arm, or bring an unusable equity, or whose flatness differs from the first's: the caller
+        gives that session to ``update``, so every transition is still made, and logged, by ``update`` alone.
+        """
+        usable = np.isfinite(equity) & (equity > 0.0) & (flat == flat[0]) if len(equity) else np.zeros(0, bool)
+        n = int(np.argmin(usable)) if len(usable) and not usable.all() else len(usable)
+        if n == 0:
+            return 0
+        eq = equity[:n]
+        peaks = np.maximum.accumulate(np.concatenate(([_or_minus_inf(self.peak_equity)], eq)))[1:]
+        highs = np.maximum.accumulate(np.concatenate(([_or_minus_inf(self.high_water_mark)], eq)))[1:]
+        drawdown = (peaks - eq) / peaks * 100.0
+        hard = (highs - eq) / highs * 100.0
+        flat_run = np.zeros(n, dtype=np.int64)
+        halted = self.trading.state is TradingState.HALTED
+        if not halted:
+            cfg, reducing = self._cfg, self.trading.holds(Reason.DRAWDOWN)
+            if bool(flat[0]) and reducing:
+                flat_run = self._flat_updates + np.arange(1, n + 1, dtype=np.int64)
+            moves = hard >= cfg.halt_drawdown_pct
+            if cfg.rearm_after_flat_sessions is not None:
+                moves |= flat_run >= cfg.rearm_after_flat_sessions
+            if reducing:
+                moves |= (drawdown < cfg.drawdown_throttle_start_pct) | (drawdown == 0.0)
+            else:
+                moves |= drawdown >= cfg.reducing_drawdown_pct
+            n = int(np.argmax(moves)) if moves.any() else n
+            if n == 0:
+                return 0
+        last = n - 1
+        self.peak_equity, self.high_water_mark = float(peaks[last]), float(highs[last])
+        self.drawdown_pct, self.hard_drawdown_pct = float(drawdown[last]), float(hard[last])
+        if not halted:
+            self._flat_updates = int(flat_run[last])
+        return n
 
     def _where(self, equity: float) -> str:
         """Built only on a transition: formatting it every bar was a measurable share of a backtest."""

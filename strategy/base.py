@@ -79,6 +79,12 @@ class Strategy(ABC):
         self._symbols = bars.symbols
         self._rows_with_signals = (signals.codes != NO_SIGNAL).any(axis=1)
 
+    @property
+    def signal_rows(self) -> np.ndarray:
+        """After ``prepare``: True for the bars on which this strategy emits at least one signal (the backtester
+        skips the others in bulk: ``on_market`` does nothing on them)."""
+        return self._rows_with_signals
+
     def on_market(self, event: MarketEvent) -> None:
         t = event.bar_index
         if not self._rows_with_signals[t]:

@@ -35,6 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 
 
+OUTPUT_OF: dict[int, Path] = {}  # pid -> the file its output goes to, for the message of an early exit
+
+
 def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
@@ -42,7 +45,9 @@ def wait_for(cond: Callable[[], Any], timeout_s: float, what: str, proc: subproc
         if value:
             return value
         if proc is not None and proc.poll() is not None:
-            pytest.fail(f"{what}: process exited early with {proc.returncode}")
+            output = OUTPUT_OF.get(proc.pid)
+            tail = output.read_text(errors="replace")[-3000:] if output is not None and output.exists() else ""
+            pytest.fail(f"{what}: process exited early with {proc.returncode}; output tail:\n{tail or '(none)'}")
         if time.monotonic() > deadline:
             pytest.fail(f"not within {timeout_s} s: {what}")
         time.sleep(0.05)
@@ -115,6 +120,7 @@ class EngineDir:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        OUTPUT_OF[self.proc.pid] = self.root / "engine.out"
         return self.proc
 
     def wait_exit(self, timeout_s: float) -> int:

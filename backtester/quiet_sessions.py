@@ -1,0 +1,79 @@
+"""Quiet sessions: the runs of a backtest in which nothing can happen but marks, absorbed a block at a time.
+
+Why: most sessions of a daily backtest have no signal, no working order and no cash settling; per session the
+event path still builds a ``MarketEvent``, routes it through the queue, marks the ledger, values the book and runs
+the drawdown rules, ~20 us of Python for nothing but an equity point. For such a run the book is constant, so
+its equity is the same cash plus the same positions at successive closes: ``PortfolioManager.absorb_quiet``
+computes the run's equity, exposure, drawdowns and history rings in numpy, to the same bits as the event path
+(``tests/backtester/test_quiet_sessions.py`` runs both on random markets and compares every output).
+
+A session is quiet when, at its start, no order is working at the simulated venue (so nothing can fill or be
+stopped), no strategy has a signal on it (``Strategy.signal_rows``, known after ``prepare``), no sale's cash
+settles by its close, no clock timer is due by its close and no protective stop waits to be placed. A run
+stops at the first session that is not, and ``absorb_quiet`` stops early before a session whose equity would
+move the trading state: those go through the event path, which makes and logs every transition itself.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from backtester.engine import Backtest
+
+MAX_RUN_SESSIONS = 512  # a run is valued before the risk rules look at it: bounds the work a transition discards
+
+
+class QuietSessions:
+    """Owned by one ``Backtest.run``; reads the portfolio's, the venue's and the clock's state at each call."""
+
+    def __init__(self, backtest: Backtest, closes: np.ndarray, volumes: np.ndarray, close_ns: np.ndarray) -> None:
+        self._executor, self._portfolio, self._clock = backtest.executor, backtest.portfolio, backtest.clock
+        signal_rows = np.zeros(len(close_ns), dtype=bool)
+        for strategy in backtest.strategies:
+            signal_rows |= strategy.signal_rows
+        self._signal_sessions = np.flatnonzero(signal_rows)
+        self._closes = np.asarray(closes, dtype=np.float64)
+        self._volumes = volumes
+        self._close_ns = np.asarray(close_ns, dtype=np.int64)
+
+    def absorb_from(self, t: int) -> int:
+        """Absorb the quiet sessions from ``t`` on (at most ``MAX_RUN_SESSIONS``); returns how many (0: none)."""
+        portfolio = self._portfolio
+        if self._executor.has_working_orders() or not portfolio.quiet_ready():
+            return 0
+        end = min(self._run_end(t), t + MAX_RUN_SESSIONS)
+        if end <= t:
+            return 0
+        last_prices = portfolio.ledger.last_prices
+        if last_prices.shape[0] != self._closes.shape[1]:  # the ledger grew a symbol the panel lacks
+            return 0
+        block = self._closes[t:end]
+        absorbed = portfolio.absorb_quiet(carried_forward(block, last_prices), block, self._volumes[t:end],
+                                          self._close_ns[t:end])  # fmt: skip
+        if absorbed:
+            self._clock.advance_to(int(self._close_ns[t + absorbed - 1]))
+        return absorbed
+
+    def _run_end(self, t: int) -> int:
+        """The first session at or after ``t`` that is not quiet by the schedule (signals, settlements, timers)."""
+        close_ns = self._close_ns
+        i = int(np.searchsorted(self._signal_sessions, t))
+        end = int(self._signal_sessions[i]) if i < len(self._signal_sessions) else len(close_ns)
+        for due_ns in (self._portfolio.ledger.next_settlement_ns(), self._clock.next_timer_ns()):
+            if due_ns is not None:  # the first session whose close reaches it settles it, or fires it
+                end = min(end, int(np.searchsorted(close_ns, due_ns, side="left")))
+        return end
+
+
+def carried_forward(block: np.ndarray, last_prices: np.ndarray) -> np.ndarray:
+    """The last price of each symbol after each row of ``block`` (C-contiguous): a row's NaN keeps the price
+    before it, starting from ``last_prices``, as ``Ledger.mark`` row after row would."""
+    if not np.isnan(block).any():
+        return np.ascontiguousarray(block)
+    stacked = np.vstack([last_prices[np.newaxis, :], block])
+    source = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, np.newaxis])
+    np.maximum.accumulate(source, axis=0, out=source)
+    return np.ascontiguousarray(stacked[source, np.arange(stacked.shape[1])][1:])
