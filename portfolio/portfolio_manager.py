@@ -174,9 +174,10 @@ class PortfolioManager:
         j = self._index.get(symbol)
         if j is None or self._bars_seen == 0:
             return math.nan
-        if self._adv_cache is None:
-            counts = np.count_nonzero(~np.isnan(self._volume_hist), axis=0)
-            sums = np.nansum(self._volume_hist, axis=0)
+        if self._adv_cache is None:  # nansum's own steps (NaN -> 0, then sum), with one isnan for both
+            missing = np.isnan(self._volume_hist)
+            counts = missing.shape[0] - np.count_nonzero(missing, axis=0)
+            sums = np.where(missing, 0.0, self._volume_hist).sum(axis=0)
             with np.errstate(invalid="ignore", divide="ignore"):
                 self._adv_cache = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         return float(self._adv_cache[j])
