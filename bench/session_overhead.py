@@ -11,15 +11,22 @@ Method: one seeded ``data.synthetic.generate_market`` universe (XNYS sessions fr
 depends only on the seed and its name, so every N uses the first N symbols of the same market), N in
 {1, 10, 50, 200, 500} (``--quick``: {1, 5, 20} x 300 sessions, for a smoke run only). For each N a backtest is
 built with ``backtester.engine.build_backtest`` exactly as ``bench/backtest_throughput.py`` builds ours
-(``testkit.backtrader_ref.parity_config``, margin account, 100,000 of capital per symbol) but with
-``NeverTrades``, a strategy whose signal array is all zeros, so no order is ever placed. Only ``run()`` is
-timed (it includes ``prepare``, the per-session loop and the result frames), ``--repeats`` times on a freshly
-built backtest each (garbage collected before each); the median is the figure, min-max its spread.
+(``testkit.backtrader_ref.parity_config``, margin account, 100,000 of capital per symbol), with one of two
+strategies ("books"):
 
-Fit: ordinary least squares of ``median run() / sessions`` on N gives a (us per session) and b (ns per symbol
-and session): the goal's definition. The per-run constant (prepare, result frames) is spread over the sessions
-there; a second line separates it by also timing the first half of the sessions and fitting
-``run() = c + sessions * (a' + b' * N)`` over both lengths.
+- flat: ``NeverTrades``, a signal array of zeros: no order, no position, ever (the goal's figure);
+- held: ``BuysOnceAndHolds``, LONG on every symbol at the first close and nothing after: the entries fill at
+  the second session's open, then every session marks N positions and places no order (what a backtest that
+  holds positions pays per session besides its orders).
+
+Only ``run()`` is timed (it includes ``prepare``, the per-session loop and the result frames), ``--repeats``
+times on a freshly built backtest each (garbage collected before each); the median is the figure, min-max its
+spread. Each run checks its fills (none; exactly N) so a figure never silently includes trading.
+
+Fit, per book: ordinary least squares of ``median run() / sessions`` on N at the full length gives a (us per
+session) and b (ns per symbol and session): the goal's definition, where the per-run cost (prepare, result
+frames, the held book's N entries) is spread over the sessions. A second fit separates it: the first half of
+the sessions is timed too and ``run() = c + d*N + sessions * (a' + b'*N)`` is fitted over both lengths.
 """
 
 from __future__ import annotations
@@ -41,7 +48,7 @@ from backtester.engine import Backtest, build_backtest
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from data.synthetic import generate_market
-from strategy.base import BarArrays, SignalArrays, Strategy
+from strategy.base import LONG, BarArrays, SignalArrays, Strategy
 from testkit.backtrader_ref import parity_config
 
 CAPITAL_PER_SYMBOL = 100_000.0
@@ -66,8 +73,25 @@ class NeverTrades(Strategy):
         )
 
 
+class BuysOnceAndHolds(NeverTrades):
+    """LONG on every symbol at the first close, then nothing: after session 1 every session has N positions
+    to mark and no order (the same book a long-held crossover carries, without its orders)."""
+
+    def __init__(self) -> None:
+        super().__init__("buys_once_and_holds")
+
+    def compute_signals(self, bars: BarArrays) -> SignalArrays:
+        signals = super().compute_signals(bars)
+        signals.codes[0, :] = LONG
+        return signals
+
+
+BOOKS: dict[str, type[NeverTrades]] = {"flat": NeverTrades, "held": BuysOnceAndHolds}
+
+
 @dataclass(frozen=True, slots=True)
 class Point:
+    book: str
     n_symbols: int
     sessions: int
     samples: tuple[float, ...]  # run() wall seconds
@@ -87,37 +111,42 @@ def market(n_symbols: int, sessions: int, seed: int, calendar: TradingCalendar) 
     return generate_market(n_symbols, START, str(end.date()), seed, calendar)
 
 
-def build(panel: BarPanel, calendar: TradingCalendar) -> Backtest:
+def build(panel: BarPanel, calendar: TradingCalendar, book: str) -> Backtest:
     config = parity_config(CAPITAL_PER_SYMBOL * len(panel.symbols), account_type="margin")
-    return build_backtest(config, panel, [NeverTrades()], calendar)
+    return build_backtest(config, panel, [BOOKS[book]()], calendar)
 
 
-def time_runs(panel: BarPanel, calendar: TradingCalendar, repeats: int) -> tuple[float, ...]:
-    """``run()`` wall times on freshly built backtests; fails if anything traded (the premise of the figure)."""
+def time_runs(panel: BarPanel, calendar: TradingCalendar, book: str, repeats: int) -> tuple[float, ...]:
+    """``run()`` wall times on freshly built backtests; fails unless the book traded as its premise says
+    (flat: no fill at all; held: exactly one entry fill per symbol, at the second session's open)."""
     samples = []
+    expected = 0 if book == "flat" else len(panel.symbols)
     for _ in range(repeats):
-        backtest = build(panel, calendar)
+        backtest = build(panel, calendar, book)
         gc.collect()
         started = time.perf_counter()
         result = backtest.run()
         samples.append(time.perf_counter() - started)
-        if len(result.fills) or sum(result.rejections.values()):
-            raise RuntimeError(f"NeverTrades traded: {len(result.fills)} fills, rejections {result.rejections}")
+        if len(result.fills) != expected or sum(result.rejections.values()):
+            raise RuntimeError(f"{book}: {len(result.fills)} fills (expected {expected}), {result.rejections}")
     return tuple(samples)
 
 
 def measure(
     symbol_counts: tuple[int, ...], sessions: int, seed: int, repeats: int, calendar: TradingCalendar
 ) -> list[Point]:
-    """Points at every N for the full length and for its first half (the second fit needs two lengths)."""
+    """Points of both books at every N, for the full length and for its first half (the second fit needs two)."""
     frames = market(max(symbol_counts), sessions, seed, calendar)
     names = sorted(frames)
+    for book in BOOKS:  # untimed: first calls (imports, caches) out of the first point
+        time_runs(BarPanel.from_frames({names[0]: frames[names[0]]}, calendar), calendar, book, 1)
     points = []
     for n in symbol_counts:
         panel = BarPanel.from_frames({name: frames[name] for name in names[:n]}, calendar)
         print(f"N = {n} ...", file=sys.stderr, flush=True)
-        for length in (sessions, sessions // 2):
-            points.append(Point(n, length, time_runs(panel.truncate(length), calendar, repeats)))
+        for book in BOOKS:
+            for length in (sessions, sessions // 2):
+                points.append(Point(book, n, length, time_runs(panel.truncate(length), calendar, book, repeats)))
     return points
 
 
@@ -130,36 +159,51 @@ def fit_per_session(points: list[Point]) -> tuple[float, float]:
     return a * 1e6, b * 1e9
 
 
-def fit_with_constant(points: list[Point]) -> tuple[float, float, float]:
-    """(c ms, a' us, b' ns/symbol): least squares of median run() = c + sessions * (a' + b' * N), all points."""
-    design = np.array([[1.0, p.sessions, p.sessions * p.n_symbols] for p in points])
+def fit_with_constant(points: list[Point]) -> tuple[float, float, float, float]:
+    """(c ms, d us/symbol, a' us, b' ns/symbol): least squares of median run() = c + d*N + sessions * (a' + b'*N)
+    over both lengths; c + d*N is what a run pays once (prepare, the result frames, the held book's entries)."""
+    design = np.array([[1.0, p.n_symbols, p.sessions, p.sessions * p.n_symbols] for p in points])
     y = np.array([p.median_s for p in points])
-    (c, a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
-    return c * 1e3, a * 1e6, b * 1e9
+    (c, d, a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
+    return c * 1e3, d * 1e6, a * 1e6, b * 1e9
 
 
-def print_report(points: list[Point], repeats: int, seed: int, quick: bool) -> None:
-    print(f"\nmedian of {repeats} run() per point (spread min-max s), seed {seed}; strategy NeverTrades (no orders)")
-    header = f"{'symbols':>8} {'sessions':>9} {'run median s':>13} {'min-max s':>15} {'us/session':>11} {'ns/bar':>8}"
+def print_table(points: list[Point], repeats: int, seed: int) -> None:
+    print(f"\nmedian of {repeats} run() per point (spread min-max s), seed {seed}; no order after the first session")
+    header = (
+        f"{'book':5} {'symbols':>8} {'sessions':>9} {'run median s':>13} {'min-max s':>15} {'us/session':>11} "
+        f"{'ns/bar':>8}"
+    )
     print(header)
     print("-" * len(header))
     for p in points:
         spread = f"{min(p.samples):.4f}-{max(p.samples):.4f}"
         per_bar = p.median_s / (p.sessions * p.n_symbols) * 1e9
         timing = f"{p.median_s:13.4f} {spread:>15}"
-        print(f"{p.n_symbols:8,} {p.sessions:9,} {timing} {p.per_session_us:11.2f} {per_bar:8.1f}")
+        print(f"{p.book:5} {p.n_symbols:8,} {p.sessions:9,} {timing} {p.per_session_us:11.2f} {per_bar:8.1f}")
+
+
+def print_fits(book: str, points: list[Point], quick: bool) -> None:
+    """The goal's fit (run()/sessions on N at the full length) and the fit with the per-run cost separated."""
     a, b = fit_per_session(points)
     full = max(p.sessions for p in points)
     residuals = [p.per_session_us - (a + b * p.n_symbols / 1e3) for p in points if p.sessions == full]
     suffix = " (quick sizes)" if quick else ""
     verdict = lambda ok: ("PASS" if ok else "ABOVE") + suffix  # noqa: E731
-    print(f"\nfit over the {full:,}-session points: time_per_session = a + b*N")
-    print(f"  a = {a:.2f} us per session   (goal <= {GOAL_A_US:g} us)  {verdict(a <= GOAL_A_US)}")
-    print(f"  b = {b:.1f} ns per symbol     (goal <= {GOAL_B_NS:g} ns/symbol)  {verdict(b <= GOAL_B_NS)}")
-    print(f"  residuals (us/session, by N): {', '.join(f'{r:+.2f}' for r in residuals)}")
-    c, a2, b2 = fit_with_constant(points)
-    print("with the per-run constant separated (both lengths): run() = c + sessions * (a' + b'*N)")
-    print(f"  c = {c:.2f} ms per run, a' = {a2:.2f} us per session, b' = {b2:.1f} ns per symbol")
+    what = "NeverTrades, the goal's figure" if book == "flat" else "BuysOnceAndHolds, N positions marked"
+    print(f"\nbook {book} ({what}), fit over the {full:,}-session points: time_per_session = a + b*N")
+    print(f"  {book}: a = {a:.2f} us per session   (goal <= {GOAL_A_US:g} us)  {verdict(a <= GOAL_A_US)}")
+    print(f"  {book}: b = {b:.1f} ns per symbol     (goal <= {GOAL_B_NS:g} ns/symbol)  {verdict(b <= GOAL_B_NS)}")
+    print(f"  {book}: residuals (us/session, by N): {', '.join(f'{r:+.2f}' for r in residuals)}")
+    c, d, a2, b2 = fit_with_constant(points)
+    print(f"  {book}: per-run cost separated (both lengths): run() = c + d*N + sessions * (a' + b'*N)")
+    print(f"  {book}: c = {c:.2f} ms, d = {d:.2f} us/symbol, a' = {a2:.2f} us per session, b' = {b2:.1f} ns per symbol")
+
+
+def print_report(points: list[Point], repeats: int, seed: int, quick: bool) -> None:
+    print_table(points, repeats, seed)
+    for book in BOOKS:
+        print_fits(book, [p for p in points if p.book == book], quick)
 
 
 def main(argv: list[str] | None = None) -> int:

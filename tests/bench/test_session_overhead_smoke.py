@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "session_overhead.py"
 
 
-def test_quick_session_overhead_fits_a_and_b() -> None:
+def test_quick_session_overhead_fits_a_and_b_for_both_books() -> None:
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--repeats", "1"],
         cwd=ROOT,
@@ -23,10 +23,12 @@ def test_quick_session_overhead_fits_a_and_b() -> None:
     )
     out = proc.stdout
     assert proc.returncode == 0, proc.stderr
-    for n in (1, 5, 20):
-        for sessions in (300, 150):
-            assert re.search(rf"^ +{n} +{sessions} +\d+\.\d+ ", out, re.MULTILINE), out
-    a_line = r"^  a = -?\d+\.\d+ us per session +\(goal <= 2 us\) +(PASS|ABOVE) \(quick sizes\)$"
-    assert re.search(a_line, out, re.MULTILINE), out
-    assert re.search(r"^  b = -?\d+\.\d+ ns per symbol +\(goal <= 20 ns/symbol\) +(PASS|ABOVE)", out, re.M), out
-    assert re.search(r"^  c = -?\d+\.\d+ ms per run, a' = -?\d+\.\d+ us per session, b' = ", out, re.M), out
+    for book in ("flat", "held"):
+        for n in (1, 5, 20):
+            for sessions in (300, 150):
+                assert re.search(rf"^{book} +{n} +{sessions} +\d+\.\d+ ", out, re.MULTILINE), out
+        a_line = rf"^  {book}: a = -?\d+\.\d+ us per session +\(goal <= 2 us\) +(PASS|ABOVE) \(quick sizes\)$"
+        assert re.search(a_line, out, re.MULTILINE), out
+        b_line = rf"^  {book}: b = -?\d+\.\d+ ns per symbol +\(goal <= 20 ns/symbol\) +(PASS|ABOVE) \(quick sizes\)$"
+        assert re.search(b_line, out, re.MULTILINE), out
+        assert re.search(rf"^  {book}: c = -?\d+\.\d+ ms, d = -?\d+\.\d+ us/symbol, a' = ", out, re.MULTILINE), out
