@@ -1,6 +1,6 @@
 """Session-overhead benchmark (not a test): what one timestamp costs our engine when nothing trades, as a + b*N.
 
-    .venv/bin/python bench/session_overhead.py [--quick] [--seed 42] [--repeats 5] [--sessions 2520]
+    .venv/bin/python bench/session_overhead.py [--quick] [--seed 42] [--repeats 9] [--sessions 2520]
 
 Why: with next-open fills most sessions of a backtest place no order, so the engine's floor is the cost of a
 session in which only the market event is dispatched (the portfolio marks to market, the strategies look up
@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run (verdicts not meaningful)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the synthetic market")
-    parser.add_argument("--repeats", type=int, default=5, help="run() calls per point; the median is reported")
+    parser.add_argument("--repeats", type=int, default=9, help="run() calls per point; the median is reported")
     parser.add_argument("--sessions", type=int, default=None, help=f"sessions per run (default {FULL_SESSIONS:,})")
     args = parser.parse_args(argv)
     sessions = args.sessions or (QUICK_SESSIONS if args.quick else FULL_SESSIONS)
