@@ -380,8 +380,8 @@ class Ledger:
         if self._open_count == 0:
             return self.cash, 0.0
         last = self._last_prices
-        market_value = float(self._quantities @ last)
-        gross = float(self._abs_quantities @ last)
+        market_value = float((self._quantities * last).sum())
+        gross = float((self._abs_quantities * last).sum())
         if market_value == market_value and gross == gross:
             return self.cash + market_value, gross
         return self.equity(), self.gross_exposure()
@@ -390,31 +390,30 @@ class Ledger:
         """``valuation()`` after each of ``last_rows`` (last prices, one row per session) with the book unchanged.
 
         The backtester's quiet sessions value the same positions at successive prices: the numbers are those
-        ``mark`` + ``valuation`` would give row by row, bit for bit. One held symbol and finite prices everywhere
-        (the common case) is one vector product (every other term of the dot product is an exact zero); otherwise
-        each row takes ``valuation``'s own dot products, with its fallback (only the held symbols) where a flat
-        symbol's price is unknown. A held symbol with no price gives NaN, as ``valuation`` would.
+        ``mark`` + ``valuation`` would give row by row, bit for bit. Why they are: a position's value is the sum
+        of the element-wise products (``(quantities * prices).sum()``, never a BLAS dot product, whose order of
+        additions is its own), and numpy sums each row of a C-contiguous matrix along its last axis exactly as
+        it sums that row alone (pairwise, in the same blocks). A row where a flat symbol's unknown price makes
+        that NaN takes ``valuation``'s fallback (only the held symbols); a held symbol with no price gives NaN.
         """
         n = last_rows.shape[0]
         cash = self.cash
         if self._open_count == 0:
             return np.full(n, cash), np.zeros(n)
-        quantities, absolute = self._quantities, self._abs_quantities
-        held = np.flatnonzero(quantities)
-        if len(held) == 1 and np.isfinite(last_rows).all():
-            column = last_rows[:, held[0]]
-            return cash + quantities[held[0]] * column, absolute[held[0]] * column
-        equity, gross = np.empty(n), np.empty(n)
-        held_quantities, held_absolute = quantities[held], absolute[held]
-        for i in range(n):
-            row = last_rows[i]
-            market_value, exposure = float(quantities @ row), float(absolute @ row)
-            if market_value != market_value:
-                market_value = float(held_quantities @ row[held])
-            if exposure != exposure:
-                exposure = float(held_absolute @ row[held])
-            equity[i], gross[i] = cash + market_value, exposure
-        return equity, gross
+        rows = np.ascontiguousarray(last_rows, dtype=np.float64)
+        market_value = (rows * self._quantities).sum(axis=1)
+        gross = (rows * self._abs_quantities).sum(axis=1)
+        unknown = np.flatnonzero(np.isnan(market_value) | np.isnan(gross))
+        if len(unknown):
+            held = self._quantities != 0.0
+            held_quantities, held_absolute = self._quantities[held], self._abs_quantities[held]
+            for i in unknown:
+                row = rows[i, held]
+                if market_value[i] != market_value[i]:
+                    market_value[i] = (held_quantities * row).sum()
+                if gross[i] != gross[i]:
+                    gross[i] = (held_absolute * row).sum()
+        return cash + market_value, gross
 
     def gross_exposure(self, prices: np.ndarray | None = None) -> float:
         """Sum of absolute position values, USD (prices as in ``market_value``)."""
@@ -430,13 +429,13 @@ class Ledger:
         if prices is None:
             prices = self._last_prices
         if isinstance(prices, np.ndarray) and prices.shape == weights.shape:
-            value = float(weights @ prices)
+            value = float((weights * prices).sum())
             if value == value:  # fast path: no NaN anywhere
                 return value
         resolved = self._aligned(prices)
         resolved = np.where(np.isnan(resolved), self._last_prices, resolved)
         held = self._quantities != 0.0  # a flat symbol's unknown price does not matter
-        return float(weights[held] @ resolved[held])
+        return float((weights[held] * resolved[held]).sum())
 
     def _aligned(self, prices: np.ndarray) -> np.ndarray:
         """``prices`` as float64 aligned to ``symbols``; a shorter array (symbols added since) is NaN-padded."""

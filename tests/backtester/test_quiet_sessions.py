@@ -136,3 +136,13 @@ def test_carried_forward_keeps_the_last_price_over_nan() -> None:
     expected = np.array([[1.0, 2.0, nan], [1.5, 2.0, nan], [1.5, 2.0, 7.0]])
     got = carried_forward(block, np.array([1.0, nan, nan]))
     assert np.array_equal(got, expected, equal_nan=True) and got.flags.c_contiguous
+
+
+def test_many_symbols_held_at_once() -> None:
+    """Dozens of positions valued per session: the row sums of the bulk path against valuation's own sums."""
+    frames = market(40, 5, True)
+    overrides = ("portfolio.account_type=margin", "portfolio.risk.max_positions=40",
+                 "portfolio.risk.max_position_weight_pct=5", "portfolio.risk.max_gross_exposure_pct=200")  # fmt: skip
+    bulk, stepwise = run("sma_crossover", overrides, frames, True), run("sma_crossover", overrides, frames, False)
+    assert len(stepwise.fills) > 100
+    assert_same(bulk, stepwise)
