@@ -26,7 +26,8 @@ spread. Each run checks its fills (none; exactly N) so a figure never silently i
 Fit, per book: ordinary least squares of ``median run() / sessions`` on N at the full length gives a (us per
 session) and b (ns per symbol and session): the goal's definition, where the per-run cost (prepare, result
 frames, the held book's N entries) is spread over the sessions. A second fit separates it: the first half of
-the sessions is timed too and ``run() = c + d*N + sessions * (a' + b'*N)`` is fitted over both lengths.
+the sessions is timed too and ``run() = c + d*N + sessions * (a' + b'*N)`` is fitted over both lengths; its a'
+and b' are what one more timestamp costs, judged against the same goal (both verdicts are printed).
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ def print_fits(book: str, points: list[Point], quick: bool) -> None:
     c, d, a2, b2 = fit_with_constant(points)
     print(f"  {book}: per-run cost separated (both lengths): run() = c + d*N + sessions * (a' + b'*N)")
     print(f"  {book}: c = {c:.2f} ms, d = {d:.2f} us/symbol, a' = {a2:.2f} us per session, b' = {b2:.1f} ns per symbol")
+    print(f"  {book}: marginal cost of a timestamp (a', b'): {verdict(a2 <= GOAL_A_US and b2 <= GOAL_B_NS)} "
+          f"against a <= {GOAL_A_US:g} us, b <= {GOAL_B_NS:g} ns/symbol")
 
 
 def print_report(points: list[Point], repeats: int, seed: int, quick: bool) -> None:
