@@ -203,6 +203,11 @@ class Ledger:
         index = self._index.get(symbol)
         return 0 if index is None else int(self._quantities[index])
 
+    @property
+    def open_position_count(self) -> int:
+        """Symbols with a non-zero position (kept by ``apply_fill``, not counted per call)."""
+        return self._open_count
+
     def open_positions(self) -> dict[str, int]:
         return {self._symbols[i]: int(self._quantities[i]) for i in np.flatnonzero(self._quantities)}
 

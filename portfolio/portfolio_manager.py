@@ -94,7 +94,7 @@ class LedgerPositions(Mapping[str, int]):
         return iter(self._ledger.open_positions())
 
     def __len__(self) -> int:
-        return int(np.count_nonzero(self._ledger.quantities))
+        return self._ledger.open_position_count
 
 
 class PortfolioManager:
