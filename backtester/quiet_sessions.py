@@ -16,6 +16,7 @@ move the trading state: those go through the event path, which makes and logs ev
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,10 +35,11 @@ class QuietSessions:
         signal_rows = np.zeros(len(close_ns), dtype=bool)
         for strategy in backtest.strategies:
             signal_rows |= strategy.signal_rows
-        self._signal_sessions = np.flatnonzero(signal_rows)
+        self._signal_sessions: list[int] = np.flatnonzero(signal_rows).tolist()  # lists: bisect beats numpy here
         self._closes = np.asarray(closes, dtype=np.float64)
         self._volumes = volumes
         self._close_ns = np.asarray(close_ns, dtype=np.int64)
+        self._close_ns_list: list[int] = self._close_ns.tolist()
 
     def absorb_from(self, t: int) -> int:
         """Absorb the quiet sessions from ``t`` on (at most ``MAX_RUN_SESSIONS``); returns how many (0: none)."""
@@ -59,12 +61,12 @@ class QuietSessions:
 
     def _run_end(self, t: int) -> int:
         """The first session at or after ``t`` that is not quiet by the schedule (signals, settlements, timers)."""
-        close_ns = self._close_ns
-        i = int(np.searchsorted(self._signal_sessions, t))
-        end = int(self._signal_sessions[i]) if i < len(self._signal_sessions) else len(close_ns)
+        close_ns, signals = self._close_ns_list, self._signal_sessions
+        i = bisect_left(signals, t)
+        end = signals[i] if i < len(signals) else len(close_ns)
         for due_ns in (self._portfolio.ledger.next_settlement_ns(), self._clock.next_timer_ns()):
             if due_ns is not None:  # the first session whose close reaches it settles it, or fires it
-                end = min(end, int(np.searchsorted(close_ns, due_ns, side="left")))
+                end = min(end, bisect_left(close_ns, due_ns))
         return end
 
 

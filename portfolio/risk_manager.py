@@ -148,10 +148,14 @@ class RiskManager:
         if n == 0:
             return 0
         eq = equity[:n]
-        peaks = np.maximum.accumulate(np.concatenate(([_or_minus_inf(self.peak_equity)], eq)))[1:]
-        highs = np.maximum.accumulate(np.concatenate(([_or_minus_inf(self.high_water_mark)], eq)))[1:]
+        running_max = np.maximum.accumulate(eq)
+        peaks = np.maximum(running_max, _or_minus_inf(self.peak_equity))
         drawdown = (peaks - eq) / peaks * 100.0
-        hard = (highs - eq) / highs * 100.0
+        if self.high_water_mark == self.peak_equity:  # until a re-arm re-bases the peak: one series serves both
+            highs, hard = peaks, drawdown
+        else:
+            highs = np.maximum(running_max, _or_minus_inf(self.high_water_mark))
+            hard = (highs - eq) / highs * 100.0
         flat_run = np.zeros(n, dtype=np.int64)
         halted = self.trading.state is TradingState.HALTED
         if not halted:
