@@ -1,6 +1,7 @@
 """Tick-to-order latency: from a tick's arrival in the EWrapper callback to the placeOrder bytes leaving the socket.
 
-Path measured (all real components, ibsim on loopback):
+Path measured (all real components; ibsim is ``python -m ibsim`` in its own process on loopback, as in production
+the gateway is another process, so its work never competes with the engine for this interpreter's GIL):
   reader thread: ``EWrapper.tickPrice`` stamps ``time.time_ns()`` and puts an ``IbTick``
   -> ``EventQueue`` -> tick adapter (one ``MarketEvent`` per tick, every symbol as arrays)
   -> threshold strategy (``SignalEvent``) -> ``PortfolioManager`` (sizing, risk, monthly cap, pre-trade gate)
@@ -23,6 +24,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -66,7 +70,7 @@ from execution.commissions import build_commission_model  # noqa: E402
 from execution.ib_executor import IbExecutor, IbOrderIds  # noqa: E402
 from execution.order_journal import OrderJournal  # noqa: E402
 from execution.order_log import OrderSubmissionLog  # noqa: E402
-from ibsim import IbSim, SimConfig  # noqa: E402
+from ibsim import SimConfig  # noqa: E402
 from portfolio.ledger import Ledger  # noqa: E402
 from portfolio.monthly_counter import MonthlyTradeCounter  # noqa: E402
 from portfolio.optimizer import VolatilityTargeter  # noqa: E402
@@ -237,15 +241,14 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
     pcfg = config.portfolio
     clock = WallClock()
     queue = EventQueue()
-    sim = IbSim(SimConfig(speed=600.0, tick_interval_s=tick_interval_s))
-    port = sim.start()
+    sim, port = _start_ibsim(state_dir / "ibsim.log", tick_interval_s)
     conn = TimedConnection(queue.put)
     journal = OrderJournal(state_dir / "order_journal.jsonl", now_ns=clock.now_ns)
     order_log = OrderSubmissionLog(state_dir / "order_submissions.csv")
     try:
         ids = IbOrderIds(journal.state.max_ib_order_id + 1)
         executor = IbExecutor(conn, ids, journal, order_log, queue.put, clock, build_commission_model(config.costs),
-                              account=sim.cfg.account, max_messages_per_s=100_000.0)
+                              account=SimConfig().account, max_messages_per_s=100_000.0)
         executor.recover(journal.state)
         ledger = Ledger(pcfg.initial_capital, SYMBOLS, account_type=pcfg.account_type, allow_short=pcfg.allow_short)
         adapter = TickAdapter(SYMBOLS, queue.put)
@@ -259,9 +262,35 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
     finally:
         if conn.isConnected():
             conn.disconnect()
-        sim.stop()
+        _stop(sim)
         journal.close()
         order_log.close()
+
+
+def _start_ibsim(log_path: Path, tick_interval_s: float) -> tuple[subprocess.Popen, int]:
+    """``python -m ibsim`` on a free port in its own process group (logging to ``log_path``); (process, port)."""
+    cmd = [sys.executable, "-m", "ibsim", "--port", "0", "--speed", "600", "--tick-interval-s", str(tick_interval_s)]
+    with log_path.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 30.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r"listening host=\S+ port=(\d+)", log_path.read_text())
+        if found:
+            return proc, int(found.group(1))
+        time.sleep(0.05)
+    _stop(proc)
+    raise RuntimeError(f"ibsim did not start listening; log:\n{log_path.read_text()[-2000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM ibsim's process group (it exits cleanly on it), SIGKILL after 10 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10.0)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10.0)
 
 
 def _portfolio(config: Any, ledger: Ledger, router: NotingRouter, executor: IbExecutor,
