@@ -6,7 +6,8 @@ the gateway is another process, so its work never competes with the engine for t
   -> ``EventQueue`` -> tick adapter (one ``MarketEvent`` per tick, every symbol as arrays)
   -> threshold strategy (``SignalEvent``) -> ``PortfolioManager`` (sizing, risk, monthly cap, pre-trade gate)
   -> ``OrderEvent`` -> ``IbExecutor.submit`` (journal intent + fsync, order-log row + flush, pacer)
-  -> ``EClient.placeOrder`` -> ``sendMsg`` (stamped after ``socket.send`` returns).
+  -> ``placeOrder`` (``execution.place_order_encoder``, as the engine's ``ConnectionOrderClient``: ibapi's bytes,
+  precomputed) -> ``EClient.sendMsg`` (stamped after ``socket.send`` returns).
 The order's ``ts_event_ns`` is the tick's arrival stamp, so each placeOrder is matched to the tick that caused
 it; time spent queued behind other ticks counts (it is real latency). Only ticks that lead to an order have a
 latency; every tick goes through the path.
@@ -70,6 +71,7 @@ from execution.commissions import build_commission_model  # noqa: E402
 from execution.ib_executor import IbExecutor, IbOrderIds  # noqa: E402
 from execution.order_journal import OrderJournal  # noqa: E402
 from execution.order_log import OrderSubmissionLog  # noqa: E402
+from execution.place_order_encoder import send_place_order  # noqa: E402
 from ibsim import SimConfig  # noqa: E402
 from portfolio.ledger import Ledger  # noqa: E402
 from portfolio.monthly_counter import MonthlyTradeCounter  # noqa: E402
@@ -105,9 +107,10 @@ class TimedConnection(EWrapper, EClient):
         self.ready = threading.Event()
 
     def placeOrder(self, orderId: int, contract: Contract, order: Any) -> None:  # noqa: N802, N803
+        """What the engine's ``ConnectionOrderClient`` sends: the precomputed encoder's bytes, else ibapi's."""
         self._sending_ref = order.orderRef
         try:
-            super().placeOrder(orderId, contract, order)
+            send_place_order(self, orderId, contract, order)
         finally:
             self._sending_ref = None
 
