@@ -25,8 +25,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -244,7 +244,8 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
     pcfg = config.portfolio
     clock = WallClock()
     queue = EventQueue()
-    sim, port = _start_ibsim(state_dir / "ibsim.log", tick_interval_s)
+    sim_log = Path(tempfile.gettempdir()) / f"tick_to_order_ibsim_{os.getpid()}.log"
+    sim, port = _start_ibsim(sim_log, tick_interval_s)
     conn = TimedConnection(queue.put)
     journal = OrderJournal(state_dir / "order_journal.jsonl", now_ns=clock.now_ns)
     order_log = OrderSubmissionLog(state_dir / "order_submissions.csv")
@@ -266,23 +267,34 @@ def run(ticks_wanted: int, min_orders: int, state_dir: Path, timeout_s: float, c
         if conn.isConnected():
             conn.disconnect()
         _stop(sim)
+        sim_log.unlink(missing_ok=True)
         journal.close()
         order_log.close()
 
 
 def _start_ibsim(log_path: Path, tick_interval_s: float) -> tuple[subprocess.Popen, int]:
-    """``python -m ibsim`` on a free port in its own process group (logging to ``log_path``); (process, port)."""
-    cmd = [sys.executable, "-m", "ibsim", "--port", "0", "--speed", "600", "--tick-interval-s", str(tick_interval_s)]
+    """``python -m ibsim`` on a free port in its own process group; (process, port).
+
+    It logs warnings only, and outside the state directory: at INFO it writes lines for every order and fill, and
+    on ext4 (data=ordered) each journal fsync would also have to flush those dirty pages of another process,
+    a cost a real gateway (TWS on its own disk or host) does not put on the engine's fsync.
+    """
+    with socket.socket() as probe:  # a free port: ibsim cannot report its own without its INFO log
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cmd = [sys.executable, "-m", "ibsim", "--port", str(port), "--speed", "600",
+           "--tick-interval-s", str(tick_interval_s), "--log-level", "WARNING"]  # fmt: skip
     with log_path.open("w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 30.0
     while time.monotonic() < deadline and proc.poll() is None:
-        found = re.search(r"listening host=\S+ port=(\d+)", log_path.read_text())
-        if found:
-            return proc, int(found.group(1))
-        time.sleep(0.05)
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.05)
     _stop(proc)
-    raise RuntimeError(f"ibsim did not start listening; log:\n{log_path.read_text()[-2000:]}")
+    raise RuntimeError(f"ibsim did not listen on port {port}; log:\n{log_path.read_text()[-2000:]}")
 
 
 def _stop(proc: subprocess.Popen) -> None:
