@@ -118,6 +118,10 @@ def _fixed_values(obj: object, variable: tuple[str, ...]) -> tuple[tuple[str, ..
     return names, tuple(getattr(obj, k) for k in names)
 
 
+def _zero_float_positions(values: tuple[Any, ...]) -> tuple[int, ...]:
+    return tuple(i for i, v in enumerate(values) if isinstance(v, float) and v == 0.0)
+
+
 class PlaceOrderEncoder:
     """placeOrder messages at one server version; ``encode`` returns None for a shape it was not built for."""
 
@@ -130,7 +134,8 @@ class PlaceOrderEncoder:
         self._order_types = tuple(map(type, self._order_fixed))
         self._contract_get: Callable[[dict], tuple] = itemgetter(*self._contract_names)
         self._order_get: Callable[[dict], tuple] = itemgetter(*self._order_names)
-        self._zero_floats = tuple(i for i, v in enumerate(self._order_fixed) if isinstance(v, float) and v == 0.0)
+        self._zero_floats = _zero_float_positions(self._order_fixed)
+        self._contract_zero_floats = _zero_float_positions(self._contract_fixed)
         self._segments = self._cut(contract, order)
 
     def _cut(self, contract: Contract, order: Order) -> tuple[str, ...]:
@@ -184,7 +189,8 @@ class PlaceOrderEncoder:
             return False
         if tuple(map(type, contract_fixed)) != self._contract_types:
             return False
-        if any(math.copysign(1.0, order_fixed[i]) < 0 for i in self._zero_floats):
+        if any(math.copysign(1.0, order_fixed[i]) < 0 for i in self._zero_floats) or any(
+                math.copysign(1.0, contract_fixed[i]) < 0 for i in self._contract_zero_floats):  # fmt: skip
             return False  # -0.0 equals 0.0 but ibapi would write "-0.0"
         tier = order.softDollarTier
         if tier.name or tier.val or tier.displayName or (order.algoParams is not None and not order.algoStrategy):

@@ -177,6 +177,14 @@ def _con_id(c: object, _o: Order) -> None:
     c.conId = 265598
 
 
+def _negative_zero_strike(c: object, _o: Order) -> None:
+    c.strike = -0.0  # equals the template's 0.0, but ibapi would write "-0.0"
+
+
+def _negative_zero_discretionary(_c: object, o: Order) -> None:
+    o.discretionaryAmt = -0.0
+
+
 def _params_without_algo(_c: object, o: Order) -> None:
     o.algoParams = [TagValue("adaptivePriority", "Urgent")]
 
@@ -197,8 +205,9 @@ def _control_char(c: object, _o: Order) -> None:
     c.symbol = "AA\tPL"
 
 
-UNPROVEN = [_outside_rth, _hidden_int, _parent, _float_parent, _peg_bench, _option, _con_id, _params_without_algo,
-            _misc_options, _soft_dollar, _non_ascii_ref, _control_char]  # fmt: skip
+UNPROVEN = [_outside_rth, _hidden_int, _parent, _float_parent, _peg_bench, _option, _con_id, _negative_zero_strike,
+            _negative_zero_discretionary, _params_without_algo, _misc_options, _soft_dollar, _non_ascii_ref,
+            _control_char]  # fmt: skip
 
 
 @pytest.mark.parametrize("change", UNPROVEN, ids=lambda f: f.__name__)
