@@ -10,7 +10,8 @@ Order of effects on submit (crash safety, ``architecture.md`` "Durable records")
 3. ``OrderJournal.record_intent`` (fsynced), then the order log ``submit`` row (flushed);
 4. ``placeOrder`` through a sliding-window pacer (``execution.pacing``): at most ``max_messages_per_s``
    messages in any second. Over the limit, messages wait in an outbox drained by a clock timer (``call_at``,
-   fired on the dispatcher thread by the engine loop) - never by sleeping.
+   fired on the dispatcher thread by the engine loop) - never by sleeping. The ``order_submitted`` log line is
+   written after this step: nothing needs it before the order leaves.
 
 Fills: execDetails and commissionReport are joined by ``CommissionMatcher``: exactly one FillEvent per execId
 (TWS repeats, ibsim's duplicate fault and reqExecutions after a reconnect are dropped). Quantities move only on
@@ -204,11 +205,13 @@ class IbExecutor:
         self.store.record(OrderRecord(OrderEventKind.INTENT, bound, now, ib_order_id, 0, OrderStatus.PENDING_SUBMIT,
                                       extra=context))  # fmt: skip
         self.store.add(bound, BrokerLeg(ib_order_id, self._client_id, self._generation))
-        log.info(
-            "event=order_submitted client_order_id=%s ib_order_id=%d symbol=%s side=%s qty=%d type=%s algo=%s",
-            coid, ib_order_id, order.symbol, order.side, order.quantity, order.order_type, algo or "-",
-        )  # fmt: skip
-        self._enqueue(coid, "placeOrder", lambda: self._client.placeOrder(ib_order_id, contract, ib_order))
+        try:
+            self._enqueue(coid, "placeOrder", lambda: self._client.placeOrder(ib_order_id, contract, ib_order))
+        finally:  # after the send: the line is for people, and formatting it need not delay the order
+            log.info(
+                "event=order_submitted client_order_id=%s ib_order_id=%d symbol=%s side=%s qty=%d type=%s algo=%s",
+                coid, ib_order_id, order.symbol, order.side, order.quantity, order.order_type, algo or "-",
+            )  # fmt: skip
 
     def cancel(self, client_order_id: str, reason: str) -> None:
         """Ask IB to cancel; the order stays working (fills may still come) until IB confirms."""

@@ -69,9 +69,12 @@ class JournalState:
         return {e for m in self.orders.values() for e in m.exec_ids}
 
 
+_ORDER_FIELDS = tuple(f.name for f in fields(OrderEvent) if f.name not in ("broker_order_id", "execution"))
+"""The journaled fields of an order, in the dataclass's order: listed once, not per intent."""
+
+
 def _order_to_json(order: OrderEvent) -> dict[str, object]:
-    body = {f.name: getattr(order, f.name) for f in fields(OrderEvent) if f.name not in ("broker_order_id",
-                                                                                         "execution")}  # fmt: skip
+    body = {name: getattr(order, name) for name in _ORDER_FIELDS}
     if order.execution is not None:  # absent otherwise: journals written before it existed read the same
         body["execution"] = order.execution.to_json()
     for name in ("stop_price", "protective_stop_distance"):  # only on stops and protected entries, for the same

@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=60.0, help="sim seconds per wall second")
     parser.add_argument("--cost-profile", default="default", choices=sorted(PROFILES),
                         help="what MOC/LOC/Adaptive/TWAP cost (ibsim.cost_profiles)")
+    parser.add_argument("--tick-interval-s", type=float, default=SimConfig().tick_interval_s,
+                        help="wall seconds between market data ticks of each subscription")  # fmt: skip
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--cash-usd", type=float, default=SimConfig().cash_usd, help="the account's starting cash")
     parser.add_argument("--price-shock", default=None, metavar="SECONDS:PCT",
@@ -62,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.speed <= 0:
         print(f"ibsim: --speed must be > 0 (got {args.speed})", file=sys.stderr)
         return 2
+    if args.tick_interval_s <= 0:
+        print(f"ibsim: --tick-interval-s must be > 0 (got {args.tick_interval_s})", file=sys.stderr)
+        return 2
     if args.cash_usd <= 0:
         print(f"ibsim: --cash-usd must be > 0 (got {args.cash_usd})", file=sys.stderr)
         return 2
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cfg = SimConfig(host=args.host, port=args.port, data=args.data, seed=args.seed, speed=args.speed,
                     cash_usd=args.cash_usd, price_shock=shock, master_client_id=args.master_client_id,
-                    cost_profile=args.cost_profile)  # fmt: skip
+                    cost_profile=args.cost_profile, tick_interval_s=args.tick_interval_s)  # fmt: skip
     try:
         sim = IbSim(cfg)
         port = sim.start()

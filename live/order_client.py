@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from core.ib_wrapper import IbConnection
+from execution.place_order_encoder import place_order
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,9 @@ class ConnectionOrderClient:
             self.skipped += 1
 
     def placeOrder(self, orderId: int, contract: Any, order: Any) -> None:  # noqa: N802, N803 - ibapi names
-        self._send(lambda c: c.placeOrder(orderId, contract, order), "placeOrder")
+        """ibapi's placeOrder bytes, from the precomputed encoder where it is proven (``execution.place_order_encoder``:
+        about 10 us instead of 50-140 us of ibapi's per-field encoding), else from ibapi itself."""
+        self._send(lambda c: place_order(c, orderId, contract, order), "placeOrder")
 
     def cancelOrder(self, orderId: int) -> None:  # noqa: N802, N803
         self._send(lambda c: c.cancelOrder(orderId), "cancelOrder")

@@ -24,8 +24,13 @@ class TornTail:
     length: int
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+_CRC_KEY = "crc"
+
+
 def canonical(body: Mapping[str, object]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    """Sorted keys, no spaces, ASCII, no NaN: ``json.dumps`` with those options (one encoder, built once)."""
+    return _CANONICAL.encode(body)
 
 
 def crc_of(body: Mapping[str, object]) -> str:
@@ -34,8 +39,19 @@ def crc_of(body: Mapping[str, object]) -> str:
 
 
 def encode_line(body: Mapping[str, object]) -> bytes:
-    """``body`` with its ``crc``, as one line (newline included); raises ValueError for NaN or unserializable data."""
-    return (canonical({**body, "crc": crc_of(body)}) + "\n").encode("ascii")
+    """``body`` with its ``crc``, as one line (newline included); raises ValueError for NaN or unserializable data.
+
+    Serialized once, not twice (the journal writes one line per order before it is sent): the keys below ``"crc"``
+    and those above it are encoded as two objects; their items joined are the canonical body the CRC covers, and
+    the same items with the ``crc`` item between them are the canonical line (sorted keys put it exactly there).
+    """
+    if _CRC_KEY in body or not all(type(key) is str for key in body):
+        return (canonical({**body, _CRC_KEY: crc_of(body)}) + "\n").encode("ascii")
+    low = _CANONICAL.encode({k: v for k, v in body.items() if k < _CRC_KEY})[1:-1]
+    high = _CANONICAL.encode({k: v for k, v in body.items() if k > _CRC_KEY})[1:-1]
+    text = "{" + low + ("," if low and high else "") + high + "}"
+    crc_item = f'"{_CRC_KEY}":"{zlib.crc32(text.encode("ascii")):08x}"'
+    return ("{" + ",".join(part for part in (low, crc_item, high) if part) + "}\n").encode("ascii")
 
 
 def complete_lines(data: bytes) -> tuple[list[tuple[int, bytes]], TornTail | None]:

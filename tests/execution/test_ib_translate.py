@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ibapi.commission_report import CommissionReport
 from ibapi.common import UNSET_DOUBLE
 from ibapi.execution import Execution
+from ibapi.order import Order
 
 from core.errors import DataError, InvariantViolation, OrderRejected
 from core.events import OrderStatus, OrderType, Side, TimeInForce
@@ -18,6 +19,7 @@ from execution.ib_translate import (
     CommissionMatcher,
     MatchedFill,
     fill_from_execution,
+    new_ib_order,
     order_status_from_ib,
     parse_ib_exec_time,
     to_ib_contract,
@@ -66,6 +68,19 @@ def test_order_fields_for_every_type_and_side(order_type: OrderType, side: Side)
     assert ib.algoStrategy == "" and ib.algoParams is None
 
 
+def test_new_ib_order_is_a_fresh_default_order() -> None:
+    """The copied defaults equal ``Order()``'s, attribute for attribute and in the same order; mutable ones are not
+    shared between orders."""
+    plain, a, b = Order(), new_ib_order(), new_ib_order()
+    assert list(vars(a)) == list(vars(plain))
+    for name, value in vars(plain).items():
+        if name == "softDollarTier":
+            assert vars(a.softDollarTier) == vars(value)
+        else:
+            assert getattr(a, name) == value and type(getattr(a, name)) is type(value), name
+    assert a.softDollarTier is not b.softDollarTier and a.conditions is not b.conditions
+
+
 def test_gtc_limit_order_keeps_its_tif() -> None:
     order = replace(make_order(order_type=OrderType.LMT, limit_price=5.0), time_in_force=TimeInForce.GTC)
     assert to_ib_order(order, 1).tif == "GTC"
@@ -81,6 +96,8 @@ def test_gtc_limit_order_keeps_its_tif() -> None:
         ({"order_type": OrderType.MKT, "limit_price": 10.0}, "takes no limit"),
         ({"order_type": OrderType.MOC, "time_in_force": TimeInForce.GTC}, "must be DAY"),
         ({"client_order_id": "ordre-é"}, "printable ASCII"),
+        ({"client_order_id": "tab\tin-id"}, "printable ASCII"),
+        ({"client_order_id": "del\x7f"}, "printable ASCII"),
     ],
 )
 def test_orders_tws_would_refuse_are_rejected_before_sending(changes: dict, match: str) -> None:

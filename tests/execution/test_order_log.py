@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import tempfile
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,18 @@ def test_any_reason_and_price_round_trip(reason: str, price: float) -> None:
         assert row["reason"] == " ".join(reason.splitlines())
         assert float(row["limit_price"]) == price
         assert len(path.read_text(encoding="utf-8").split("\n")) == 3  # header, row, final empty
+
+
+def _plain_ts_utc(ts_ns: int) -> str:
+    seconds, rem_ns = divmod(ts_ns, 1_000_000_000)
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=rem_ns // 1_000)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 4_000_000_000 * 10**9), min_size=1, max_size=5), st.integers(0, 3 * 10**9))
+def test_format_ts_utc_caches_the_second_without_changing_the_text(starts: list[int], step: int) -> None:
+    """The per-second cache: bursts inside one second, then jumps back and forth, read as the plain formatting."""
+    for start in starts:
+        for ts_ns in (start, start + step, start + 999_999_999, start - step if start >= step else start):
+            assert format_ts_utc(ts_ns) == _plain_ts_utc(ts_ns)
