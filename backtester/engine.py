@@ -8,6 +8,7 @@ portfolio (mark, settle, risk) and the strategy (signals -> orders, which can on
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from dataclasses import dataclass, field
@@ -116,8 +117,7 @@ class Backtest:
 
     def _result(self, wall_seconds: float) -> BacktestResult:
         pm = self.portfolio
-        dates = pd.DatetimeIndex(pd.to_datetime(np.asarray(pm.equity_ts, dtype="int64"), utc=True))
-        session_dates = dates.tz_convert("America/New_York").tz_localize(None).normalize()
+        session_dates = new_york_dates(np.asarray(pm.equity_ts, dtype="int64"))
         equity = pd.Series(pm.equity_values, index=session_dates, name="equity")
         gross = pd.Series(pm.gross_exposure_values, index=session_dates, name="gross_exposure")
         return BacktestResult(
@@ -249,11 +249,10 @@ def session_times(panel: BarPanel, calendar: TradingCalendar, moc_minutes: int) 
 
 def _settlement(sessions: SessionTimes, settlement_days: int):
     """Trade at session t settles at the open of session t + settlement_days (T+1 by default)."""
-    close_ns, open_ns = sessions.close_ns, sessions.open_ns
+    close_ns, open_ns = sessions.close_ns.tolist(), sessions.open_ns.tolist()  # bisect: no numpy call per fill
 
     def settles_at_ns(ts_event_ns: int) -> int:
-        t = int(np.searchsorted(close_ns, ts_event_ns, side="left"))
-        target = t + settlement_days
+        target = bisect.bisect_left(close_ns, ts_event_ns) + settlement_days
         if target < len(open_ns):
             return int(open_ns[target])
         return int(close_ns[-1]) + (target - len(open_ns) + 1) * NS_PER_DAY
@@ -283,7 +282,7 @@ def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
     if not fills:
         return pd.DataFrame(columns=columns)
     ts = np.array([f.ts_event_ns for f in fills], dtype="int64")
-    dates = pd.to_datetime(ts, utc=True).tz_convert("America/New_York").tz_localize(None).normalize()
+    dates = new_york_dates(ts)
     return pd.DataFrame(
         {
             "date": dates,
@@ -304,8 +303,22 @@ def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
 
 def _session_dates(ts_ns: list[int | None]) -> pd.DatetimeIndex:
     """New York session dates of UTC epoch ns (NaT for None), as the fills' ``date``."""
-    ts = pd.to_datetime(pd.array(ts_ns, dtype="Int64"), utc=True)
-    return pd.DatetimeIndex(ts).tz_convert("America/New_York").tz_localize(None).normalize()
+    known = np.array([ts is not None for ts in ts_ns], dtype=bool)
+    dates = np.full(len(ts_ns), np.datetime64("NaT"), dtype="datetime64[ns]")
+    dates[known] = new_york_dates(np.array([ts for ts in ts_ns if ts is not None], dtype="int64")).to_numpy()
+    return pd.DatetimeIndex(dates)
+
+
+def new_york_dates(ts_ns: np.ndarray) -> pd.DatetimeIndex:
+    """The New York calendar date (naive midnight) of each UTC epoch ns.
+
+    Why not ``tz_convert(...).normalize()``: normalize also infers the index's frequency (~0.3 ms for two years
+    of sessions, paid up to four times per sweep trial); flooring the local wall-clock nanoseconds to the day
+    gives the same dates, with no frequency.
+    """
+    local = pd.DatetimeIndex(pd.to_datetime(ts_ns, utc=True)).tz_convert("America/New_York").tz_localize(None)
+    wall_ns = local.asi8
+    return pd.DatetimeIndex((wall_ns - wall_ns % NS_PER_DAY).view("datetime64[ns]"))
 
 
 def stops_frame(executor: SimulatedExecutor) -> pd.DataFrame:

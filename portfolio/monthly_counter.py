@@ -35,10 +35,18 @@ class MonthlyTradeCounter:
         self.max_trades_per_month = max_trades_per_month
         self.tz = tz
         self._counts: Counter[tuple[int, int]] = Counter()
+        self._month_span: tuple[int, int, tuple[int, int]] | None = None  # [start s, end s) of the last month seen
 
     def _month(self, now_ns: int) -> tuple[int, int]:
-        local = datetime.fromtimestamp(now_ns // NS_PER_SECOND, tz=self._zone)
-        return local.year, local.month
+        """(year, month) in ``tz`` of ``now_ns``; the last month's bounds are kept, as orders come in time order."""
+        second = now_ns // NS_PER_SECOND
+        span = self._month_span
+        if span is None or not span[0] <= second < span[1]:
+            local = datetime.fromtimestamp(second, tz=self._zone)
+            start = datetime(local.year, local.month, 1, tzinfo=self._zone)
+            end = datetime(local.year + local.month // 12, local.month % 12 + 1, 1, tzinfo=self._zone)
+            span = self._month_span = (int(start.timestamp()), int(end.timestamp()), (local.year, local.month))
+        return span[2]
 
     def count(self, now_ns: int) -> int:
         """Trades recorded in the calendar month (in ``tz``) that contains ``now_ns``."""

@@ -430,12 +430,16 @@ class PreTradeGate:
         retention_ns = max(NS_PER_MINUTE, round(cfg.duplicate_window_s * NS_PER_SECOND))
         minutes = math.ceil(retention_ns / NS_PER_MINUTE)
         self.history = OrderHistory(retention_ns, max_records=cfg.max_orders_per_minute * minutes + 1)
+        # the size limits ``size_cap`` reads on every entry, kept apart so it need not search the checks
+        self._max_quantity = MaxOrderQuantity(cfg.max_order_quantity)
+        self._max_notional = MaxOrderNotional(cfg.max_order_notional_usd)
+        self._max_adv = MaxAdvParticipation(cfg.max_adv_participation_pct)
         self.checks: tuple[PreTradeCheck, ...] = (
             RestrictedSymbols(allowed_symbols),
-            MaxOrderQuantity(cfg.max_order_quantity),
+            self._max_quantity,
             PriceCollar(cfg.price_collar_pct),
-            MaxOrderNotional(cfg.max_order_notional_usd),
-            MaxAdvParticipation(cfg.max_adv_participation_pct),
+            self._max_notional,
+            self._max_adv,
             NoShortSales(cfg.allow_short_sales),
             DuplicateOrderGuard(cfg.duplicate_window_s, self.history),
             OrderRateThrottle(cfg.max_orders_per_second, cfg.max_orders_per_minute, self.history),
@@ -463,17 +467,14 @@ class PreTradeGate:
         binding one; None when none binds (verified reduce-only orders are never cut here)."""
         if is_verified_reduce_only(order, book.position(order.symbol)):
             return None
-        caps = [(c.max_quantity, c.name) for c in self.checks if isinstance(c, MaxOrderQuantity)]
-        price = next((p for p in (order.limit_price, order.reference_price, book.last_price(order.symbol))
-                      if usable_price(p)), None)  # fmt: skip
-        adv = math.nan
-        if any(isinstance(c, MaxAdvParticipation) for c in self.checks):
-            adv = book.average_daily_volume(order.symbol)  # once, not per check
-        for control in self.checks:
-            if isinstance(control, MaxOrderNotional) and price is not None:
-                caps.append((math.floor(control.max_notional_usd / price + 1e-9), control.name))
-            if isinstance(control, MaxAdvParticipation) and math.isfinite(adv) and adv > 0.0:
-                caps.append((math.floor(control.max_pct / 100.0 * adv + 1e-9), control.name))
+        caps = [(self._max_quantity.max_quantity, self._max_quantity.name)]
+        for price in (order.limit_price, order.reference_price, book.last_price(order.symbol)):
+            if usable_price(price):
+                caps.append((math.floor(self._max_notional.max_notional_usd / price + 1e-9), self._max_notional.name))
+                break
+        adv = book.average_daily_volume(order.symbol)
+        if math.isfinite(adv) and adv > 0.0:
+            caps.append((math.floor(self._max_adv.max_pct / 100.0 * adv + 1e-9), self._max_adv.name))
         quantity, name = min(caps)
         return (max(quantity, 0), name) if quantity < order.quantity else None
 

@@ -95,3 +95,27 @@ def test_counts_agree_with_pandas_month_in_new_york(timestamps: list[int]) -> No
     keys = list(zip(months.dt.year, months.dt.month, strict=True))
     for ts, key in zip(timestamps, keys, strict=True):
         assert counter.count(ts) == keys.count(key)
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(1971, 2090), st.integers(1, 12), st.integers(-2 * 86_400, 2 * 86_400)),
+        min_size=1,
+        max_size=40,
+    ),
+    st.sampled_from(["America/New_York", "Europe/London", "Asia/Tokyo", "America/Sao_Paulo", "Australia/Lord_Howe"]),
+)
+def test_the_kept_month_bounds_give_the_month_of_every_instant(
+    near_month_starts: list[tuple[int, int, int]], tz: str
+) -> None:
+    """Instants around local month starts, in any order, in zones whose clocks jump (at midnight in Sao Paulo's
+    past): the month kept from the last call never answers for an instant outside it."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    counter = MonthlyTradeCounter(max_trades_per_month=None, tz=tz)
+    for year, month, offset_s in near_month_starts:
+        second = int(datetime(year, month, 1, tzinfo=zone).timestamp()) + offset_s
+        for instant in (second, second - 1, second + 1):
+            expected = datetime.fromtimestamp(instant, tz=zone)
+            assert counter._month(instant * NS_PER_SECOND) == (expected.year, expected.month), (tz, instant)
