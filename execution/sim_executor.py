@@ -162,7 +162,8 @@ class SimulatedExecutor:
             return  # missed this session's closing-auction cut-off
         self._matched_this_bar.add(order.client_order_id)
         j = self._index[order.symbol]
-        o, h, lo, c, v = (float(column[j]) for column in bar)
+        open_, high, low, close, volume = bar
+        o, h, lo, c, v = float(open_[j]), float(high[j]), float(low[j]), float(close[j]), float(volume[j])
         outage = t in self._outage_bars
         if not (outage or math.isnan(c)):
             self._match(managed, o, h, lo, c, v, open_ns, int(self._sessions.close_ns[t]))

@@ -492,7 +492,13 @@ class PortfolioManager:
             if order_type in (OrderType.LMT, OrderType.LOC):
                 offset = strategy_cfg.limit_offset_bps / 1e4 if strategy_cfg is not None else 0.0
                 limit = round(signal.reference_price * (1 + offset if side is Side.BUY else 1 - offset), 2)
-        order = self._make_order(
+        stop_distance = None
+        if not reduce_only and strategy_cfg is not None and strategy_cfg.stop == "atr":
+            stop_distance = signal.stop_distance
+            if stop_distance is None:
+                log.warning("event=entry_without_protective_stop strategy_id=%s symbol=%s reason=no_stop_distance",
+                            signal.strategy_id, signal.symbol)  # fmt: skip
+        return self._make_order(
             signal.strategy_id,
             signal.symbol,
             side,
@@ -504,14 +510,8 @@ class PortfolioManager:
             reduce_only=reduce_only,
             reason=signal.direction.name,
             execution=execution,
+            protective_stop_distance=stop_distance,
         )
-        if reduce_only or strategy_cfg is None or strategy_cfg.stop != "atr":
-            return order
-        if signal.stop_distance is None:
-            log.warning("event=entry_without_protective_stop strategy_id=%s symbol=%s reason=no_stop_distance",
-                        signal.strategy_id, signal.symbol)  # fmt: skip
-            return order
-        return replace(order, protective_stop_distance=signal.stop_distance)
 
     def _make_order(
         self,
@@ -527,6 +527,7 @@ class PortfolioManager:
         reduce_only: bool,
         reason: str,
         execution: ExecutionChoice | None = None,
+        protective_stop_distance: float | None = None,
     ) -> OrderEvent:
         return OrderEvent(
             ts_event_ns=ts_event_ns,
@@ -542,6 +543,7 @@ class PortfolioManager:
             reduce_only=reduce_only,
             reason=reason,
             execution=execution,
+            protective_stop_distance=protective_stop_distance,
         )
 
     def _clip_to_limits(self, order: OrderEvent, book: tuple[float, float]) -> OrderEvent:
