@@ -91,10 +91,13 @@ def _research(config: AppConfig, args: argparse.Namespace, choice: dict, out_dir
     grid = parse_grid_overrides(args.grid)
     runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial,
                          local_cluster=args.local_cluster)  # fmt: skip
-    data = DataRef.from_config(config, **choice)
-    warnings = run_warnings(config, args.strategy, data.load())  # loaded here: a bad window is refused up front
-    ctx = ResearchContext(config, args.strategy, data, runner, grid)
-    output = run_mode(args.mode, ctx)
+    try:
+        data = DataRef.from_config(config, **choice)
+        warnings = run_warnings(config, args.strategy, data.load())  # loaded here: a bad window is refused up front
+        ctx = ResearchContext(config, args.strategy, data, runner, grid)
+        output = run_mode(args.mode, ctx)
+    finally:
+        runner.close()  # the LocalCluster kept between the mode's sweeps, if one was started
     output.summary["overrides"] = list(args.overrides)
     output.summary["warnings"] = warnings
     write_outputs(out_dir, args.mode, output)

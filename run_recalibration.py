@@ -67,17 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner = make_runner(config.backtest.distributed, args.scheduler, args.workers, serial=args.serial,
                              local_cluster=args.local_cluster)  # fmt: skip
-        data = DataRef.from_config(config, **data_choice(args, config))
-        ctx = ResearchContext(config, args.strategy, data, runner, grid)
-        outcome = recalibrate(
-            ctx,
-            mandate,
-            dry_run=args.dry_run,
-            state_dir=Path(config.system.state_dir),
-            audit_db=Path(config.system.results_dir) / "recalibration_audit.duckdb",
-            git_commit=git_commit(),
-            results_dir=out_dir,
-        )
+        try:
+            data = DataRef.from_config(config, **data_choice(args, config))
+            ctx = ResearchContext(config, args.strategy, data, runner, grid)
+            outcome = recalibrate(
+                ctx,
+                mandate,
+                dry_run=args.dry_run,
+                state_dir=Path(config.system.state_dir),
+                audit_db=Path(config.system.results_dir) / "recalibration_audit.duckdb",
+                git_commit=git_commit(),
+                results_dir=out_dir,
+            )
+        finally:
+            runner.close()  # the LocalCluster kept between the recalibration's sweeps, if one was started
     except StateCorruptError as exc:
         print(f"run_recalibration: {exc}", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Protocol
 
 from rich.console import Console
@@ -43,11 +43,17 @@ WORKER_PROFILER = "distributed.worker.profile.enabled"
 
 
 class SweepRunner(Protocol):
-    """Runs every trial of a sweep; returns one result per trial, in trial_id order, failures included."""
+    """Runs every trial of a sweep; returns one result per trial, in trial_id order, failures included.
+
+    ``close`` ends what the runner keeps between sweeps (a LocalCluster a research run reuses); the caller calls
+    it once, when the run's last sweep is done, on every exit path.
+    """
 
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
     ) -> list[TrialResult]: ...
+
+    def close(self) -> None: ...
 
 
 class SerialRunner:
@@ -82,6 +88,9 @@ class SerialRunner:
         self.last_run_info = _run_info("serial", None, 1, results, startup_s=0.0, sweep_s=wall, shutdown_s=0.0)
         return results
 
+    def close(self) -> None:
+        """Nothing is kept between sweeps."""
+
 
 class DaskRunner:
     """Trials as Dask tasks: on a LocalCluster started for the run, or on the cluster at ``scheduler``.
@@ -98,6 +107,10 @@ class DaskRunner:
     separately, for benchmarks and summaries). Raises only before any trial has run: ValueError for repeated
     trial ids, OSError or TimeoutError when the scheduler cannot be
     reached (30 s) or the local workers do not start.
+
+    ``keep_cluster``: the LocalCluster (or the Client of a cluster at ``scheduler``) started by the first run is
+    kept for the runs that follow, until ``close``: a walk-forward's or a recalibration's sweeps then pay the
+    ~2-4 s start-up once. Without it every run starts and closes its own.
     """
 
     def __init__(
@@ -108,6 +121,7 @@ class DaskRunner:
         progress: bool = True,
         *,
         task: TrialTask = run_trial,
+        keep_cluster: bool = False,
     ) -> None:
         if scheduler is not None and "://" not in scheduler:
             raise ValueError(f"scheduler must be an address like tcp://HOST:PORT (got {scheduler!r})")
@@ -120,6 +134,21 @@ class DaskRunner:
         self.last_run_info: dict[str, Any] = {}
         self._task = task
         self._n_tasks = 0
+        self._keep_cluster = keep_cluster
+        self._kept: ExitStack | None = None  # closes the kept Client and LocalCluster
+        self._kept_client: tuple[Any, bool] | None = None
+
+    @property
+    def cluster_up(self) -> bool:
+        """A cluster kept from an earlier run is ready (``keep_cluster``): the next run starts nothing."""
+        return self._kept_client is not None
+
+    def close(self) -> None:
+        """Close the kept Client and the LocalCluster it runs on (a cluster at ``scheduler`` is left running);
+        idempotent, and a no-op when nothing is kept."""
+        kept, self._kept, self._kept_client = self._kept, None, None
+        if kept is not None:
+            kept.close()
 
     def run(
         self, payload: str, data: DataRef, trials: Sequence[TrialSpec], *, description: str = "sweep"
@@ -157,18 +186,40 @@ class DaskRunner:
 
     @contextmanager
     def _client(self) -> Iterator[tuple[Any, bool]]:
-        """A Client, and whether it runs on a LocalCluster of ours (closed on exit) or on someone else's cluster."""
+        """The run's Client, and whether it runs on a LocalCluster of ours: the kept one, a new one kept for the
+        next runs (``keep_cluster``), or one closed when the run ends."""
+        if self._kept_client is None and self._keep_cluster:
+            kept = ExitStack()
+            try:
+                self._kept_client = self._connect(kept)
+            except BaseException:
+                kept.close()
+                raise
+            self._kept = kept
+        if self._kept_client is not None:
+            yield self._kept_client
+            return
+        with ExitStack() as closing:
+            yield self._connect(closing)
+
+    def _connect(self, closing: ExitStack) -> tuple[Any, bool]:
+        """A Client, and whether it runs on a LocalCluster of ours; ``closing`` closes the Client, then our cluster
+        (closing a Client leaves someone else's cluster running). Plain ``close`` callbacks, not the Client's own
+        context manager: a kept Client may be closed from another thread than the one that opened it."""
         from distributed import Client
 
         follow_root_log_level()
         if self.scheduler is not None:
-            with Client(self.scheduler, timeout="30s") as client:  # closing a Client leaves its cluster running
-                yield client, False
-            return
+            client = Client(self.scheduler, timeout="30s")
+            closing.callback(client.close)
+            return client, False
         n_workers = self.workers or os.cpu_count() or 1
-        with start_local_cluster(n_workers) as cluster, Client(cluster) as client:
-            client.wait_for_workers(n_workers, timeout=WORKER_START_TIMEOUT_S)
-            yield client, True
+        cluster = start_local_cluster(n_workers)
+        closing.callback(cluster.close)
+        client = Client(cluster)
+        closing.callback(client.close)
+        client.wait_for_workers(n_workers, timeout=WORKER_START_TIMEOUT_S)
+        return client, True
 
     def _sweep(
         self, client: Any, payload: str, data: DataRef, trials: list[TrialSpec], description: str

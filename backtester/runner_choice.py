@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 # LocalCluster of 2 workers: start, warm-up, scatter and close, measured on the 2-core machine with nothing else
 # running (3-4 s; under the other helpers' load it took 12-19 s, which the contention factor below accounts for)
 LOCAL_CLUSTER_COST_S = 4.0
+# a sweep on the cluster an earlier sweep of the run started and kept: the bars scattered again, the workers'
+# warm-up call, the batches' tail (measured ~0.3-0.6 s per sweep on the 2-core machine)
+WARM_CLUSTER_COST_S = 0.5
 PAYOFF_MARGIN = 1.5  # Dask must be expected to save this many times its cost to be chosen
 DASK_EFFICIENCY = 0.9  # share of the ideal saving a LocalCluster delivers (scheduler round trips, batch tails)
 T = TypeVar("T")
@@ -45,13 +48,18 @@ class AutoRunner:
     start-up (the machine's parallel ceiling was 0.76x then). On a quiet machine a 27-trial grid (~0.1 s a
     trial) would save ~1.2 s, never worth a ~4 s cluster, and the ~459-trial walk-forward ~50 s. The two pilot
     trials' results are kept, never run twice.
+
+    A cluster once started is kept for the run's later sweeps (a walk-forward's test windows and full-period
+    grid, a recalibration's steps), each then weighed at ``WARM_CLUSTER_COST_S``; the caller ``close``s the
+    runner when the run ends.
     """
 
     def __init__(self, workers: int | None, retries: int = 1, progress: bool = True, *,
                  task: TrialTask = run_trial) -> None:  # fmt: skip
         self.workers = workers or os.cpu_count() or 1
         self._serial = SerialRunner(retries=retries, progress=progress, task=task)
-        self._dask = DaskRunner(workers=self.workers, retries=retries, progress=progress, task=task)
+        self._dask = DaskRunner(workers=self.workers, retries=retries, progress=progress, task=task,
+                                keep_cluster=True)  # fmt: skip
         self.last_run_info: dict[str, Any] = {}
         self.choices: list[dict[str, Any]] = []  # every sweep's choice (a walk-forward runs three sweeps)
 
@@ -69,12 +77,17 @@ class AutoRunner:
         pilot += pilot_run(payload, data, ordered[1:2], description=first)
         per_trial = time.perf_counter() - started  # the second trial: data already loaded, as on a warm worker
         rest = ordered[2:]
-        use_dask, why = auto_choice(per_trial, len(rest), self.workers, free_cores(others_cores))
+        cost = WARM_CLUSTER_COST_S if self._dask.cluster_up else LOCAL_CLUSTER_COST_S
+        use_dask, why = auto_choice(per_trial, len(rest), self.workers, free_cores(others_cores), cost)
         if not use_dask:
             return self._finish(pilot + self._serial.run(payload, data, rest, description=description), why,
                                 description)  # fmt: skip
         results = pilot + self._dask.run(payload, data, rest, description=description)
         return self._finish(results, why, description, self._dask.last_run_info)
+
+    def close(self) -> None:
+        """Close the LocalCluster an earlier sweep started and kept for the next ones (if any)."""
+        self._dask.close()
 
     def _finish(self, results: list[TrialResult], why: str, description: str, info: dict[str, Any] | None = None
                 ) -> list[TrialResult]:  # fmt: skip
@@ -85,13 +98,15 @@ class AutoRunner:
         return results
 
 
-def auto_choice(per_trial_s: float, n_trials: int, workers: int, free_cores: float | None = None) -> tuple[bool, str]:
+def auto_choice(per_trial_s: float, n_trials: int, workers: int, free_cores: float | None = None,
+                cluster_cost_s: float = LOCAL_CLUSTER_COST_S) -> tuple[bool, str]:  # fmt: skip
     """Whether ``n_trials`` more trials of ``per_trial_s`` each should go to a LocalCluster of ``workers``, and why
-    (``AutoRunner``'s rule); ``free_cores`` None means every core is free."""
+    (``AutoRunner``'s rule); ``free_cores`` None means every core is free; ``cluster_cost_s`` what using the cluster
+    costs on free cores (``WARM_CLUSTER_COST_S`` when an earlier sweep of the run left it up)."""
     cores = float(os.cpu_count() or 1) if free_cores is None else free_cores
     parallel = max(1.0, min(float(workers), cores))
     saved = per_trial_s * n_trials * (1.0 - 1.0 / parallel) * DASK_EFFICIENCY
-    cost = LOCAL_CLUSTER_COST_S * workers / parallel
+    cost = cluster_cost_s * workers / parallel
     where = (f"{n_trials} x {per_trial_s:.3f} s would save {saved:.1f} s on {workers} workers "
              f"({cores:.1f} cores free), cluster cost ~{cost:.1f} s")  # fmt: skip
     if saved <= PAYOFF_MARGIN * cost:
@@ -168,10 +183,11 @@ def make_runner(
     if serial:
         return SerialRunner(retries=cfg.retries, progress=progress)
     if local_cluster:
-        return DaskRunner(workers=n_workers, retries=cfg.retries, progress=progress)
+        return DaskRunner(workers=n_workers, retries=cfg.retries, progress=progress, keep_cluster=True)
     address = scheduler or cfg.scheduler
     if address and n_workers is not None:
         log.info("event=workers_ignored workers=%d scheduler=%s: the cluster decides its workers", n_workers, address)
     if address:
-        return DaskRunner(scheduler=address, workers=n_workers, retries=cfg.retries, progress=progress)
+        return DaskRunner(scheduler=address, workers=n_workers, retries=cfg.retries, progress=progress,
+                          keep_cluster=True)
     return AutoRunner(n_workers, retries=cfg.retries, progress=progress)

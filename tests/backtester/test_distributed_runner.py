@@ -249,6 +249,32 @@ def test_serial_and_local_cluster_results_are_identical(payload: str) -> None:
     assert info["scheduler"].startswith("tcp://127.0.0.1:")
 
 
+def test_issue_17_a_kept_local_cluster_serves_every_sweep_of_a_run_until_closed(
+    payload: str, serial_results: list[TrialResult]
+) -> None:
+    """A walk-forward runs three sweeps: with ``keep_cluster`` the LocalCluster the first one starts serves the
+    next (same scheduler, same worker processes, results still the serial runner's), and ``close`` stops it."""
+    me = psutil.Process()
+    before = {p.pid for p in me.children(recursive=True)}
+    runner = DaskRunner(workers=2, retries=0, progress=False, keep_cluster=True)
+    try:
+        first = bounded(lambda: runner.run(payload, DATA, momentum_trials()))
+        first_info = dict(runner.last_run_info)
+        workers = {p.pid for p in me.children(recursive=True)} - before
+        second = bounded(lambda: runner.run(payload, DATA, list(reversed(momentum_trials()))))
+        assert runner.cluster_up
+        assert runner.last_run_info["scheduler"] == first_info["scheduler"]
+        assert {p.pid for p in me.children(recursive=True)} - before == workers  # no second cluster
+        assert_same_results(first, serial_results)
+        assert_same_results(second, serial_results)
+    finally:
+        runner.close()
+    assert not runner.cluster_up
+    runner.close()  # idempotent
+    eventually(lambda: not ({p.pid for p in me.children(recursive=True)} & workers), timeout_s=START_TIMEOUT_S,
+               what="the kept cluster's processes exit after close")  # fmt: skip
+
+
 def test_batches_deal_every_trial_once_and_fairly() -> None:
     trials = momentum_trials({"roc_period": list(range(2, 102))})  # 100 trials
     batches = split_batches(trials, 2)
@@ -435,3 +461,14 @@ def test_issue_15_the_auto_rule(per_trial_s: float, n: int, workers: int, free_c
 
     use_dask, why = auto_choice(per_trial_s, n, workers, free_cores)
     assert use_dask is dask and why.startswith("dask" if dask else "serial")
+
+
+@pytest.mark.parametrize(("per_trial_s", "n", "dask"), [
+    (0.35, 25, True),   # the walk-forward's full-period grid once its training sweep left the cluster up: ~3.9 s
+    (0.03, 14, False),  # its 16 test windows: ~0.2 s to save, less than a warm sweep's own ~0.5 s
+])  # fmt: skip
+def test_issue_17_a_cluster_already_up_is_weighed_at_its_warm_cost(per_trial_s: float, n: int, dask: bool) -> None:
+    from backtester.runner_choice import LOCAL_CLUSTER_COST_S, WARM_CLUSTER_COST_S, auto_choice
+
+    assert auto_choice(per_trial_s, n, 2, 2.0, WARM_CLUSTER_COST_S)[0] is dask
+    assert auto_choice(per_trial_s, n, 2, 2.0, LOCAL_CLUSTER_COST_S)[0] is False  # a cold start would not pay
