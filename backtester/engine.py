@@ -312,12 +312,13 @@ def _session_dates(ts_ns: list[int | None]) -> pd.DatetimeIndex:
 def new_york_dates(ts_ns: np.ndarray) -> pd.DatetimeIndex:
     """The New York calendar date (naive midnight) of each UTC epoch ns.
 
-    Why not ``tz_convert(...).normalize()``: normalize also infers the index's frequency (~0.3 ms for two years
-    of sessions, paid up to four times per sweep trial); flooring the local wall-clock nanoseconds to the day
-    gives the same dates, with no frequency.
+    Why not ``pd.to_datetime(ts, utc=True).tz_convert(...).normalize()``: ``to_datetime`` of integers goes through
+    pandas' object path and normalize infers the index's frequency, together ~0.5 ms for two years of sessions,
+    paid up to four times per sweep trial; the nanoseconds viewed as datetimes, localized, converted and floored
+    to the day give the same dates (~0.15 ms), with no frequency.
     """
-    local = pd.DatetimeIndex(pd.to_datetime(ts_ns, utc=True)).tz_convert("America/New_York").tz_localize(None)
-    wall_ns = local.asi8
+    utc = pd.DatetimeIndex(np.asarray(ts_ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
+    wall_ns = utc.tz_convert("America/New_York").tz_localize(None).asi8
     return pd.DatetimeIndex((wall_ns - wall_ns % NS_PER_DAY).view("datetime64[ns]"))
 
 

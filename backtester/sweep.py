@@ -207,9 +207,16 @@ def run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
         return TrialResult.failure(trial, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}")
 
 
-def _run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
+@functools.lru_cache(maxsize=256)
+def _trial_config(payload: str, strategy: str, params: Params) -> AppConfig:
+    """The config of a trial's params, validated once per process: a walk-forward runs each of its grid's
+    combinations once per window (16 windows by default), and validating the whole config costs ~1 ms."""
     base = _config_from_payload(payload)
-    config = with_params(base, trial.strategy, trial.params_dict) if trial.params else base
+    return with_params(base, strategy, dict(params)) if params else base
+
+
+def _run_trial(payload: str, data: DataRef, trial: TrialSpec) -> TrialResult:
+    config = _trial_config(payload, trial.strategy, trial.params)
     panel = window(data.load().panel, trial.row_start, trial.row_end)
     strategy = build_strategy(trial.strategy, config.strategies)
     result = build_backtest(config, panel, [strategy], TradingCalendar(), trade_from_index=trial.trade_from_row).run()

@@ -27,6 +27,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 NS_PER_MINUTE = 60_000_000_000
+_NS_PER_DAY = 86_400_000_000_000
 
 DateLike = str | dt.date | dt.datetime | np.datetime64 | pd.Timestamp
 
@@ -203,10 +204,13 @@ class TradingCalendar:
         return int(ts.normalize().value)
 
     def _days_ns(self, dates: pd.DatetimeIndex | np.ndarray) -> np.ndarray:
+        """Local midnight of each date as epoch ns (NaT stays NaT). Floored with numpy: ``normalize`` would also
+        infer a frequency, ~0.3 ms for two years of sessions, paid by every backtest of a sweep."""
         idx = pd.DatetimeIndex(dates)
         if idx.tz is not None:
             idx = idx.tz_convert(self._arrays.tz).tz_localize(None)
-        return idx.normalize().as_unit("ns").asi8
+        ns = idx.as_unit("ns").asi8
+        return np.where(idx.isna(), ns, ns - ns % _NS_PER_DAY)
 
     def _index_of(self, day_ns: int) -> int:
         s = self._arrays.sessions_ns
