@@ -21,7 +21,7 @@ from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderFailedEvent, OrderStatus, OrderType, SignalEvent
-from data.calendar import TradingCalendar
+from data.calendar import NS_PER_DAY, TradingCalendar
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
 from execution.sim_executor import SessionTimes, SimulatedExecutor
@@ -41,7 +41,6 @@ from strategy.base import BarArrays, Strategy
 
 log = logging.getLogger(__name__)
 
-NS_PER_DAY = 86_400 * 1_000_000_000
 STOPS_COLUMNS: tuple[str, ...] = ("symbol", "strategy_id", "side", "quantity", "stop_price", "placed_date",
                                   "closed_date", "outcome", "fill_price")  # fmt: skip
 

@@ -27,7 +27,7 @@ import pandas as pd
 log = logging.getLogger(__name__)
 
 NS_PER_MINUTE = 60_000_000_000
-_NS_PER_DAY = 86_400_000_000_000
+NS_PER_DAY = 86_400_000_000_000
 
 DateLike = str | dt.date | dt.datetime | np.datetime64 | pd.Timestamp
 
@@ -210,7 +210,7 @@ class TradingCalendar:
         if idx.tz is not None:
             idx = idx.tz_convert(self._arrays.tz).tz_localize(None)
         ns = idx.as_unit("ns").asi8
-        return np.where(idx.isna(), ns, ns - ns % _NS_PER_DAY)
+        return np.where(idx.isna(), ns, ns - ns % NS_PER_DAY)
 
     def _index_of(self, day_ns: int) -> int:
         s = self._arrays.sessions_ns
