@@ -473,7 +473,7 @@ class PortfolioManager:
         return True
 
     def _entry_quantity(self, signal: SignalEvent) -> int:
-        equity = self.ledger.equity()
+        equity = self.ledger.valuation()[0]  # equity() as valuation() keeps it: the same number, not recomputed
         scale = self.risk.size_scale() * self._targeter.leverage()
         quantity = self._sizer.quantity(equity, signal.reference_price, signal.stop_distance, scale)
         if signal.direction is SignalDirection.LONG and self.config.account_type == "cash":

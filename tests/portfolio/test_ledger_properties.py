@@ -326,3 +326,38 @@ def test_issue_3_one_pass_valuation_equals_equity_and_gross(fills: list, prices:
         ledger.mark(np.array(prices + [np.nan] * (len(ledger.symbols) - 2)))
     equity, gross = ledger.valuation()
     assert equity == ledger.equity() and gross == ledger.gross_exposure()
+
+
+_FILL_OP = st.tuples(  # "ZZZ" is not configured: a fill for it grows the ledger by a symbol
+    st.just("fill"), st.sampled_from(["AAA", "BBB", "ZZZ"]), st.booleans(), st.integers(1, 500), st.floats(1.0, 500.0)
+)
+_MARK_OP = st.tuples(st.just("mark"), st.lists(st.floats(1.0, 500.0) | st.just(math.nan), min_size=2, max_size=3))
+_VALUATION_OPS = st.lists(_FILL_OP | _MARK_OP | st.tuples(st.just("settle"), st.integers(0, 3)), max_size=40)
+
+
+@given(ops=_VALUATION_OPS)
+def test_valuation_is_fresh_after_every_change(ops: list[tuple]) -> None:
+    """``valuation()`` keeps its last answer until the book or a price moves: after every fill, mark and
+    settlement it must equal what ``equity()`` and ``gross_exposure()`` compute from scratch, bit for bit.
+
+    Each step asks for the valuation before the next change, so a stale cached answer (a change that forgot to
+    drop it) is caught at the next step."""
+    ledger = Ledger(1e9, ["AAA", "BBB"], account_type="margin", allow_short=True)
+    for step, op in enumerate(ops):
+        if op[0] == "fill":
+            _, symbol, buy, quantity, price = op
+            side = Side.BUY if buy else Side.SELL
+            ledger.apply_fill(make_fill(symbol, side, quantity, price, 1.0, exec_id=f"e{step}"), step)
+        elif op[0] == "mark":
+            prices = (op[1] + [math.nan] * len(ledger.symbols))[: len(ledger.symbols)]
+            ledger.mark(np.array(prices))
+        else:
+            ledger.settle(op[1])
+        first, again = ledger.valuation(), ledger.valuation()
+        fresh = (ledger.equity(), ledger.gross_exposure())
+        assert all(map(_same_float, first, fresh)) and all(map(_same_float, again, fresh)), (op, first, fresh)
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Equal, NaN included (an unpriced held symbol makes a valuation NaN)."""
+    return a == b or (a != a and b != b)
