@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,10 @@ from hypothesis import strategies as st
 from backtester.performance import (
     METRIC_KEYS,
     TRADE_COLUMNS,
+    _calendar_days,
+    _has_numpy_fill_columns,
+    _round_trips_general,
+    _round_trips_numpy,
     compute_metrics,
     drawdown_series,
     monthly_returns,
@@ -298,3 +303,95 @@ def test_round_trip_pnl_equals_realised_cash_when_flat(
     assert trades["pnl"].sum() == pytest.approx(cash_pnl, rel=1e-9, abs=1e-6)
     assert trades["commission"].sum() == pytest.approx(fills["commission"].sum(), rel=1e-9, abs=1e-9)
     assert trades["quantity"].abs().sum() * 2 == fills["quantity"].sum()
+
+
+# --- numpy fast paths against the general paths they shortcut -----------------------------------------------------
+
+
+_TIMED_FILL = st.tuples(
+    st.sampled_from(["A", "B", "C"]),
+    st.integers(min_value=-40, max_value=40),  # 0 is a fill both paths skip
+    st.floats(min_value=1.0, max_value=500.0, allow_nan=False),
+    st.floats(min_value=0.0, max_value=5.0, allow_nan=False),
+    st.integers(min_value=0, max_value=30),  # day offset: fills arrive unsorted, several on a day
+    st.sampled_from([0, 9 * 60 + 30, 16 * 60]),  # minutes after midnight
+)
+
+
+def _timed_fills(spec: list[tuple[str, int, float, float, int, int]], float_quantity: bool) -> pd.DataFrame:
+    start = pd.Timestamp("1969-12-24")  # crosses the epoch: flooring negative nanoseconds to midnight must hold
+    frame = pd.DataFrame({
+        "date": [start + pd.Timedelta(days=day, minutes=minute) for *_, day, minute in spec],
+        "symbol": [symbol for symbol, *_ in spec],
+        "side": ["BUY" if signed >= 0 else "SELL" for _, signed, *_ in spec],
+        "quantity": [abs(signed) for _, signed, *_ in spec],
+        "price": [price for _, _, price, *_ in spec],
+        "commission": [commission for _, _, _, commission, *_ in spec],
+        "slippage_cost": 0.0,
+    })
+    return frame.astype({"quantity": float}) if float_quantity else frame
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_TIMED_FILL, min_size=1, max_size=40),
+    st.booleans(),
+    st.sampled_from(["none", "index", "list"]),
+)
+def test_numpy_round_trips_equal_the_general_path(
+    spec: list[tuple[str, int, float, float, int, int]], float_quantity: bool, sessions_kind: str
+) -> None:
+    fills = _timed_fills(spec, float_quantity)
+    session_index = pd.bdate_range("1969-12-22", periods=40)
+    sessions = {"none": None, "index": session_index, "list": list(session_index)}[sessions_kind]
+    assert _has_numpy_fill_columns(fills)
+    fast = _round_trips_numpy(fills, sessions)
+    general = _round_trips_general(fills, sessions)
+    pd.testing.assert_frame_equal(fast, general, check_exact=True)
+    assert fast.dtypes.equals(general.dtypes)
+    pd.testing.assert_frame_equal(round_trips_from_fills(fills, sessions=sessions), general, check_exact=True)
+
+
+def test_only_plain_naive_fills_take_the_numpy_path() -> None:
+    fills = _fills([("2024-01-02", "A", "BUY", 1, 1.0, 0.0), ("2024-01-03", "A", "SELL", 1, 2.0, 0.0)])
+    assert _has_numpy_fill_columns(fills)
+    assert not _has_numpy_fill_columns(fills.assign(date=fills["date"].dt.tz_localize("America/New_York")))
+    assert not _has_numpy_fill_columns(fills.assign(date=fills["date"].astype(object)))
+    assert not _has_numpy_fill_columns(fills.assign(quantity=fills["quantity"].astype("Int64")))
+    assert not _has_numpy_fill_columns(fills.assign(date=[pd.NaT, pd.Timestamp("2024-01-03")]))
+
+
+def _same_metrics(left: dict[str, float | int], right: dict[str, float | int]) -> None:
+    assert list(left) == list(right)
+    for key, value in left.items():
+        assert type(value) is type(right[key]), key
+        assert value == right[key] or (math.isnan(value) and math.isnan(right[key])), key
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.one_of(st.just(0.0), st.floats(min_value=1.0, max_value=300.0)), max_size=60),  # 0: inf returns
+    st.randoms(use_true_random=False),
+    st.booleans(),
+)
+def test_clean_equity_shortcut_equals_cleaning_it(values: list[float], shuffle: random.Random, use_gross: bool) -> None:
+    equity = _equity(values, freq="B")
+    gross = pd.Series(np.linspace(0.0, 900.0, len(values)), index=equity.index)
+    trades = _trades_with_pnl([1.0, -2.0])
+    messy = pd.concat([equity, pd.Series([np.nan], index=[pd.Timestamp("2030-01-01")])])  # cleaning drops it
+    order = list(range(len(messy)))
+    shuffle.shuffle(order)
+    messy, messy_gross = messy.iloc[order], gross.iloc[::-1]  # cleaning sorts it; gross takes the reindex path
+    clean_metrics = compute_metrics(equity, trades, NO_FILLS, 100.0, gross_exposure=gross if use_gross else None)
+    messy_metrics = compute_metrics(messy, trades, NO_FILLS, 100.0, gross_exposure=messy_gross if use_gross else None)
+    _same_metrics(clean_metrics, messy_metrics)
+
+
+@pytest.mark.parametrize("dates", [
+    pd.DatetimeIndex(["2024-03-01", "2024-03-09 23:00", "2024-03-11 01:00", "2024-11-04"]),
+    pd.DatetimeIndex(["2024-03-01", "2024-03-09 23:00", "2024-03-11 01:00", "2024-11-04"]).as_unit("s"),
+    pd.DatetimeIndex(["2024-03-01", "2024-03-09 23:00", "2024-03-11 01:00", "2024-11-04"], tz="America/New_York"),
+])
+def test_calendar_days_in_numpy_count_as_timedelta_days(dates: pd.DatetimeIndex) -> None:
+    starts, ends = np.array([0, 0, 1, 2]), np.array([1, 3, 2, 3])
+    assert _calendar_days(dates, starts, ends) == list((dates[ends] - dates[starts]).days)
