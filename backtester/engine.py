@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from backtester.quiet_sessions import QuietSessions
+from backtester.quiet_sessions import MIN_RUN_SESSIONS, QuietSessions
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
@@ -71,6 +71,7 @@ class Backtest:
     portfolio: PortfolioManager
     strategies: list[Strategy]
     skip_quiet_sessions: bool = True  # False: every session through the queue (the reference the tests compare)
+    quiet_min_run: int = MIN_RUN_SESSIONS  # shorter quiet runs through the queue too (1: absorb every run)
 
     def run(self) -> BacktestResult:
         started = time.perf_counter()
@@ -80,7 +81,7 @@ class Backtest:
         opens, highs, lows, closes, volumes = panel.open, panel.high, panel.low, panel.close, panel.volume
         open_ns, close_ns = self.sessions.open_ns, self.sessions.close_ns
         symbols = panel.symbols
-        quiet = QuietSessions(self, closes, volumes, close_ns) if self.skip_quiet_sessions else None
+        quiet = QuietSessions(self, closes, volumes, close_ns, self.quiet_min_run) if self.skip_quiet_sessions else None
         t = 0
         while t < len(close_ns):
             if quiet is not None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtester.engine import Backtest, BacktestResult, build_backtest
-from backtester.quiet_sessions import carried_forward
+from backtester.quiet_sessions import MIN_RUN_SESSIONS, carried_forward
 from core.config_loader import load_config
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
@@ -54,11 +54,14 @@ def market(n_symbols: int, seed: int, holes: bool) -> dict[str, pd.DataFrame]:
     return frames
 
 
-def run(strategy: str, overrides: tuple[str, ...], frames: dict[str, pd.DataFrame], skip: bool) -> BacktestResult:
+def run(strategy: str, overrides: tuple[str, ...], frames: dict[str, pd.DataFrame], skip: bool,
+        min_run: int = 1) -> BacktestResult:  # fmt: skip
+    """``min_run=1``: every quiet run in bulk, however short, so the bulk path meets as many edges as it can."""
     config = load_config(REPO / "config.yaml", overrides)
     panel = BarPanel.from_frames(frames, CALENDAR)
     backtest = build_backtest(config, panel, [build_strategy(strategy, config.strategies)], CALENDAR)
     backtest.skip_quiet_sessions = skip
+    backtest.quiet_min_run = min_run
     result = backtest.run()
     FINAL_STATE[id(result)] = final_state(backtest)
     return result
@@ -109,6 +112,16 @@ def test_bulk_quiet_sessions_equal_the_event_path(case: str, holes: bool) -> Non
     bulk, stepwise = run(strategy, overrides, frames, True), run(strategy, overrides, frames, False)
     assert len(stepwise.fills) >= 2, "the case must trade to test anything"
     assert_same(bulk, stepwise)
+
+
+@pytest.mark.parametrize("case", ["momentum stops, targeting", "mean reversion stops, tight risk"])
+def test_the_default_minimum_run_gives_the_same_backtest(case: str) -> None:
+    """The engine's default leaves runs shorter than ``MIN_RUN_SESSIONS`` to the event path: the mix of both
+    paths must give the same outputs as either alone."""
+    strategy, overrides = CASES[case]
+    frames = market(6, 11, True)
+    mixed = run(strategy, overrides, frames, True, min_run=MIN_RUN_SESSIONS)
+    assert_same(mixed, run(strategy, overrides, frames, False))
 
 
 def test_the_cases_reach_the_edges_they_are_there_for() -> None:
