@@ -9,8 +9,10 @@ portfolio (mark, settle, risk) and the strategy (signals -> orders, which can on
 from __future__ import annotations
 
 import bisect
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,7 +60,17 @@ class BacktestResult:
     clipped: dict[str, int] = field(default_factory=dict)  # entries cut to a size limit, by limit
     state_history: list[str] = field(default_factory=list)
     final_state: str = "ACTIVE"
-    stops: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(STOPS_COLUMNS)))
+    stops_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False)  # builds ``stops`` when asked
+    _stops: pd.DataFrame | None = field(default=None, init=False, repr=False)
+
+    @property
+    def stops(self) -> pd.DataFrame:
+        """Every protective stop of the run (``stops_frame``), built the first time it is read: a sweep trial
+        never reads it, and building it cost ~0.8 ms of a ~40 ms walk-forward trial. The run is over when the
+        result exists, so what the frame reads (the venue's orders) no longer changes."""
+        if self._stops is None:
+            self._stops = self.stops_of() if self.stops_of is not None else pd.DataFrame(columns=list(STOPS_COLUMNS))
+        return self._stops
 
 
 @dataclass(slots=True)
@@ -132,7 +144,7 @@ class Backtest:
             clipped=dict(pm.clipped),
             state_history=list(pm.state_history),
             final_state=str(pm.risk.state),
-            stops=stops_frame(self.executor),
+            stops_of=functools.partial(stops_frame, self.executor),
         )
 
 
@@ -264,41 +276,42 @@ def _bar_arrays(panel: BarPanel) -> BarArrays:
     return BarArrays(panel.symbols, panel.open, panel.high, panel.low, panel.close, panel.volume)
 
 
+FILL_COLUMNS: tuple[str, ...] = ("date", "ts_event_ns", "client_order_id", "exec_id", "strategy_id", "symbol", "side",
+                                 "quantity", "price", "commission", "slippage_cost", "order_type")  # fmt: skip
+
+
 def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
-    columns = [
-        "date",
-        "ts_event_ns",
-        "client_order_id",
-        "exec_id",
-        "strategy_id",
-        "symbol",
-        "side",
-        "quantity",
-        "price",
-        "commission",
-        "slippage_cost",
-        "order_type",
-    ]
+    """Every fill of the run, one row each (``FILL_COLUMNS``; ``fills.csv``).
+
+    The columns are typed arrays (text as objects, shares as int64, money as float64), the dtypes pandas infers
+    from the fills' values, handed over without inference or copy: building the frame from lists cost ~0.6 ms
+    for a sweep trial's ~100 fills, three times what the arrays cost.
+    """
     if not fills:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=list(FILL_COLUMNS))
     ts = np.array([f.ts_event_ns for f in fills], dtype="int64")
-    dates = new_york_dates(ts)
-    return pd.DataFrame(
-        {
-            "date": dates,
-            "ts_event_ns": ts,
-            "client_order_id": [f.client_order_id for f in fills],
-            "exec_id": [f.exec_id for f in fills],
-            "strategy_id": [f.strategy_id for f in fills],
-            "symbol": [f.symbol for f in fills],
-            "side": [f.side.value for f in fills],
-            "quantity": [f.quantity for f in fills],
-            "price": [f.price for f in fills],
-            "commission": [f.commission for f in fills],
-            "slippage_cost": [f.slippage_cost for f in fills],
-            "order_type": [f.order_type.value for f in fills],
-        }
-    )
+
+    def text(values: list[str]) -> np.ndarray:
+        return np.array(values, dtype=object)
+
+    def money(values: list[float]) -> np.ndarray:
+        return np.array(values, dtype=np.float64)
+
+    columns = {
+        "date": new_york_dates(ts),
+        "ts_event_ns": ts,
+        "client_order_id": text([f.client_order_id for f in fills]),
+        "exec_id": text([f.exec_id for f in fills]),
+        "strategy_id": text([f.strategy_id for f in fills]),
+        "symbol": text([f.symbol for f in fills]),
+        "side": text([f.side.value for f in fills]),
+        "quantity": np.array([f.quantity for f in fills], dtype=np.int64),
+        "price": money([f.price for f in fills]),
+        "commission": money([f.commission for f in fills]),
+        "slippage_cost": money([f.slippage_cost for f in fills]),
+        "order_type": text([f.order_type.value for f in fills]),
+    }
+    return pd.DataFrame(columns, copy=False)
 
 
 def _session_dates(ts_ns: list[int | None]) -> pd.DatetimeIndex:

@@ -176,3 +176,23 @@ def test_issue_4_buys_filling_on_the_same_bar_share_the_cash_of_a_cash_account()
     spent = (result.fills["quantity"] * result.fills["price"] + result.fills["commission"]).sum()
     assert spent <= 15_000
     assert result.fills["quantity"].sum() < 140
+
+
+def test_the_fills_frame_is_the_frame_pandas_builds_from_the_fills_values() -> None:
+    """``fills_frame`` hands pandas typed arrays instead of lists: the frame (values and dtypes) must be the one
+    pandas infers from the fill events' values, so fills.csv and every sweep metric read the same columns."""
+    bars = panel(symbols=("AAA", "BBB"))
+    config = AppConfig.model_validate({"portfolio": {"sizing": {"method": "fixed_shares", "fixed_shares": 100}}})
+    backtest = build_backtest(config, bars, [ScriptedStrategy({(2, "AAA"): 1, (5, "AAA"): 2, (7, "BBB"): 1})], CAL)
+    result = backtest.run()
+    events = backtest.portfolio.fills
+    assert len(events) == 3
+    inferred = pd.DataFrame({
+        "date": [bars.dates[3], bars.dates[6], bars.dates[8]],
+        **{name: [getattr(f, name) for f in events] for name in ("ts_event_ns", "client_order_id", "exec_id",
+                                                                 "strategy_id", "symbol")},
+        "side": [f.side.value for f in events],
+        **{name: [getattr(f, name) for f in events] for name in ("quantity", "price", "commission", "slippage_cost")},
+        "order_type": [f.order_type.value for f in events],
+    })  # fmt: skip
+    pd.testing.assert_frame_equal(result.fills, inferred, check_exact=True)
