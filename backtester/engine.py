@@ -26,6 +26,7 @@ from core.events import FillEvent, MarketEvent, OrderFailedEvent, OrderStatus, O
 from data.calendar import NS_PER_DAY, TradingCalendar
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
+from execution.order_state import ManagedOrder
 from execution.sim_executor import SessionTimes, SimulatedExecutor
 from execution.slippage import SlippageModel
 from ml.algowheel_store import promoted_wheel_state
@@ -67,7 +68,7 @@ class BacktestResult:
     def stops(self) -> pd.DataFrame:
         """Every protective stop of the run (``stops_frame``), built the first time it is read: a sweep trial
         never reads it, and building it cost ~0.8 ms of a ~40 ms walk-forward trial. The run is over when the
-        result exists, so what the frame reads (the venue's orders) no longer changes."""
+        result exists, so the stop orders it reads no longer change; it keeps those alone, not the backtest."""
         if self._stops is None:
             self._stops = self.stops_of() if self.stops_of is not None else pd.DataFrame(columns=list(STOPS_COLUMNS))
         return self._stops
@@ -144,7 +145,7 @@ class Backtest:
             clipped=dict(pm.clipped),
             state_history=list(pm.state_history),
             final_state=str(pm.risk.state),
-            stops_of=functools.partial(stops_frame, self.executor),
+            stops_of=functools.partial(_stops_table, *stop_orders(self.executor)),
         )
 
 
@@ -343,12 +344,22 @@ def stops_frame(executor: SimulatedExecutor) -> pd.DataFrame:
     (cancelled, expired or refused; a stop cut short after a partial fill also says ``cancelled``) or ``open``
     (still working at the end of the data); ``fill_price``: its average execution price, NaN without one.
     """
+    return _stops_table(*stop_orders(executor))
+
+
+def stop_orders(executor: SimulatedExecutor) -> tuple[list[ManagedOrder], list[int | None]]:
+    """The run's stop orders and when each ended (None while working): all ``stops_frame`` reads, and nothing
+    that holds on to the rest of the backtest (a result that builds its stops later keeps only these)."""
     stops = [m for m in executor.store.all() if m.order.order_type is OrderType.STP]
+    ended = [executor.ended_ns.get(m.order.client_order_id) if m.is_terminal else None for m in stops]
+    return stops, ended
+
+
+def _stops_table(stops: list[ManagedOrder], ended: list[int | None]) -> pd.DataFrame:
     if not stops:
         return pd.DataFrame(columns=list(STOPS_COLUMNS))
     outcome = ["filled" if m.status is OrderStatus.FILLED else "open" if not m.is_terminal else "cancelled"
                for m in stops]  # fmt: skip
-    ended = [executor.ended_ns.get(m.order.client_order_id) if m.is_terminal else None for m in stops]
     return pd.DataFrame({
         "symbol": [m.order.symbol for m in stops],
         "strategy_id": [m.order.strategy_id for m in stops],

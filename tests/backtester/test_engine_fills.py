@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from backtester.engine import BacktestResult, build_backtest
+from backtester.engine import STOPS_COLUMNS, BacktestResult, build_backtest
 from core.config_models import AppConfig
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
@@ -196,3 +199,17 @@ def test_the_fills_frame_is_the_frame_pandas_builds_from_the_fills_values() -> N
         "order_type": [f.order_type.value for f in events],
     })  # fmt: skip
     pd.testing.assert_frame_equal(result.fills, inferred, check_exact=True)
+
+
+def test_a_result_does_not_keep_its_backtest_alive() -> None:
+    """The stops frame is built when first read, from the stop orders alone: a research run that keeps many
+    results (scenarios, A/B runs) must not keep every backtest's books, queue and venue in memory with them."""
+    bars = panel()
+    config = AppConfig.model_validate({"strategies": {"momentum": {"stop": "atr"}}})
+    backtest = build_backtest(config, bars, [ScriptedStrategy({(2, "AAA"): 1})], CAL)
+    ledger = weakref.ref(backtest.portfolio.ledger)
+    result = backtest.run()
+    del backtest
+    gc.collect()
+    assert ledger() is None, "the result still holds the backtest"
+    assert list(result.stops.columns) == list(STOPS_COLUMNS)
