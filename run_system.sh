@@ -160,7 +160,7 @@ is_alive() {  # pid role: running, not a zombie, and started by us as that role 
     [ "$state" != "Z" ] || return 1
   fi
   if [ -r "/proc/$pid/environ" ]; then
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "$ROLE_TAG=$role" || return 1
+    { tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null | grep -qx "$ROLE_TAG=$role" || return 1  # gone meanwhile: not alive
   fi
   return 0
 }
