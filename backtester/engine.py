@@ -23,7 +23,7 @@ from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderFailedEvent, OrderStatus, OrderType, SignalEvent
-from data.calendar import NS_PER_DAY, TradingCalendar
+from data.calendar import NS_PER_DAY, TradingCalendar, floor_to_day_ns
 from data.panel import BarPanel
 from execution.commissions import build_commission_model
 from execution.order_state import ManagedOrder
@@ -333,7 +333,7 @@ def new_york_dates(ts_ns: np.ndarray) -> pd.DatetimeIndex:
     """
     utc = pd.DatetimeIndex(np.asarray(ts_ns, dtype="int64").view("datetime64[ns]")).tz_localize("UTC")
     wall_ns = utc.tz_convert("America/New_York").tz_localize(None).asi8
-    return pd.DatetimeIndex((wall_ns - wall_ns % NS_PER_DAY).view("datetime64[ns]"))
+    return pd.DatetimeIndex(floor_to_day_ns(wall_ns).view("datetime64[ns]"))
 
 
 def stops_frame(executor: SimulatedExecutor) -> pd.DataFrame:

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from data.calendar import NS_PER_DAY, floor_to_day_ns
+
 log = logging.getLogger(__name__)
 
 TRADE_COLUMNS: tuple[str, ...] = (
@@ -42,7 +44,6 @@ _ZERO_STD = 1e-12  # below this a return series is treated as constant (float no
 _NAN = float("nan")
 _FillDate = pd.Timestamp | int  # a Timestamp on the general path, epoch nanoseconds on the numpy path
 _TradeRow = tuple[str, _FillDate, _FillDate, float, float, float, float, float, float]  # TRADE_COLUMNS[:-1]
-_DAY_NS = 86_400 * 1_000_000_000
 _NAIVE_NS = np.dtype("datetime64[ns]")
 _NAT_NS = np.iinfo(np.int64).min  # NaT as epoch nanoseconds
 # numpy kinds whose ndarray.tolist() yields exactly the scalars that iterating the Series yields
@@ -323,21 +324,16 @@ def _bars_held_ns(entry_ns: np.ndarray, exit_ns: np.ndarray, sessions: pd.Dateti
     """
     if sessions is not None and not _is_naive_ns_index(sessions):
         return _bars_held(entry_ns.view(_NAIVE_NS), exit_ns.view(_NAIVE_NS), sessions)
-    entry_day_ns, exit_day_ns = _floor_to_day(entry_ns), _floor_to_day(exit_ns)
+    entry_day_ns, exit_day_ns = floor_to_day_ns(entry_ns), floor_to_day_ns(exit_ns)
     if sessions is None:
-        return np.busday_count((entry_day_ns // _DAY_NS).view("datetime64[D]"),
-                               (exit_day_ns // _DAY_NS).view("datetime64[D]"))
-    session_day_ns = _floor_to_day(sessions.asi8)
+        return np.busday_count((entry_day_ns // NS_PER_DAY).view("datetime64[D]"),
+                               (exit_day_ns // NS_PER_DAY).view("datetime64[D]"))
+    session_day_ns = floor_to_day_ns(sessions.asi8)
     return np.searchsorted(session_day_ns, exit_day_ns) - np.searchsorted(session_day_ns, entry_day_ns)
 
 
 def _is_naive_ns_index(index: object) -> bool:
     return isinstance(index, pd.DatetimeIndex) and index.dtype == _NAIVE_NS and not index.hasnans
-
-
-def _floor_to_day(epoch_ns: np.ndarray) -> np.ndarray:
-    """Midnight of each instant, as ``normalize()`` computes it (numpy's % floors, so pre-1970 times work too)."""
-    return epoch_ns - epoch_ns % _DAY_NS
 
 
 def _empty_trades() -> pd.DataFrame:

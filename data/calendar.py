@@ -32,6 +32,13 @@ NS_PER_DAY = 86_400_000_000_000
 DateLike = str | dt.date | dt.datetime | np.datetime64 | pd.Timestamp
 
 
+def floor_to_day_ns(epoch_ns: np.ndarray) -> np.ndarray:
+    """Midnight of each instant (epoch ns of naive wall times), as ``DatetimeIndex.normalize()`` computes it but
+    without its frequency inference (~0.2-0.3 ms on two years of sessions); numpy's % floors, so times before 1970
+    work too."""
+    return epoch_ns - epoch_ns % NS_PER_DAY
+
+
 @dataclass(frozen=True, slots=True)
 class _CalendarArrays:
     """Session labels and their open/close times as int64 arrays, for O(log n) vectorized lookups."""
@@ -210,7 +217,7 @@ class TradingCalendar:
         if idx.tz is not None:
             idx = idx.tz_convert(self._arrays.tz).tz_localize(None)
         ns = idx.as_unit("ns").asi8
-        return np.where(idx.isna(), ns, ns - ns % NS_PER_DAY)
+        return np.where(idx.isna(), ns, floor_to_day_ns(ns))
 
     def _index_of(self, day_ns: int) -> int:
         s = self._arrays.sessions_ns
