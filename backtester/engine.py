@@ -145,7 +145,7 @@ class Backtest:
             clipped=dict(pm.clipped),
             state_history=list(pm.state_history),
             final_state=str(pm.risk.state),
-            stops_of=functools.partial(_stops_table, *stop_orders(self.executor)),
+            stops_of=functools.partial(stops_frame, *stop_orders(self.executor)),
         )
 
 
@@ -277,19 +277,21 @@ def _bar_arrays(panel: BarPanel) -> BarArrays:
     return BarArrays(panel.symbols, panel.open, panel.high, panel.low, panel.close, panel.volume)
 
 
-FILL_COLUMNS: tuple[str, ...] = ("date", "ts_event_ns", "client_order_id", "exec_id", "strategy_id", "symbol", "side",
-                                 "quantity", "price", "commission", "slippage_cost", "order_type")  # fmt: skip
+FILLS_FRAME_COLUMNS: tuple[str, ...] = (  # fills.csv; backtester.performance.FILL_COLUMNS is the part metrics read
+    "date", "ts_event_ns", "client_order_id", "exec_id", "strategy_id", "symbol", "side", "quantity", "price",
+    "commission", "slippage_cost", "order_type",
+)
 
 
 def fills_frame(fills: list[FillEvent]) -> pd.DataFrame:
-    """Every fill of the run, one row each (``FILL_COLUMNS``; ``fills.csv``).
+    """Every fill of the run, one row each (``FILLS_FRAME_COLUMNS``; ``fills.csv``).
 
     The columns are typed arrays (text as objects, shares as int64, money as float64), the dtypes pandas infers
     from the fills' values, handed over without inference or copy: building the frame from lists cost ~0.6 ms
     for a sweep trial's ~100 fills, three times what the arrays cost.
     """
     if not fills:
-        return pd.DataFrame(columns=list(FILL_COLUMNS))
+        return pd.DataFrame(columns=list(FILLS_FRAME_COLUMNS))
     ts = np.array([f.ts_event_ns for f in fills], dtype="int64")
 
     def text(values: list[str]) -> np.ndarray:
@@ -336,17 +338,6 @@ def new_york_dates(ts_ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(floor_to_day_ns(wall_ns).view("datetime64[ns]"))
 
 
-def stops_frame(executor: SimulatedExecutor) -> pd.DataFrame:
-    """Every protective stop of the run, one row each (``STOPS_COLUMNS``; ``stops.csv``).
-
-    ``placed_date``: the session of the entry execution that placed it; ``closed_date``: the session it filled
-    (its last execution) or was cancelled in, NaT while open; ``outcome``: ``filled`` (every share), ``cancelled``
-    (cancelled, expired or refused; a stop cut short after a partial fill also says ``cancelled``) or ``open``
-    (still working at the end of the data); ``fill_price``: its average execution price, NaN without one.
-    """
-    return _stops_table(*stop_orders(executor))
-
-
 def stop_orders(executor: SimulatedExecutor) -> tuple[list[ManagedOrder], list[int | None]]:
     """The run's stop orders and when each ended (None while working): all ``stops_frame`` reads, and nothing
     that holds on to the rest of the backtest (a result that builds its stops later keeps only these)."""
@@ -355,7 +346,14 @@ def stop_orders(executor: SimulatedExecutor) -> tuple[list[ManagedOrder], list[i
     return stops, ended
 
 
-def _stops_table(stops: list[ManagedOrder], ended: list[int | None]) -> pd.DataFrame:
+def stops_frame(stops: list[ManagedOrder], ended: list[int | None]) -> pd.DataFrame:
+    """Every protective stop of the run, one row each (``STOPS_COLUMNS``; ``stops.csv``), from ``stop_orders``.
+
+    ``placed_date``: the session of the entry execution that placed it; ``closed_date``: the session it filled
+    (its last execution) or was cancelled in, NaT while open; ``outcome``: ``filled`` (every share), ``cancelled``
+    (cancelled, expired or refused; a stop cut short after a partial fill also says ``cancelled``) or ``open``
+    (still working at the end of the data); ``fill_price``: its average execution price, NaN without one.
+    """
     if not stops:
         return pd.DataFrame(columns=list(STOPS_COLUMNS))
     outcome = ["filled" if m.status is OrderStatus.FILLED else "open" if not m.is_terminal else "cancelled"
