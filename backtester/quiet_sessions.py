@@ -8,11 +8,14 @@ computes the run's equity, exposure, drawdowns and history rings in numpy, to th
 (``tests/backtester/test_quiet_sessions.py`` runs both on random markets and compares every output).
 
 A session is quiet when, at its start, no order is working at the simulated venue (so nothing can fill or be
-stopped), no strategy has a signal on it (``Strategy.signal_rows``, known after ``prepare``), no sale's cash
-settles by its close, no clock timer is due by its close and no protective stop waits to be placed. A run
-stops at the first session that is not, and ``absorb_quiet`` stops early before a session whose equity would
-move the trading state: those go through the event path, which makes and logs every transition itself. So do
-runs shorter than ``MIN_RUN_SESSIONS``, where the bulk path costs more than it saves.
+stopped), no strategy has a signal on it (``Strategy.signal_rows``, known after ``prepare``), no clock timer is
+due by its close and no protective stop waits to be placed. A sale's cash settling inside the run does not end
+it: settling moves cash from unsettled to settled and changes neither equity nor anything a quiet session
+reads, so the run settles what is due by its last close at its end (a run used to stop there: in a one-symbol
+backtest that sent ~1,900 of 10,230 sessions through the event path for nothing). A run stops at the first
+session that is not, and ``absorb_quiet`` stops early before a session whose equity would move the trading
+state: those go through the event path, which makes and logs every transition itself. So do runs shorter than
+``MIN_RUN_SESSIONS``, where the bulk path costs more than it saves.
 """
 
 from __future__ import annotations
@@ -69,13 +72,13 @@ class QuietSessions:
         return absorbed
 
     def _run_end(self, t: int) -> int:
-        """The first session at or after ``t`` that is not quiet by the schedule (signals, settlements, timers)."""
+        """The first session at or after ``t`` that is not quiet by the schedule (signals, timers)."""
         close_ns, signals = self._close_ns_list, self._signal_sessions
         i = bisect_left(signals, t)
         end = signals[i] if i < len(signals) else len(close_ns)
-        for due_ns in (self._portfolio.ledger.next_settlement_ns(), self._clock.next_timer_ns()):
-            if due_ns is not None:  # the first session whose close reaches it settles it, or fires it
-                end = min(end, bisect_left(close_ns, due_ns))
+        due_ns = self._clock.next_timer_ns()
+        if due_ns is not None:  # the first session whose close reaches it fires it
+            end = min(end, bisect_left(close_ns, due_ns))
         return end
 
 

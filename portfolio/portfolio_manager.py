@@ -233,7 +233,9 @@ class PortfolioManager:
         stop (``quiet_ready``), passing each session's close and volume rows, its close time, and the last-price
         rows those closes leave (``last_rows``: the closes carried forward over NaN). The book cannot change, so
         the equity and exposure series, the risk rules' peak and drawdowns, the optimizer's returns and the
-        history rings end where as many ``on_market`` calls would leave them. It stops before a session whose
+        history rings end where as many ``on_market`` calls would leave them, and the cash due by the last absorbed
+        close is settled (in the same order: each ``on_market`` settles what is due by its close, oldest first, and
+        nothing in between reads the settled part). It stops before a session whose
         equity would move the trading state (``RiskManager.absorb_quiet``); that one goes to ``on_market``.
         """
         equity, gross = self.ledger.quiet_valuations(last_rows)
@@ -241,6 +243,7 @@ class PortfolioManager:
         if n == 0:
             return 0
         self.ledger.mark(last_rows[n - 1])
+        self.ledger.settle(int(ts_ns[n - 1]))
         self._record_history_rows(closes[:n], volumes[:n])
         self._targeter.update_many(equity[:n])
         self.equity_ts.extend(ts_ns[:n].tolist())

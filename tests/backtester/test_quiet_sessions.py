@@ -4,7 +4,7 @@ Each case runs one backtest twice, ``skip_quiet_sessions`` on and off, and compa
 exposure series (exactly, as floats), the fills, the stops, the rejections, clips and ignored signals, the state
 history and the final state. The cases are built to reach the bulk path's edges: several symbols held at once
 (the row-by-row dot products), symbols listed late and bars removed (NaN closes carried forward, a flat
-symbol's unknown price), a cash account (settlements ending a run), protective stops, volatility targeting,
+symbol's unknown price), a cash account (sales settling inside absorbed runs), protective stops, volatility targeting,
 drawdown thresholds low enough to go REDUCING, re-arm after flat sessions and HALT.
 """
 
@@ -79,7 +79,9 @@ def final_state(backtest: Backtest) -> dict[str, Any]:
             "returns": list(targeter._returns), "last_equity": targeter._last_equity,
             "vol": targeter.realized_vol_pct(), "peak": pm.risk.peak_equity, "hwm": pm.risk.high_water_mark,
             "drawdown": pm.risk.drawdown_pct, "hard": pm.risk.hard_drawdown_pct, "flat": pm.risk._flat_updates,
-            "last_prices": pm.ledger.last_prices.copy(), "adv": [pm.average_daily_volume(s) for s in pm.symbols],
+            "last_prices": pm.ledger.last_prices.copy(), "settled": pm.ledger.settled_cash,
+            "unsettled": pm.ledger.unsettled_cash, "next_settlement": pm.ledger.next_settlement_ns(),
+            "adv": [pm.average_daily_volume(s) for s in pm.symbols],
             "vol_20d": [pm.volatility_20d(s) for s in pm.symbols]}  # fmt: skip
 
 
