@@ -10,12 +10,53 @@ This module imports nothing of the project (dependency rule), only the standard 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+_Frozen = TypeVar("_Frozen", bound=type)
+SLOT_INIT_ORIGINALS: dict[type, Callable[..., None]] = {}  # class -> the __init__ dataclasses generated (tests)
+
+
+def slot_init(cls: _Frozen) -> _Frozen:
+    """Give a frozen, slotted dataclass an ``__init__`` that stores each field through its slot's own setter.
+
+    Why: the ``__init__`` that ``dataclasses`` writes for a frozen class calls ``object.__setattr__`` once per
+    field, ~0.2 us each; an order's ``OrderEvent`` (17 fields) cost ~4 us, and a backtest builds several such
+    events and records per order. The slots' member-descriptor setters store the same values in about half the
+    time (3.9 -> 1.9 us for ``OrderEvent``). Nothing else changes: the same parameters, order, defaults and
+    keyword-only markers (the generated signature equals the original's), ``__post_init__`` is still called, and
+    assignment after construction still raises ``FrozenInstanceError``. Apply it below ``@dataclass``; a class it
+    cannot reproduce (an ``init=False`` field, a default factory) is refused with a ``TypeError``.
+    """
+    params = fields(cls)
+    if "__slots__" not in cls.__dict__ or not params:
+        raise TypeError(f"slot_init needs a slotted dataclass with fields (@dataclass(slots=True)): {cls}")
+    if any(not f.init or f.default_factory is not MISSING for f in params):
+        raise TypeError(f"slot_init supports dataclasses whose fields are all plain init fields: {cls}")
+    namespace: dict[str, Any] = {}
+    positional, keyword, stores = [], [], []
+    for f in params:
+        namespace[f"_set_{f.name}"] = cls.__dict__[f.name].__set__
+        if f.default is not MISSING:
+            namespace[f"_default_{f.name}"] = f.default
+        (keyword if f.kw_only else positional).append(
+            f.name if f.default is MISSING else f"{f.name}=_default_{f.name}"
+        )
+        stores.append(f"    _set_{f.name}(self, {f.name})")
+    if hasattr(cls, "__post_init__"):
+        stores.append("    self.__post_init__()")
+    signature = ", ".join(["self", *positional, *(["*", *keyword] if keyword else [])])
+    exec(f"def __init__({signature}):\n" + "\n".join(stores), namespace)  # a fixed template of the fields' names
+    original = cls.__init__
+    init = namespace["__init__"]
+    init.__qualname__, init.__annotations__ = f"{cls.__qualname__}.__init__", dict(original.__annotations__)
+    SLOT_INIT_ORIGINALS[cls] = original
+    cls.__init__ = init  # type: ignore[misc]
+    return cls
 
 
 class Side(StrEnum):
@@ -63,6 +104,7 @@ class SignalDirection(IntEnum):
     LONG = 1
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketEvent:
     """Completed bars of every symbol at one timestamp.
@@ -83,6 +125,7 @@ class MarketEvent:
     volume: np.ndarray
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SignalEvent:
     """A strategy's view on one symbol. Sizing belongs to the portfolio, not to the strategy.
@@ -139,6 +182,7 @@ class ExecutionChoice:
                    decision=dict(data.get("decision") or {}))  # fmt: skip
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderEvent:
     """An order we intend to send. ``client_order_id`` is ours, deterministic and idempotent.
@@ -168,6 +212,7 @@ class OrderEvent:
     protective_stop_distance: float | None = None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FillEvent:
     """One execution. ``exec_id`` is unique per execution so replays and duplicates can be dropped."""
@@ -187,6 +232,7 @@ class FillEvent:
     order_type: OrderType = OrderType.MKT
 
 
+@slot_init
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderFailedEvent:
     """An order that will not (or will no longer) fill: rejected, cancelled or expired, with the reason."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.errors import InvariantViolation
-from core.events import OrderEvent, OrderStatus
+from core.events import OrderEvent, OrderStatus, slot_init
 
 
 class OrderEventKind(StrEnum):
@@ -66,6 +66,7 @@ ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
 }
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class OrderFill:
     """One execution of an order, as booked (TCA reads these with the order's decision context)."""

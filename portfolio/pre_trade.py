@@ -34,13 +34,14 @@ from typing import Protocol, TypeGuard
 
 from core.clock import NS_PER_SECOND
 from core.config_models import PreTradeConfig
-from core.events import OrderEvent, Side
+from core.events import OrderEvent, Side, slot_init
 
 log = logging.getLogger(__name__)
 
 NS_PER_MINUTE = 60 * NS_PER_SECOND
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why an order was refused: ``check`` names the control, ``reason`` is a sentence for a person."""
@@ -292,6 +293,7 @@ class RestrictedSymbols:
         return None
 
 
+@slot_init
 @dataclass(frozen=True, slots=True)
 class AcceptedOrder:
     """What the history keeps of an accepted order."""
