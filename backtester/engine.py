@@ -3,6 +3,8 @@
 Per session t: the simulated venue matches working orders against bar t (fills are dispatched first, as the
 exchange trades before the bar completes), then one ``MarketEvent`` carrying every symbol is dispatched to the
 portfolio (mark, settle, risk) and the strategy (signals -> orders, which can only fill on later bars).
+Runs of sessions in which nothing but marks can happen (``backtester.quiet_sessions``) are absorbed in bulk,
+from a session's start or, once the venue's fills of it are booked, from its close.
 ``build_backtest`` is the one wiring function; the CLI and the tests both call it.
 """
 
@@ -109,6 +111,11 @@ class Backtest:
                 queue.run_until_empty()
                 executor.process_new_stops(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
                 queue.run_until_empty()
+                if quiet is not None:  # the venue is done with session t: its close may start a quiet run
+                    absorbed = quiet.absorb_from(t)
+                    if absorbed:
+                        t += absorbed
+                        continue
             clock.advance_to(ts_close)
             queue.put(
                 MarketEvent(

@@ -9,11 +9,15 @@ computes the run's equity, exposure, drawdowns and history rings in numpy, to th
 
 A session is quiet when, at its start, no order is working at the simulated venue (so nothing can fill or be
 stopped), no strategy has a signal on it (``Strategy.signal_rows``, known after ``prepare``), no clock timer is
-due by its close and no protective stop waits to be placed. A sale's cash settling inside the run does not end
-it: settling moves cash from unsettled to settled and changes neither equity nor anything a quiet session
-reads, so the run settles what is due by its last close at its end (a run used to stop there: in a one-symbol
-backtest that sent ~1,900 of 10,230 sessions through the event path for nothing). A run stops at the first
-session that is not, and ``absorb_quiet`` stops early before a session whose equity would move the trading
+due by its close and no protective stop waits to be placed. Two kinds of session used to end a run and no longer
+do, both for the same reason (nothing between them and the close can change the book):
+- a session whose bar filled orders, once the venue is done with it, its fills are booked and nothing works any
+  more (``Backtest.run`` asks again then): in a one-symbol backtest every order's fill session went through the
+  event path;
+- a sale's cash settling: settling moves cash from unsettled to settled and changes neither equity nor anything
+  a quiet session reads, so the run settles what is due by its last close at its end.
+On one symbol x 100,000 bars the event path took 10,230 sessions before, 4,414 now. A run stops at the first
+session that is not quiet, and ``absorb_quiet`` stops early before a session whose equity would move the trading
 state: those go through the event path, which makes and logs every transition itself. So do runs shorter than
 ``MIN_RUN_SESSIONS``, where the bulk path costs more than it saves.
 """

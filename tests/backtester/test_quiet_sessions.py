@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backtester.engine import Backtest, BacktestResult, build_backtest
-from backtester.quiet_sessions import MIN_RUN_SESSIONS, carried_forward
+from backtester.quiet_sessions import MIN_RUN_SESSIONS, QuietSessions, carried_forward
 from core.config_loader import load_config
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
@@ -126,9 +126,22 @@ def test_the_default_minimum_run_gives_the_same_backtest(case: str) -> None:
     assert_same(mixed, run(strategy, overrides, frames, False))
 
 
-def test_the_cases_reach_the_edges_they_are_there_for() -> None:
+def test_the_cases_reach_the_edges_they_are_there_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without these the equality above could hold for want of anything to differ on."""
     frames = market(6, 11, True)
+    run_starts: list[int] = []
+    absorb_from = QuietSessions.absorb_from
+
+    def recording(self: QuietSessions, t: int) -> int:
+        absorbed = absorb_from(self, t)
+        if absorbed:
+            run_starts.append(t)
+        return absorbed
+
+    monkeypatch.setattr(QuietSessions, "absorb_from", recording)
+    traded = run(*CASES["momentum default"], frames, True)
+    dates = BarPanel.from_frames(frames, CALENDAR).dates
+    assert set(dates[run_starts]) & set(traded.fills["date"]), "no run starts at the close of a session that filled"
     tight = run(*CASES["mean reversion stops, tight risk"], frames, True)
     assert any("REDUCING" in change for change in tight.state_history)
     assert any("REDUCING->ACTIVE" in change for change in tight.state_history)
