@@ -85,6 +85,9 @@ def ring_mean(values: list[float]) -> float:
     does not depend on where the ring starts or how numpy orders its additions (share volumes, whole numbers,
     sum exactly in any order, so the figures are those of the vectorized mean it replaces).
     """
+    total = math.fsum(values)
+    if total == total and values:  # no NaN among them (the usual case): no filtered copy
+        return total / len(values)
     known = [value for value in values if value == value]
     return math.fsum(known) / len(known) if known else math.nan
 
@@ -100,6 +103,11 @@ class LedgerPositions(Mapping[str, int]):
         self._ledger = ledger
 
     def __getitem__(self, symbol: str) -> int:
+        return self._ledger.position(symbol)
+
+    def get(self, symbol: str, default: int = 0) -> int:  # type: ignore[override]
+        """As ``Mapping.get``, without its try/except around ``__getitem__`` (which never raises: unknown is 0);
+        the risk checks ask several times per order."""
         return self._ledger.position(symbol)
 
     def __iter__(self) -> Iterator[str]:

@@ -135,13 +135,8 @@ class MaxOrderNotional:
 
     def check(self, order: OrderEvent, book: BookView, now_ns: int) -> Rejection | None:
         last = book.last_price(order.symbol)
-        candidates = (
-            ("limit price", order.limit_price),
-            ("reference price", order.reference_price),
-            ("last price", last),
-        )
-        priced = [(label, price) for label, price in candidates if usable_price(price)]
-        if not priced:
+        priced = _valuation_price(order, last)
+        if priced is None:
             if is_verified_reduce_only(order, book.position(order.symbol)):
                 return None
             return Rejection(
@@ -150,7 +145,7 @@ class MaxOrderNotional:
                 f"price (got {order.limit_price}, {order.reference_price}, {last}); it is refused until a price "
                 "is known.",
             )
-        label, price = priced[0]
+        label, price = priced
         notional = order.quantity * price
         if notional > self.max_notional_usd and not is_verified_reduce_only(order, book.position(order.symbol)):
             return Rejection(
@@ -160,6 +155,17 @@ class MaxOrderNotional:
                 "(pre_trade.max_order_notional_usd); split the order or raise the limit.",
             )
         return None
+
+
+def _valuation_price(order: OrderEvent, last: float) -> tuple[str, float] | None:
+    """The first usable of the order's limit price, its reference price and the last price, with its label."""
+    if usable_price(order.limit_price):
+        return "limit price", order.limit_price
+    if usable_price(order.reference_price):
+        return "reference price", order.reference_price
+    if usable_price(last):
+        return "last price", last
+    return None
 
 
 class MaxAdvParticipation:
@@ -470,10 +476,9 @@ class PreTradeGate:
         if is_verified_reduce_only(order, book.position(order.symbol)):
             return None
         caps = [(self._max_quantity.max_quantity, self._max_quantity.name)]
-        for price in (order.limit_price, order.reference_price, book.last_price(order.symbol)):
-            if usable_price(price):
-                caps.append((math.floor(self._max_notional.max_notional_usd / price + 1e-9), self._max_notional.name))
-                break
+        priced = _valuation_price(order, book.last_price(order.symbol))
+        if priced is not None:
+            caps.append((math.floor(self._max_notional.max_notional_usd / priced[1] + 1e-9), self._max_notional.name))
         adv = book.average_daily_volume(order.symbol)
         if math.isfinite(adv) and adv > 0.0:
             caps.append((math.floor(self._max_adv.max_pct / 100.0 * adv + 1e-9), self._max_adv.name))

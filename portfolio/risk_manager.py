@@ -254,11 +254,12 @@ class RiskManager:
     ) -> tuple[int, str] | None:
         """The most shares an order that adds exposure may have under the weight and gross limits, and the binding
         limit's name; None when those limits do not bind it (or cannot be measured: the check then refuses)."""
-        if reduces_position(order.side, order.quantity, positions.get(order.symbol, 0)):
+        position = positions.get(order.symbol, 0)
+        if reduces_position(order.side, order.quantity, position):
             return None
         if not usable_price(price) or not usable_price(equity) or not math.isfinite(gross_exposure):
             return None
-        held = abs(positions.get(order.symbol, 0))
+        held = abs(position)
         caps = (
             (math.floor(self._cfg.max_position_weight_pct / 100.0 * equity / price + 1e-9) - held,
              "max_position_weight"),
