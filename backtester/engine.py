@@ -4,7 +4,8 @@ Per session t: the simulated venue matches working orders against bar t (fills a
 exchange trades before the bar completes), then one ``MarketEvent`` carrying every symbol is dispatched to the
 portfolio (mark, settle, risk) and the strategy (signals -> orders, which can only fill on later bars).
 Runs of sessions in which nothing but marks can happen (``backtester.quiet_sessions``) are absorbed in bulk,
-from a session's start or, once the venue's fills of it are booked, from its close.
+from a session's start or, once the venue's fills of it are booked, from its close; a run may end with a
+session on which a strategy signals, whose close the strategies then see as in the event path.
 ``build_backtest`` is the one wiring function; the CLI and the tests both call it.
 """
 
@@ -95,45 +96,51 @@ class Backtest:
             strategy.prepare(_bar_arrays(panel))
         opens, highs, lows, closes, volumes = panel.open, panel.high, panel.low, panel.close, panel.volume
         open_ns, close_ns = self.sessions.open_ns, self.sessions.close_ns
-        symbols = panel.symbols
         quiet = QuietSessions(self, closes, volumes, close_ns, self.quiet_min_run) if self.skip_quiet_sessions else None
         t = 0
         while t < len(close_ns):
-            if quiet is not None:
-                absorbed = quiet.absorb_from(t)
-                if absorbed:
-                    t += absorbed
-                    continue
-            ts_close = int(close_ns[t])
+            if quiet is not None and (absorbed := self._absorb(quiet, t)):
+                t += absorbed
+                continue
             if executor.has_working_orders():
                 clock.advance_to(int(open_ns[t]))
                 executor.process_bar(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
                 queue.run_until_empty()
                 executor.process_new_stops(t, opens[t], highs[t], lows[t], closes[t], volumes[t])
                 queue.run_until_empty()
-                if quiet is not None:  # the venue is done with session t: its close may start a quiet run
-                    absorbed = quiet.absorb_from(t)
-                    if absorbed:
-                        t += absorbed
-                        continue
-            clock.advance_to(ts_close)
-            queue.put(
-                MarketEvent(
-                    ts_event_ns=ts_close,
-                    ts_init_ns=ts_close,
-                    bar_index=t,
-                    symbols=symbols,
-                    open=opens[t],
-                    high=highs[t],
-                    low=lows[t],
-                    close=closes[t],
-                    volume=volumes[t],
-                )
-            )
+                # the venue is done with session t: its close may start a quiet run
+                if quiet is not None and (absorbed := self._absorb(quiet, t)):
+                    t += absorbed
+                    continue
+            clock.advance_to(int(close_ns[t]))
+            queue.put(self._close_event(t))
             queue.run_until_empty()
             t += 1
         wall = time.perf_counter() - started
         return self._result(wall)
+
+    def _close_event(self, t: int) -> MarketEvent:
+        """The ``MarketEvent`` of session ``t``'s close: every symbol's bar."""
+        panel, ts_close = self.panel, int(self.sessions.close_ns[t])
+        return MarketEvent(ts_event_ns=ts_close, ts_init_ns=ts_close, bar_index=t, symbols=panel.symbols,
+                           open=panel.open[t], high=panel.high[t], low=panel.low[t], close=panel.close[t],
+                           volume=panel.volume[t])  # fmt: skip
+
+    def _absorb(self, quiet: QuietSessions, t: int) -> int:
+        """Absorb the quiet run from ``t`` (``QuietSessions.absorb_from``); returns how many sessions it took.
+
+        A run may end with a session on which a strategy signals: the portfolio's part of that close is absorbed
+        with the rest (its book too is constant up to the close), then the strategies see the close event, as they
+        would after ``PortfolioManager.on_market`` in the event path, and their signals are decided at once.
+        """
+        absorbed = quiet.absorb_from(t)
+        last = t + absorbed - 1
+        if absorbed and quiet.signals_on(last):
+            event = self._close_event(last)
+            for strategy in self.strategies:
+                self.queue.call(strategy.on_market, event)
+            self.queue.run_until_empty()
+        return absorbed
 
     def _result(self, wall_seconds: float) -> BacktestResult:
         pm = self.portfolio

@@ -9,14 +9,16 @@ computes the run's equity, exposure, drawdowns and history rings in numpy, to th
 
 A session is quiet when, at its start, no order is working at the simulated venue (so nothing can fill or be
 stopped), no strategy has a signal on it (``Strategy.signal_rows``, known after ``prepare``), no clock timer is
-due by its close and no protective stop waits to be placed. Two kinds of session used to end a run and no longer
-do, both for the same reason (nothing between them and the close can change the book):
-- a session whose bar filled orders, once the venue is done with it, its fills are booked and nothing works any
-  more (``Backtest.run`` asks again then): in a one-symbol backtest every order's fill session went through the
-  event path;
-- a sale's cash settling: settling moves cash from unsettled to settled and changes neither equity nor anything
+due by its close and no protective stop waits to be placed. Three kinds of session used to end a run and no
+longer do, for one reason: nothing between them and their close can change the book.
+- A session on which a strategy signals ends the run it closes: its close is absorbed with the run's, then the
+  strategies see its close event and their signals are decided (``Backtest._absorb``), in the event path's
+  order (the portfolio's close first, then the strategies).
+- A session whose bar filled orders starts a run from its close, once the venue is done with it, its fills are
+  booked and nothing works any more (``Backtest.run`` asks again then).
+- A sale's cash settling: settling moves cash from unsettled to settled and changes neither equity nor anything
   a quiet session reads, so the run settles what is due by its last close at its end.
-On one symbol x 100,000 bars the event path took 10,230 sessions before, 4,414 now. A run stops at the first
+On one symbol x 100,000 bars the event path took 10,230 sessions before, 511 now. A run stops at the first
 session that is not quiet, and ``absorb_quiet`` stops early before a session whose equity would move the trading
 state: those go through the event path, which makes and logs every transition itself. So do runs shorter than
 ``MIN_RUN_SESSIONS``, where the bulk path costs more than it saves.
@@ -51,6 +53,7 @@ class QuietSessions:
         for strategy in backtest.strategies:
             signal_rows |= strategy.signal_rows
         self._signal_sessions: list[int] = np.flatnonzero(signal_rows).tolist()  # lists: bisect beats numpy here
+        self._signal_rows = signal_rows
         self._closes = np.asarray(closes, dtype=np.float64)
         self._volumes = volumes
         self._close_ns = np.asarray(close_ns, dtype=np.int64)
@@ -75,11 +78,16 @@ class QuietSessions:
             self._clock.advance_to(int(self._close_ns[t + absorbed - 1]))
         return absorbed
 
+    def signals_on(self, t: int) -> bool:
+        """A strategy signals on session ``t`` (the last session of a run may: ``Backtest._absorb``)."""
+        return bool(self._signal_rows[t])
+
     def _run_end(self, t: int) -> int:
-        """The first session at or after ``t`` that is not quiet by the schedule (signals, timers)."""
+        """Where the run from ``t`` ends by the schedule: just after the first session with a signal (its close
+        is absorbed, then its signals are decided), or at the first with a timer due."""
         close_ns, signals = self._close_ns_list, self._signal_sessions
         i = bisect_left(signals, t)
-        end = signals[i] if i < len(signals) else len(close_ns)
+        end = signals[i] + 1 if i < len(signals) else len(close_ns)
         due_ns = self._clock.next_timer_ns()
         if due_ns is not None:  # the first session whose close reaches it fires it
             end = min(end, bisect_left(close_ns, due_ns))

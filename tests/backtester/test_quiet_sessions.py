@@ -129,19 +129,21 @@ def test_the_default_minimum_run_gives_the_same_backtest(case: str) -> None:
 def test_the_cases_reach_the_edges_they_are_there_for(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without these the equality above could hold for want of anything to differ on."""
     frames = market(6, 11, True)
-    run_starts: list[int] = []
+    runs: list[tuple[int, int, bool]] = []  # (first session, sessions, signals on the last)
     absorb_from = QuietSessions.absorb_from
 
     def recording(self: QuietSessions, t: int) -> int:
         absorbed = absorb_from(self, t)
         if absorbed:
-            run_starts.append(t)
+            runs.append((t, absorbed, self.signals_on(t + absorbed - 1)))
         return absorbed
 
     monkeypatch.setattr(QuietSessions, "absorb_from", recording)
     traded = run(*CASES["momentum default"], frames, True)
     dates = BarPanel.from_frames(frames, CALENDAR).dates
-    assert set(dates[run_starts]) & set(traded.fills["date"]), "no run starts at the close of a session that filled"
+    starts = [t for t, _, _ in runs]
+    assert set(dates[starts]) & set(traded.fills["date"]), "no run starts at the close of a session that filled"
+    assert any(signals for _, _, signals in runs), "no run ends with a session on which the strategy signals"
     tight = run(*CASES["mean reversion stops, tight risk"], frames, True)
     assert any("REDUCING" in change for change in tight.state_history)
     assert any("REDUCING->ACTIVE" in change for change in tight.state_history)
