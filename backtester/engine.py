@@ -145,8 +145,8 @@ class Backtest:
     def _result(self, wall_seconds: float) -> BacktestResult:
         pm = self.portfolio
         session_dates = new_york_dates(np.asarray(pm.equity_ts, dtype="int64"))
-        equity = pd.Series(pm.equity_values, index=session_dates, name="equity")
-        gross = pd.Series(pm.gross_exposure_values, index=session_dates, name="gross_exposure")
+        equity = _float_series(pm.equity_values, session_dates, "equity")
+        gross = _float_series(pm.gross_exposure_values, session_dates, "gross_exposure")
         return BacktestResult(
             equity=equity,
             gross_exposure=gross,
@@ -285,6 +285,14 @@ def _settlement(sessions: SessionTimes, settlement_days: int):
         return int(close_ns[-1]) + (target - len(open_ns) + 1) * NS_PER_DAY
 
     return settles_at_ns
+
+
+def _float_series(values: list[float], index: pd.DatetimeIndex, name: str) -> pd.Series:
+    """A series of the run's floats, converted to float64 by numpy: pandas, given the list, builds an object array
+    first and infers the dtype from it (~6 ms for 100,000 sessions). No session keeps pandas' own empty dtype."""
+    if not values:
+        return pd.Series(values, index=index, name=name)
+    return pd.Series(np.asarray(values, dtype=np.float64), index=index, name=name)
 
 
 def _bar_arrays(panel: BarPanel) -> BarArrays:

@@ -201,6 +201,18 @@ def test_the_fills_frame_is_the_frame_pandas_builds_from_the_fills_values() -> N
     pd.testing.assert_frame_equal(result.fills, inferred, check_exact=True)
 
 
+def test_the_equity_and_exposure_series_are_those_pandas_builds_from_the_runs_values() -> None:
+    """The result's series get numpy float64 arrays instead of lists: same values, dtype, index and name."""
+    bars = panel(symbols=("AAA", "BBB"))
+    backtest = build_backtest(AppConfig(), bars, [ScriptedStrategy({(2, "AAA"): 1, (5, "BBB"): 1})], CAL)
+    result = backtest.run()
+    pm = backtest.portfolio
+    assert pm.gross_exposure_values[-1] > 0.0, "the run must hold something to test anything"
+    for series, values in ((result.equity, pm.equity_values), (result.gross_exposure, pm.gross_exposure_values)):
+        pd.testing.assert_series_equal(series, pd.Series(values, index=series.index, name=series.name),
+                                       check_exact=True)  # fmt: skip
+
+
 def test_a_result_does_not_keep_its_backtest_alive() -> None:
     """The stops frame is built when first read, from the stop orders alone: a research run that keeps many
     results (scenarios, A/B runs) must not keep every backtest's books, queue and venue in memory with them."""
