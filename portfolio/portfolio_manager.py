@@ -243,8 +243,8 @@ class PortfolioManager:
         the equity and exposure series, the risk rules' peak and drawdowns, the optimizer's returns and the
         history rings end where as many ``on_market`` calls would leave them, and the cash due by the last absorbed
         close is settled (in the same order: each ``on_market`` settles what is due by its close, oldest first, and
-        nothing in between reads the settled part). It stops before a session whose
-        equity would move the trading state (``RiskManager.absorb_quiet``); that one goes to ``on_market``.
+        nothing in between reads the settled part). It stops before a session whose equity would move the trading
+        state (``RiskManager.absorb_quiet``); that one goes to ``on_market``.
         """
         equity, gross = self.ledger.quiet_valuations(last_rows)
         n = self.risk.absorb_quiet(equity, gross == 0.0)

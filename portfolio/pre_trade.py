@@ -85,6 +85,17 @@ def usable_price(price: float | None) -> TypeGuard[float]:
     return price is not None and math.isfinite(price) and price > 0.0
 
 
+def _valuation_price(order: OrderEvent, last: float) -> tuple[str, float] | None:
+    """The first usable of the order's limit price, its reference price and the last price, with its label."""
+    if usable_price(order.limit_price):
+        return "limit price", order.limit_price
+    if usable_price(order.reference_price):
+        return "reference price", order.reference_price
+    if usable_price(last):
+        return "last price", last
+    return None
+
+
 def describe(order: OrderEvent) -> str:
     """The order as a person reads it in a reason, e.g. ``BUY 1,500 AAA``."""
     return f"{order.side} {order.quantity:,} {order.symbol}"
@@ -155,17 +166,6 @@ class MaxOrderNotional:
                 "(pre_trade.max_order_notional_usd); split the order or raise the limit.",
             )
         return None
-
-
-def _valuation_price(order: OrderEvent, last: float) -> tuple[str, float] | None:
-    """The first usable of the order's limit price, its reference price and the last price, with its label."""
-    if usable_price(order.limit_price):
-        return "limit price", order.limit_price
-    if usable_price(order.reference_price):
-        return "reference price", order.reference_price
-    if usable_price(last):
-        return "last price", last
-    return None
 
 
 class MaxAdvParticipation:
