@@ -97,7 +97,8 @@ class QuietSessions:
 def carried_forward(block: np.ndarray, last_prices: np.ndarray) -> np.ndarray:
     """The last price of each symbol after each row of ``block`` (C-contiguous): a row's NaN keeps the price
     before it, starting from ``last_prices``, as ``Ledger.mark`` row after row would."""
-    if not np.isnan(block).any():
+    total = float(block.sum())
+    if total == total:  # no NaN (a NaN sum is one, or infinities cancelling: the exact path below is right for both)
         return np.ascontiguousarray(block)
     stacked = np.vstack([last_prices[np.newaxis, :], block])
     source = np.where(np.isnan(stacked), 0, np.arange(len(stacked))[:, np.newaxis])

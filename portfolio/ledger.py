@@ -419,8 +419,9 @@ class Ledger:
         rows = np.ascontiguousarray(last_rows, dtype=np.float64)
         market_value = (rows * self._quantities).sum(axis=1)
         gross = (rows * self._abs_quantities).sum(axis=1)
-        unknown = np.flatnonzero(np.isnan(market_value) | np.isnan(gross))
-        if len(unknown):
+        total = float(market_value.sum()) + float(gross.sum())
+        if total != total:  # some row is NaN (or infinities cancelled: the rows are then looked at one by one)
+            unknown = np.flatnonzero(np.isnan(market_value) | np.isnan(gross))
             held = self._quantities != 0.0
             held_quantities, held_absolute = self._quantities[held], self._abs_quantities[held]
             for i in unknown:
