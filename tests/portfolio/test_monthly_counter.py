@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core.clock import NS_PER_SECOND
@@ -97,19 +97,25 @@ def test_counts_agree_with_pandas_month_in_new_york(timestamps: list[int]) -> No
         assert counter.count(ts) == keys.count(key)
 
 
+ZONES = ["America/New_York", "Europe/London", "Asia/Tokyo", "America/Sao_Paulo", "Australia/Lord_Howe",
+         "Pacific/Apia", "Asia/Kathmandu", "Asia/Manila"]  # fmt: skip
+
+
 @given(
     st.lists(
-        st.tuples(st.integers(1971, 2090), st.integers(1, 12), st.integers(-2 * 86_400, 2 * 86_400)),
+        st.tuples(st.integers(1800, 2190), st.integers(1, 12), st.integers(-3 * 86_400, 3 * 86_400)),
         min_size=1,
         max_size=40,
     ),
-    st.sampled_from(["America/New_York", "Europe/London", "Asia/Tokyo", "America/Sao_Paulo", "Australia/Lord_Howe"]),
+    st.sampled_from(ZONES),
 )
 def test_the_kept_month_bounds_give_the_month_of_every_instant(
     near_month_starts: list[tuple[int, int, int]], tz: str
 ) -> None:
     """Instants around local month starts, in any order, in zones whose clocks jump (at midnight in Sao Paulo's
-    past): the month kept from the last call never answers for an instant outside it."""
+    past, by a whole day in Samoa at the end of 2011, from local mean time before 1900, under the rules of the
+    zone's POSIX string after its last listed change): the span kept from the last call never answers for an
+    instant outside its month."""
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo(tz)
@@ -119,3 +125,31 @@ def test_the_kept_month_bounds_give_the_month_of_every_instant(
         for instant in (second, second - 1, second + 1):
             expected = datetime.fromtimestamp(instant, tz=zone)
             assert counter._month(instant * NS_PER_SECOND) == (expected.year, expected.month), (tz, instant)
+
+
+@given(
+    st.integers(1800, 2190),
+    st.integers(1, 12),
+    st.integers(0, 31 * 86_400),
+    st.booleans(),
+    st.integers(-2 * 86_400, 2 * 86_400),
+    st.sampled_from(ZONES),
+)
+@example(2024, 3, 20 * 86_400, False, -1_800, "America/New_York")  # the last half hour of February, in EST
+@example(2011, 12, 29 * 86_400 + 43_200, False, -3_600, "Pacific/Apia")  # after a day the clocks skipped: 30 Dec 2011
+def test_a_span_kept_from_anywhere_in_a_month_holds_only_that_month(
+    year: int, month: int, anchor_s: int, at_end: bool, probe_s: int, tz: str
+) -> None:
+    """The span kept from one instant of a month (after the clocks changed in it, say) must not reach into the
+    months on either side: the instant looked up next lies near the month's first or last midnight."""
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    start = int(datetime(year, month, 1, tzinfo=zone).timestamp())
+    end = int(datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone).timestamp())
+    anchor = start + anchor_s % (end - start)
+    probe = (end if at_end else start) + probe_s
+    counter = MonthlyTradeCounter(max_trades_per_month=None, tz=tz)
+    for instant in (anchor, probe):
+        expected = datetime.fromtimestamp(instant, tz=zone)
+        assert counter._month(instant * NS_PER_SECOND) == (expected.year, expected.month), (tz, instant)
