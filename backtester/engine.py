@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from backtester.frozen_heap import frozen_heap
 from backtester.quiet_sessions import MIN_RUN_SESSIONS, QuietSessions
 from core.clock import SimClock
 from core.config_models import AppConfig
@@ -91,6 +92,12 @@ class Backtest:
 
     def run(self) -> BacktestResult:
         started = time.perf_counter()
+        with frozen_heap():
+            self._run_sessions()
+            wall = time.perf_counter() - started
+            return self._result(wall)
+
+    def _run_sessions(self) -> None:
         panel, queue, clock, executor = self.panel, self.queue, self.clock, self.executor
         for strategy in self.strategies:
             strategy.prepare(_bar_arrays(panel))
@@ -116,8 +123,6 @@ class Backtest:
             queue.put(self._close_event(t))
             queue.run_until_empty()
             t += 1
-        wall = time.perf_counter() - started
-        return self._result(wall)
 
     def _close_event(self, t: int) -> MarketEvent:
         """The ``MarketEvent`` of session ``t``'s close: every symbol's bar."""
