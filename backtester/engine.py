@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from backtester.frozen_heap import frozen_heap
 from backtester.quiet_sessions import MIN_RUN_SESSIONS, QuietSessions
 from core.clock import SimClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
 from core.events import FillEvent, MarketEvent, OrderFailedEvent, OrderStatus, OrderType, SignalEvent
+from core.frozen_heap import frozen_heap
 from data.calendar import NS_PER_DAY, TradingCalendar, floor_to_day_ns
 from data.panel import BarPanel
 from execution.commissions import build_commission_model

@@ -43,6 +43,7 @@ from typing import Any
 from core.clock import NS_PER_SECOND, WallClock
 from core.config_models import AppConfig
 from core.event_queue import EventQueue
+from core.frozen_heap import frozen_heap
 from core.ib_wrapper import IbConnection
 from core.ipc_commands import CommandServer
 from core.ipc_heartbeat import HeartbeatPublisher
@@ -147,17 +148,18 @@ class Engine:
         if level is not None:
             parts.kill.on_kill(level, at_startup=True)
         parts.timers.watch_monitor_now()  # before connecting: refuse_start must hold from the very first bar
-        parts.connection.start()
-        parts.timers.start()
-        log.info("event=engine_started symbols=%s strategies=%s duration_s=%s heartbeat=%s commands=%s",
-                 ",".join(parts.symbols), ",".join(s.strategy.strategy_id for s in parts.session.strategies),
-                 duration_s, parts.heartbeat.endpoint, parts.commands.endpoint)  # fmt: skip
-        try:
-            self._loop(end_ns)
-        except (Exception, EngineCrashed) as error:  # raised outside a handler, or a handler's crash
-            self._stop.crash(error)
-        finally:
-            self.close()
+        with frozen_heap(collect_first=True):  # the start-up heap out of the collector's scans (core.frozen_heap)
+            parts.connection.start()
+            parts.timers.start()
+            log.info("event=engine_started symbols=%s strategies=%s duration_s=%s heartbeat=%s commands=%s",
+                     ",".join(parts.symbols), ",".join(s.strategy.strategy_id for s in parts.session.strategies),
+                     duration_s, parts.heartbeat.endpoint, parts.commands.endpoint)  # fmt: skip
+            try:
+                self._loop(end_ns)
+            except (Exception, EngineCrashed) as error:  # raised outside a handler, or a handler's crash
+                self._stop.crash(error)
+            finally:
+                self.close()
         return self.exit_code
 
     def _install_signals(self) -> None:

@@ -2,11 +2,13 @@
 
 ``build_engine`` wires the very engine ``main.py`` runs (here with every file under ``tmp_path``); ``Engine.run``
 drives it on a thread of this process. Checked: it starts in STARTING and sends nothing until the broker sync
-has reconciled, trades once ACTIVE, and a KILL_NOW flag ends it flat with exit code 0 and a ``kill`` last beat.
+has reconciled, trades once ACTIVE, and a KILL_NOW flag ends it flat with exit code 0 and a ``kill`` last beat;
+while it runs, the heap it started with is frozen (``core.frozen_heap``), and nothing is once it stopped.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 import time
@@ -85,6 +87,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
         eventually(lambda: engine.reconciled, 30, "the broker sync reconciled", thread)
         assert engine.parts.sync.generation == 1
         eventually(lambda: engine.trading.state is TradingState.ACTIVE, 10, "ACTIVE after the sync", thread)
+        assert gc.get_freeze_count() > 10_000  # the start-up heap is out of the collector's scans while it runs
         eventually(lambda: engine_positions_at(sim), 90, "the engine trades", thread)
         kill_now = engine.files.kill_now_flag
         kill_now.parent.mkdir(parents=True, exist_ok=True)
@@ -96,6 +99,7 @@ def test_engine_in_process_starts_synced_trades_and_ends_flat_on_kill_now(tmp_pa
             engine.request_stop("test teardown")
             thread.join(30)
     assert exit_codes == [ExitCode.OK]
+    assert gc.get_freeze_count() == 0  # and back in the collector's care once it stopped
     assert engine.trading.state is TradingState.HALTED
     assert engine_positions_at(sim) == {}
     with sim.lock:

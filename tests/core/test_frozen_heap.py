@@ -1,4 +1,5 @@
-"""A backtest leaves the heap it started with out of the collector's scans while it runs, and undoes that after.
+"""A backtest leaves the heap it started with out of the collector's scans while it runs, and undoes that after
+(the live engine's run does the same: ``tests/live/test_engine_in_process.py``).
 
 The freeze must never outlive the run (objects frozen for good would escape every later collection of the
 process), must be undone when the run raises, and must not undo a freeze the caller made itself.
@@ -7,6 +8,7 @@ process), must be undone when the run raises, and must not undo a freeze the cal
 from __future__ import annotations
 
 import gc
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +16,8 @@ import numpy as np
 import pytest
 
 from backtester.engine import Backtest, build_backtest
-from backtester.frozen_heap import frozen_heap
 from core.config_loader import load_config
+from core.frozen_heap import frozen_heap
 from data.calendar import TradingCalendar
 from data.panel import BarPanel
 from data.synthetic import generate_market
@@ -80,3 +82,20 @@ def test_a_freeze_made_by_the_caller_is_left_alone() -> None:
     with frozen_heap():
         assert gc.get_freeze_count() == frozen
     assert gc.get_freeze_count() == frozen and kept
+
+
+def test_collect_first_frees_the_garbage_already_made_before_freezing() -> None:
+    class Node:
+        def __init__(self) -> None:
+            self.me = self  # a cycle: only the collector frees it
+
+    gc.collect()
+    gc.disable()
+    try:
+        cyclic = Node()
+        alive = weakref.ref(cyclic)
+        del cyclic
+        with frozen_heap(collect_first=True):
+            assert alive() is None, "frozen with the garbage in it"
+    finally:
+        gc.enable()
