@@ -75,11 +75,13 @@ def test_a_run_that_raises_leaves_nothing_frozen() -> None:
 
 
 def test_a_freeze_made_by_the_caller_is_left_alone() -> None:
+    """The count is compared with bounds, not for equality: a frozen object that dies leaves the count."""
     gc.freeze()
     frozen = gc.get_freeze_count()
+    _made_since = [[] for _ in range(1_000)]  # tracked after the caller's freeze: a second freeze would take them
     with frozen_heap():
-        assert gc.get_freeze_count() == frozen
-    assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() <= frozen, "froze again over the caller's freeze"
+    assert 0 < gc.get_freeze_count() <= frozen, "undid the caller's freeze"
 
 
 def test_collect_first_frees_the_garbage_already_made_before_freezing() -> None:
